@@ -1,0 +1,326 @@
+"""The config.yaml contract, validated at load time.
+
+Every error names the file and the field path and says what was expected, on one line,
+so a user can fix a typo without reading a traceback. Unknown keys are errors: a
+misspelt option must not silently do nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+DEFAULT_CONFIG = "config.yaml"
+DEFAULT_DATABASE_URL = "sqlite:///veille.db"
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_INTERVAL = re.compile(r"^(\d+)\s*(s|m|h|d)$")
+_INTERVAL_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+class ConfigError(Exception):
+    """A config problem, already worded for the user (`file: field: what is wrong`)."""
+
+
+def _http_url(value: str) -> str:
+    if not re.match(r"^https?://[^/\s:]+(:\d+)?(/\S*)?$", value):
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    return value
+
+
+def _regex(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"{value!r} is not a valid regular expression ({exc})") from None
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseConfig(_Strict):
+    url: str = DEFAULT_DATABASE_URL
+
+    @field_validator("url")
+    @classmethod
+    def _known_backend(cls, v: str) -> str:
+        if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", v):
+            raise ValueError(f"{v!r} is not a sqlite:// or postgresql:// URL")
+        return v
+
+
+class CrawlConfig(_Strict):
+    user_agent: str = "veille/0.1 (+https://example.org/veille)"
+    obey_robots: bool = True
+    concurrency_per_domain: int = Field(2, ge=1, le=32)
+    download_delay: float = Field(1.0, ge=0)
+    max_pages_per_outlet: int = Field(300, ge=1)
+    timeout: float = Field(30.0, gt=0, description="per-request download timeout, seconds")
+    max_page_bytes: int = Field(5_000_000, ge=10_000)
+    sitemap_max_age_days: int = Field(3, ge=1, description="sitemap entries older than this are skipped")
+    wall_clock_limit: float = Field(3600.0, gt=0, description="a crawl is stopped after this many seconds")
+    autothrottle: bool = True
+    retries: int = Field(2, ge=0, le=10)
+    queue: str | None = Field(None, description="redis://host:port/db for a shared frontier")
+
+    @field_validator("queue")
+    @classmethod
+    def _redis_url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^rediss?://", v):
+            raise ValueError(f"{v!r} is not a redis:// URL")
+        return v
+
+
+class OutletConfig(_Strict):
+    name: str
+    url: HttpUrl
+    language: Literal["fr", "ar", "en"]
+    feeds: list[HttpUrl] = []
+    sitemaps: list[HttpUrl] = []
+    sections: list[HttpUrl] = []
+    article_pattern: Annotated[str | None, AfterValidator(_regex)] = None
+    wp_json: bool = False
+    google_news: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not _SLUG.match(v):
+            raise ValueError(f"{v!r} is not a slug (lowercase letters, digits, - and _)")
+        return v
+
+    @property
+    def domain(self) -> str:
+        host = self.url.split("://", 1)[1].split("/", 1)[0].split(":", 1)[0]
+        return host.lower()
+
+
+class TopicConfig(_Strict):
+    name: str
+    label: str = ""
+    require: list[list[str]] = []
+    boost: list[str] = []
+    exclude: list[str] = []
+    min_score: float = 1.0
+    title_weight: float = Field(3.0, ge=1.0)
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not _SLUG.match(v):
+            raise ValueError(f"{v!r} is not a slug (lowercase letters, digits, - and _)")
+        return v
+
+    @field_validator("require")
+    @classmethod
+    def _non_empty_groups(cls, v: list[list[str]]) -> list[list[str]]:
+        for i, group in enumerate(v):
+            if not group:
+                raise ValueError(f"group {i} is empty: a require group needs at least one term")
+        return v
+
+
+def _schedule(value: str) -> str:
+    parse_schedule(value)
+    return value
+
+
+Schedule = Annotated[str, AfterValidator(_schedule)]
+
+
+class ScheduleConfig(_Strict):
+    timezone: str = "Africa/Casablanca"
+    crawl: Schedule = "*/30 * * * *"
+    digest: Schedule | None = "0 7 * * *"
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{v!r} is not a known time zone (e.g. Africa/Casablanca)") from None
+        return v
+
+
+class SmtpConfig(_Strict):
+    host: str = "localhost"
+    port: int = Field(25, ge=1, le=65535)
+    security: Literal["none", "starttls", "ssl"] = "none"
+    username: str | None = None
+    password_env: str = "VEILLE_SMTP_PASSWORD"
+    timeout: float = Field(30.0, gt=0)
+    verify: bool = True
+    ca_file: str | None = None
+
+
+class DigestConfig(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    topics: list[str] = []
+    to: list[str] = []
+    from_: str = Field("veille@example.org", alias="from")
+    subject: str = "Veille — {date}: {count} stories"
+    send_empty: bool = False
+    smtp: SmtpConfig = SmtpConfig()
+
+    @field_validator("to")
+    @classmethod
+    def _emails(cls, v: list[str]) -> list[str]:
+        for addr in v:
+            if not re.match(r"^[^@\s]+@[^@\s]+$", addr):
+                raise ValueError(f"{addr!r} is not an email address")
+        return v
+
+
+class Config(_Strict):
+    database: DatabaseConfig = DatabaseConfig()
+    crawl: CrawlConfig = CrawlConfig()
+    outlets: list[OutletConfig] = []
+    topics: list[TopicConfig] = []
+    schedule: ScheduleConfig = ScheduleConfig()
+    digest: DigestConfig = DigestConfig()
+    source: str = Field(DEFAULT_CONFIG, exclude=True)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Config:
+        _unique([o.name for o in self.outlets], "outlets", "outlet name")
+        _unique([t.name for t in self.topics], "topics", "topic name")
+        known = {t.name for t in self.topics}
+        for i, name in enumerate(self.digest.topics):
+            if name not in known:
+                raise ValueError(f"digest.topics[{i}]: {name!r} is not a configured topic")
+        return self
+
+    def outlet(self, name: str) -> OutletConfig:
+        for o in self.outlets:
+            if o.name == name:
+                return o
+        raise KeyError(name)
+
+
+def _unique(names: list[str], where: str, what: str) -> None:
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in seen:
+            raise ValueError(f"{where}[{i}]: duplicate {what} {name!r} (also {where}[{seen[name]}])")
+        seen[name] = i
+
+
+def parse_schedule(value: str) -> timedelta | str:
+    """Return a timedelta for an interval (`30s`, `15m`, `2h`, `1d`) or the cron string.
+
+    Raises ValueError with a user-facing message when it is neither.
+    """
+    m = _INTERVAL.match(value.strip())
+    if m:
+        n = int(m.group(1))
+        if n <= 0:
+            raise ValueError(f"{value!r}: an interval must be positive")
+        return timedelta(**{_INTERVAL_UNITS[m.group(2)]: n})
+    fields = value.split()
+    if len(fields) != 5:
+        raise ValueError(
+            f"{value!r} is neither a 5-field cron expression nor an interval like 30s, 15m, 2h"
+        )
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(value, timezone="UTC")
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a valid cron expression ({exc})") from None
+    return value
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith("function-") or part in {"str", "list[str]"}:
+            continue
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def _format(source: str, exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = _loc(tuple(err["loc"]))
+    msg = err["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    etype = err["type"]
+    if etype == "extra_forbidden":
+        msg = "unknown key (check the spelling)"
+    elif etype == "missing":
+        msg = "required key is missing"
+    elif "input" in err and etype not in {"value_error", "assertion_error"}:
+        msg = f"{err['input']!r}: {msg.lower()}"
+    where = f"{loc}: " if loc else ""
+    # model-level checks already carry their own path in the message
+    return f"{source}: {where}{msg}"
+
+
+def resolve_path(path: str | os.PathLike[str] | None) -> Path:
+    return Path(path or os.environ.get("VEILLE_CONFIG") or DEFAULT_CONFIG)
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read, validate and apply env overrides. Raises ConfigError with a one-line message."""
+    p = resolve_path(path)
+    try:
+        raw_text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found (use --config or VEILLE_CONFIG)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read config file ({exc})") from None
+    try:
+        data: Any = yaml.safe_load(raw_text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{p}: {where}YAML syntax error: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: top level must be a mapping of sections, got {type(data).__name__}")
+    return config_from_dict(data, source=str(p))
+
+
+def config_from_dict(data: dict[str, Any], source: str = DEFAULT_CONFIG) -> Config:
+    """Validate a mapping as a config, with the environment overrides applied."""
+    data = dict(data)
+    env_db = os.environ.get("VEILLE_DATABASE_URL")
+    if env_db:
+        db = dict(data.get("database") or {})
+        db["url"] = env_db
+        data["database"] = db
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format(source, exc)) from None
+    return cfg.model_copy(update={"source": source})
