@@ -1,0 +1,227 @@
+"""The schema: one typed model per table.
+
+Uniqueness constraints carry the idempotence of every write (the same URL twice is one
+article, the same story twice in one digest is impossible), so a retried or repeated
+write cannot duplicate data whatever the caller does.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes on every backend (SQLite drops the offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Outlet(Base):
+    __tablename__ = "outlets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    url: Mapped[str] = mapped_column(String(500))
+    language: Mapped[str | None] = mapped_column(String(8))
+
+
+class Story(Base):
+    __tablename__ = "stories"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    published: Mapped[datetime | None] = mapped_column(index=True)
+    features: Mapped[list[Any]] = mapped_column(default=list)
+
+    articles: Mapped[list[Article]] = relationship(
+        back_populates="story", order_by="Article.first_seen"
+    )
+
+
+class Article(Base):
+    __tablename__ = "articles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000), unique=True)
+    final_url: Mapped[str | None] = mapped_column(String(2000))
+    outlet_id: Mapped[int] = mapped_column(ForeignKey("outlets.id"), index=True)
+    story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id"), index=True)
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id"))
+    title: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    published: Mapped[datetime | None] = mapped_column(index=True)
+    author: Mapped[str | None] = mapped_column(String(300))
+    site_name: Mapped[str | None] = mapped_column(String(300))
+    language: Mapped[str | None] = mapped_column(String(8))
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    minhash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    versions: Mapped[int] = mapped_column(Integer, default=1)
+
+    outlet: Mapped[Outlet] = relationship()
+    story: Mapped[Story | None] = relationship(back_populates="articles")
+    topics: Mapped[list[TopicMatchRow]] = relationship(
+        back_populates="article", cascade="all, delete-orphan"
+    )
+
+
+class TopicMatchRow(Base):
+    """Why an article was flagged: the topic, the score, and every matched term and field."""
+
+    __tablename__ = "topic_matches"
+    __table_args__ = (UniqueConstraint("article_id", "topic"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    topic: Mapped[str] = mapped_column(String(100), index=True)
+    score: Mapped[float] = mapped_column(Float)
+    matched: Mapped[list[Any]] = mapped_column(default=list)  # [{"term","field","count"}]
+
+    article: Mapped[Article] = relationship(back_populates="topics")
+
+
+class Page(Base):
+    """Every URL the crawler fetched and settled (article, alias or skipped).
+
+    The incremental crawl consults this table before downloading, so non-article pages
+    (listings, videos) and URLs folded into another article are not fetched again either.
+    """
+
+    __tablename__ = "pages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000), unique=True)
+    outlet_id: Mapped[int] = mapped_column(ForeignKey("outlets.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # article | duplicate | skipped
+    article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id"))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FeedState(Base):
+    """Conditional-GET validators per feed/sitemap URL."""
+
+    __tablename__ = "feed_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000), unique=True)
+    etag: Mapped[str | None] = mapped_column(String(500))
+    last_modified: Mapped[str | None] = mapped_column(String(100))
+    last_fetched: Mapped[datetime | None]
+    last_full_fetch: Mapped[datetime | None]
+
+
+class CrawlRun(Base):
+    __tablename__ = "crawl_runs"
+    __table_args__ = (Index("ix_crawl_runs_kind_started", "kind", "started_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), default="crawl")  # crawl | digest
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    # running | ok | failed | interrupted
+    pid: Mapped[int | None]
+    host: Mapped[str | None] = mapped_column(String(200))
+    errors: Mapped[list[Any]] = mapped_column(default=list)
+    message: Mapped[str | None] = mapped_column(Text)
+
+    outlets: Mapped[list[OutletRun]] = relationship(
+        back_populates="run", cascade="all, delete-orphan"
+    )
+
+
+class OutletRun(Base):
+    """Per-outlet counts of one crawl: what the health report is built from."""
+
+    __tablename__ = "outlet_runs"
+    __table_args__ = (UniqueConstraint("run_id", "outlet"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("crawl_runs.id", ondelete="CASCADE"))
+    outlet: Mapped[str] = mapped_column(String(100), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="ok")  # ok | failing | blocked
+    discovered: Mapped[int] = mapped_column(default=0)
+    fetched: Mapped[int] = mapped_column(default=0)
+    new: Mapped[int] = mapped_column(default=0)
+    updated: Mapped[int] = mapped_column(default=0)
+    skipped: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    errors: Mapped[list[Any]] = mapped_column(default=list)
+
+    run: Mapped[CrawlRun] = relationship(back_populates="outlets")
+
+
+class Digest(Base):
+    __tablename__ = "digests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|failed|written
+    recipients: Mapped[str] = mapped_column(Text)  # sorted, comma-joined
+    recipients_key: Mapped[str] = mapped_column(String(64), index=True)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    message_id: Mapped[str | None] = mapped_column(String(300))
+    error: Mapped[str | None] = mapped_column(Text)
+
+    items: Mapped[list[DigestItem]] = relationship(
+        back_populates="digest", cascade="all, delete-orphan"
+    )
+
+
+class DigestItem(Base):
+    __tablename__ = "digest_items"
+    """A story in a digest that was sent. Written only in the transaction that marks the
+    digest sent, and unique per recipient list: a story is mailed to a list exactly once."""
+
+    __table_args__ = (UniqueConstraint("story_id", "recipients_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest_id: Mapped[int] = mapped_column(ForeignKey("digests.id", ondelete="CASCADE"))
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id"), index=True)
+    recipients_key: Mapped[str] = mapped_column(String(64))
+
+    digest: Mapped[Digest] = relationship(back_populates="items")

@@ -1,0 +1,443 @@
+"""Every read and write the rest of veille needs, as functions on a Session.
+
+Callers own the transaction (`Database.transaction()`); functions here never commit,
+so one article's rows land together or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from storage.models import (
+    Article,
+    CrawlRun,
+    Digest,
+    DigestItem,
+    FeedState,
+    Outlet,
+    OutletRun,
+    Page,
+    Story,
+    TopicMatchRow,
+    utcnow,
+)
+
+# ---------------------------------------------------------------- outlets & pages
+
+
+def ensure_outlet(session: Session, name: str, url: str = "", language: str | None = None) -> int:
+    """Return the outlet's id, creating or refreshing its row."""
+    row = session.scalar(select(Outlet).where(Outlet.name == name))
+    if row is None:
+        row = Outlet(name=name, url=url, language=language)
+        session.add(row)
+        session.flush()
+    elif url and (row.url != url or row.language != language):
+        row.url, row.language = url, language
+    return row.id
+
+
+def settled_urls(session: Session, urls: Iterable[str]) -> set[str]:
+    """Those of `urls` already fetched and settled (article, folded duplicate or skipped)."""
+    wanted = list(dict.fromkeys(urls))
+    found: set[str] = set()
+    for i in range(0, len(wanted), 500):
+        chunk = wanted[i : i + 500]
+        found.update(session.scalars(select(Page.url).where(Page.url.in_(chunk))))
+    return found
+
+
+def is_settled(session: Session, url: str) -> bool:
+    return session.scalar(select(Page.id).where(Page.url == url)) is not None
+
+
+def record_page(
+    session: Session,
+    url: str,
+    outlet_id: int,
+    kind: str,
+    article_id: int | None = None,
+    reason: str | None = None,
+) -> None:
+    row = session.scalar(select(Page).where(Page.url == url))
+    if row is None:
+        session.add(
+            Page(url=url, outlet_id=outlet_id, kind=kind, article_id=article_id, reason=reason)
+        )
+    else:
+        row.kind, row.article_id, row.reason, row.fetched_at = kind, article_id, reason, utcnow()
+
+
+# ---------------------------------------------------------------- feed validators
+
+
+@dataclass(frozen=True)
+class Validators:
+    etag: str | None
+    last_modified: str | None
+    last_full_fetch: datetime | None
+
+
+def feed_validators(session: Session, url: str) -> Validators | None:
+    row = session.scalar(select(FeedState).where(FeedState.url == url))
+    if row is None:
+        return None
+    return Validators(row.etag, row.last_modified, row.last_full_fetch)
+
+
+def save_feed_validators(
+    session: Session,
+    url: str,
+    etag: str | None,
+    last_modified: str | None,
+    *,
+    full_fetch: bool,
+) -> None:
+    """Remember a feed's validators; `full_fetch` marks an unconditional 200 answer."""
+    now = utcnow()
+    row = session.scalar(select(FeedState).where(FeedState.url == url))
+    if row is None:
+        row = FeedState(url=url)
+        session.add(row)
+    if etag is not None or full_fetch:
+        row.etag = etag
+    if last_modified is not None or full_fetch:
+        row.last_modified = last_modified
+    row.last_fetched = now
+    if full_fetch:
+        row.last_full_fetch = now
+
+
+# ---------------------------------------------------------------- crawl runs
+
+
+def start_run(session: Session, kind: str = "crawl") -> int:
+    run = CrawlRun(kind=kind, pid=os.getpid(), host=socket.gethostname(), status="running")
+    session.add(run)
+    session.flush()
+    return run.id
+
+
+@dataclass
+class OutletCounts:
+    discovered: int = 0
+    fetched: int = 0
+    new: int = 0
+    updated: int = 0
+    skipped: int = 0
+    failed: int = 0
+    status: str = "ok"  # ok | failing | blocked
+    errors: list[str] = field(default_factory=list)
+
+
+def save_outlet_counts(session: Session, run_id: int, outlet: str, counts: OutletCounts) -> None:
+    row = session.scalar(
+        select(OutletRun).where(OutletRun.run_id == run_id, OutletRun.outlet == outlet)
+    )
+    if row is None:
+        row = OutletRun(run_id=run_id, outlet=outlet)
+        session.add(row)
+    for name in ("discovered", "fetched", "new", "updated", "skipped", "failed", "status"):
+        setattr(row, name, getattr(counts, name))
+    row.errors = list(counts.errors[:50])
+
+
+def finish_run(
+    session: Session,
+    run_id: int,
+    status: str,
+    errors: Sequence[str] = (),
+    message: str | None = None,
+) -> None:
+    run = session.get(CrawlRun, run_id)
+    if run is None:
+        return
+    run.status, run.finished_at, run.message = status, utcnow(), message
+    run.errors = list(errors)[:100]
+
+
+def mark_abandoned_runs(session: Session, alive: Iterable[int] = ()) -> int:
+    """Runs left 'running' by a killed process are closed as interrupted."""
+    keep = list(alive)
+    stmt = update(CrawlRun).where(CrawlRun.status == "running")
+    if keep:
+        stmt = stmt.where(CrawlRun.id.not_in(keep))
+    result = session.execute(
+        stmt.values(status="interrupted", finished_at=utcnow(), message="process ended mid-run")
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def last_runs(session: Session, kind: str | None = None, limit: int = 10) -> list[CrawlRun]:
+    stmt = select(CrawlRun).options(selectinload(CrawlRun.outlets))
+    if kind:
+        stmt = stmt.where(CrawlRun.kind == kind)
+    return list(session.scalars(stmt.order_by(CrawlRun.started_at.desc()).limit(limit)))
+
+
+def last_successful_run(session: Session, kind: str = "crawl") -> CrawlRun | None:
+    stmt = (
+        select(CrawlRun)
+        .where(CrawlRun.kind == kind, CrawlRun.status == "ok")
+        .order_by(CrawlRun.started_at.desc())
+        .limit(1)
+    )
+    return session.scalar(stmt)
+
+
+# ---------------------------------------------------------------- articles & stories
+
+
+def article_by_url(session: Session, url: str) -> Article | None:
+    return session.scalar(select(Article).where(Article.url == url))
+
+
+def article_by_hash(session: Session, content_hash: str) -> Article | None:
+    stmt = select(Article).where(Article.content_hash == content_hash).order_by(Article.id)
+    return session.scalars(stmt).first()
+
+
+def recent_signatures(session: Session, since: datetime) -> list[tuple[int, bytes]]:
+    """(article id, MinHash bytes) of originals seen since `since`: the duplicate index."""
+    stmt = select(Article.id, Article.minhash).where(
+        Article.first_seen >= since,
+        Article.minhash.is_not(None),
+        Article.duplicate_of_id.is_(None),
+    )
+    return [(i, m) for i, m in session.execute(stmt) if m is not None]
+
+
+def recent_stories(session: Session, since: datetime) -> list[tuple[int, list[str], datetime | None]]:
+    """(story id, features, published) of stories active since `since`: the story index."""
+    stmt = select(Story.id, Story.features, Story.published).where(Story.last_seen >= since)
+    return [(i, list(f or []), p) for i, f, p in session.execute(stmt)]
+
+
+def replace_topic_matches(
+    session: Session, article: Article, matches: Iterable[tuple[str, float, list[dict[str, Any]]]]
+) -> None:
+    article.topics.clear()
+    session.flush()
+    for topic, score, matched in matches:
+        article.topics.append(TopicMatchRow(topic=topic, score=score, matched=matched))
+
+
+# ---------------------------------------------------------------- reading stories
+
+
+@dataclass(frozen=True)
+class ArticleView:
+    id: int
+    url: str
+    outlet: str
+    title: str
+    published: datetime | None
+    language: str | None
+    text: str
+    duplicate_of: int | None
+
+
+@dataclass(frozen=True)
+class TopicView:
+    name: str
+    score: float
+    matched: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class StoryView:
+    id: int
+    title: str
+    first_seen: datetime
+    last_seen: datetime
+    published: datetime | None
+    topics: list[TopicView]
+    articles: list[ArticleView]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "first_seen": _iso(self.first_seen),
+            "last_seen": _iso(self.last_seen),
+            "published": _iso(self.published),
+            "topics": [
+                {"name": t.name, "score": t.score, "matched": t.matched} for t in self.topics
+            ],
+            "articles": [
+                {
+                    "url": a.url,
+                    "outlet": a.outlet,
+                    "title": a.title,
+                    "published": _iso(a.published),
+                    "language": a.language,
+                }
+                for a in self.articles
+            ],
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value else None
+
+
+def _merge_topics(rows: Iterable[TopicMatchRow]) -> list[TopicView]:
+    """A story carries the topics of its articles: best score, union of matched terms."""
+    best: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+    for r in rows:
+        score, matched = best.get(r.topic, (0.0, []))
+        seen = {(m.get("term"), m.get("field")) for m in matched}
+        merged = matched + [m for m in r.matched if (m.get("term"), m.get("field")) not in seen]
+        best[r.topic] = (max(score, r.score), merged)
+    return [TopicView(name, round(s, 2), m) for name, (s, m) in sorted(best.items())]
+
+
+def list_stories(
+    session: Session,
+    *,
+    topics: Sequence[str] | None = None,
+    since: datetime | None = None,
+    story_ids: Sequence[int] | None = None,
+    limit: int | None = None,
+) -> list[StoryView]:
+    """Stories newest first; with `topics`, only stories flagged for one of them."""
+    stmt = select(Story).options(
+        selectinload(Story.articles).selectinload(Article.outlet),
+        selectinload(Story.articles).selectinload(Article.topics),
+    )
+    if topics is not None:
+        flagged = (
+            select(Article.story_id)
+            .join(TopicMatchRow, TopicMatchRow.article_id == Article.id)
+            .where(TopicMatchRow.topic.in_(list(topics)))
+        )
+        stmt = stmt.where(Story.id.in_(flagged))
+    if since is not None:
+        stmt = stmt.where(Story.first_seen >= since)
+    if story_ids is not None:
+        stmt = stmt.where(Story.id.in_(list(story_ids)))
+    stmt = stmt.order_by(func.coalesce(Story.published, Story.first_seen).desc(), Story.id.desc())
+    if limit:
+        stmt = stmt.limit(limit)
+    views = []
+    for story in session.scalars(stmt):
+        arts = sorted(story.articles, key=lambda a: (a.published or a.first_seen, a.id))
+        topic_views = _merge_topics(t for a in arts for t in a.topics)
+        if topics is not None:
+            topic_views = [t for t in topic_views if t.name in topics]
+        views.append(
+            StoryView(
+                id=story.id,
+                title=story.title,
+                first_seen=story.first_seen,
+                last_seen=story.last_seen,
+                published=story.published,
+                topics=topic_views,
+                articles=[
+                    ArticleView(
+                        a.id,
+                        a.url,
+                        a.outlet.name,
+                        a.title,
+                        a.published,
+                        a.language,
+                        a.text,
+                        a.duplicate_of_id,
+                    )
+                    for a in arts
+                ],
+            )
+        )
+    return views
+
+
+def count_articles(session: Session) -> int:
+    return int(session.scalar(select(func.count(Article.id))) or 0)
+
+
+def outlet_article_counts(session: Session, since: datetime) -> dict[str, int]:
+    stmt = (
+        select(Outlet.name, func.count(Article.id))
+        .join(Article, Article.outlet_id == Outlet.id)
+        .where(Article.first_seen >= since)
+        .group_by(Outlet.name)
+    )
+    return {name: int(n) for name, n in session.execute(stmt)}
+
+
+# ---------------------------------------------------------------- digests
+
+
+def recipients_key(recipients: Iterable[str]) -> str:
+    joined = ",".join(sorted({r.strip().lower() for r in recipients}))
+    return hashlib.sha256(joined.encode()).hexdigest()
+
+
+def unsent_story_ids(
+    session: Session, topics: Sequence[str], recipients: Sequence[str], since: datetime | None
+) -> list[int]:
+    """Tracked stories never in a sent digest for this recipient list."""
+    key = recipients_key(recipients)
+    sent = select(DigestItem.story_id).where(DigestItem.recipients_key == key)
+    flagged = (
+        select(Article.story_id)
+        .join(TopicMatchRow, TopicMatchRow.article_id == Article.id)
+        .where(TopicMatchRow.topic.in_(list(topics)))
+    )
+    stmt = select(Story.id).where(Story.id.in_(flagged), Story.id.not_in(sent))
+    if since is not None:
+        stmt = stmt.where(Story.first_seen >= since)
+    return list(session.scalars(stmt))
+
+
+def last_sent_digest(session: Session, recipients: Sequence[str]) -> Digest | None:
+    stmt = (
+        select(Digest)
+        .where(Digest.recipients_key == recipients_key(recipients), Digest.status == "sent")
+        .order_by(Digest.sent_at.desc())
+        .limit(1)
+    )
+    return session.scalar(stmt)
+
+
+def create_digest(session: Session, recipients: Sequence[str], subject: str) -> int:
+    d = Digest(
+        recipients=",".join(sorted(recipients)),
+        recipients_key=recipients_key(recipients),
+        subject=subject,
+        status="pending",
+    )
+    session.add(d)
+    session.flush()
+    return d.id
+
+
+def mark_digest_sent(
+    session: Session, digest_id: int, story_ids: Iterable[int], message_id: str | None
+) -> None:
+    """Record delivery and its stories in one go: nothing is marked sent unless this commits."""
+    d = session.get(Digest, digest_id)
+    if d is None:
+        raise LookupError(f"digest {digest_id} not found")
+    d.status, d.sent_at, d.message_id = "sent", utcnow(), message_id
+    for sid in story_ids:
+        d.items.append(DigestItem(story_id=sid, recipients_key=d.recipients_key))
+
+
+def mark_digest_failed(session: Session, digest_id: int, error: str) -> None:
+    d = session.get(Digest, digest_id)
+    if d is not None:
+        d.status, d.error = "failed", error
+
+
+def days_ago(days: float) -> datetime:
+    return datetime.now(UTC) - timedelta(days=days)
