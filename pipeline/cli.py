@@ -1,0 +1,257 @@
+"""The `veille` command: a thin shell over crawler/, pipeline/ and storage/.
+
+Exit codes (DESIGN.md): 0 ok, 1 run failed, 2 bad usage or bad config, 3 another crawl
+holds the lock. Known failures print one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
+
+
+class CliError(Exception):
+    """A failure worded for the user, with its exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _iso_datetime(value: str) -> datetime:
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an ISO date/time (e.g. 2024-07-01 or 2024-07-01T07:00)"
+        ) from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="PATH", help="config file (default ./config.yaml, env VEILLE_CONFIG)")
+    p.add_argument("--log-format", choices=["auto", "text", "json"], default="auto",
+                   help="log lines as text or one JSON object per line (auto: JSON when not a TTY)")
+    p.add_argument("--log-file", metavar="FILE", help="also log to FILE (rotated at 10 MB)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="veille",
+        description="Watch Moroccan news outlets, fold duplicates into stories, flag topics "
+        "with reasons, and mail a digest.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("crawl", help="one-shot crawl + process of all (or named) outlets")
+    p.add_argument("--outlet", action="append", metavar="NAME", help="only this outlet (repeatable)")
+    p.add_argument("--wait", action="store_true", help="wait for a running crawl instead of exiting 3")
+    p.add_argument("--worker", action="store_true", help="distributed worker (needs crawl.queue)")
+    _add_common(p)
+
+    p = sub.add_parser("run", help="the daemon: scheduled crawls and digests (SIGTERM stops it)")
+    _add_common(p)
+
+    p = sub.add_parser("digest", help="mail the digest of tracked stories not yet sent")
+    p.add_argument("--since", type=_iso_datetime, metavar="ISO", help="stories first seen since then")
+    p.add_argument("--dry-run", action="store_true", help="print the text part, send nothing")
+    p.add_argument("--out", type=Path, metavar="FILE.eml", help="write the message to a file instead of sending")
+    _add_common(p)
+
+    p = sub.add_parser("stories", help="list tracked stories, newest first")
+    p.add_argument("--topic", metavar="NAME", help="only stories flagged for this topic")
+    p.add_argument("--all", action="store_true", help="include stories that match no topic")
+    p.add_argument("--since", type=_iso_datetime, metavar="ISO", help="first seen since then")
+    p.add_argument("--limit", type=int, default=None, help="at most N stories")
+    p.add_argument("--json", action="store_true", help="print a JSON array")
+    _add_common(p)
+
+    p = sub.add_parser("extract", help="run extract + classify on one page (debug a rule)")
+    p.add_argument("source", metavar="FILE|URL")
+    p.add_argument("--url", help="the page's URL when SOURCE is a file")
+    p.add_argument("--outlet", default="cli", help="outlet name to attribute the page to")
+    p.add_argument("--language", choices=["fr", "ar", "en"], help="language hint")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_common(p)
+
+    p = sub.add_parser("demo", help="crawl the bundled offline replay end to end and write a digest .eml")
+    p.add_argument("--dir", type=Path, default=Path("demo"), help="where the demo database and digest go")
+    _add_common(p)
+
+    p = sub.add_parser("status", help="last runs, per-outlet health, next scheduled times")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_common(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from pipeline.logs import setup_logging
+
+    setup_logging(args.log_format, "DEBUG" if args.verbose else "WARNING" if args.command in {"stories", "extract", "status"} else "INFO", args.log_file)
+    handler: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
+    try:
+        return handler(args)
+    except CliError as exc:
+        _fail(str(exc))
+        return exc.code
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - translate known failures to one line
+        code = _known_failure(exc)
+        if code is None:
+            raise
+        _fail(str(exc))
+        return code
+
+
+def _known_failure(exc: Exception) -> int | None:
+    from pipeline.config import ConfigError
+    from storage.db import StorageError
+
+    if isinstance(exc, ConfigError):
+        return EXIT_USAGE
+    if isinstance(exc, StorageError):
+        return EXIT_FAILED
+    try:
+        from pipeline.digest import DigestError
+    except ImportError:
+        return None
+    if isinstance(exc, DigestError):
+        return EXIT_FAILED
+    return None
+
+
+def _fail(message: str) -> None:
+    print(f"veille: error: {message}", file=sys.stderr)
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from pipeline.config import load_config
+
+    return load_config(args.config)
+
+
+def _db(cfg: Any) -> Any:
+    from storage.db import Database
+
+    return Database(cfg.database.url)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_crawl(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    names = args.outlet or None
+    if names:
+        known = {o.name for o in cfg.outlets}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise CliError(f"{cfg.source}: no outlet named {unknown[0]!r} (known: {', '.join(sorted(known))})", EXIT_USAGE)
+    if args.worker and not cfg.crawl.queue:
+        raise CliError(f"{cfg.source}: crawl.queue: --worker needs a redis:// queue URL", EXIT_USAGE)
+    from crawler.run import run_crawl
+    from storage.lock import LockHeld, crawl_lock
+
+    try:
+        with crawl_lock(cfg.database.url, wait=args.wait):
+            summary = run_crawl(cfg, names, progress=True)
+    except LockHeld as exc:
+        raise CliError(str(exc), EXIT_LOCKED) from None
+    return EXIT_OK if summary.status in {"ok", "interrupted"} else EXIT_FAILED
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    from pipeline.daemon import run_daemon
+
+    return int(run_daemon(cfg))
+
+
+def cmd_digest(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    from pipeline.digest import send_digest
+
+    result = send_digest(_db(cfg), cfg, since=args.since, dry_run=args.dry_run, out=args.out)
+    if args.dry_run:
+        print(result.text)
+    else:
+        print(result.summary())
+    return EXIT_OK
+
+
+def cmd_stories(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    if args.topic and args.topic not in {t.name for t in cfg.topics}:
+        raise CliError(f"{cfg.source}: no topic named {args.topic!r}", EXIT_USAGE)
+    from storage.queries import list_stories
+
+    topics = [args.topic] if args.topic else (None if args.all else [t.name for t in cfg.topics])
+    db = _db(cfg)
+    with db.transaction() as s:
+        stories = list_stories(s, topics=topics, since=args.since, limit=args.limit)
+    if args.json:
+        print(json.dumps([st.as_json() for st in stories], ensure_ascii=False, indent=2))
+        return EXIT_OK
+    from pipeline.report import print_stories
+
+    print_stories(stories)
+    return EXIT_OK
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    from pipeline.inspect import inspect_page
+
+    result = inspect_page(args.source, cfg, url=args.url, outlet=args.outlet, language=args.language)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        from pipeline.report import print_extract
+
+        print_extract(result)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pipeline.demo import run_demo
+
+    return run_demo(args.dir, args.config)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    from pipeline.status import collect_status, print_status
+
+    status = collect_status(_db(cfg), cfg)
+    if args.json:
+        print(json.dumps(status, ensure_ascii=False, indent=2, default=str))
+    else:
+        print_status(status)
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "crawl": cmd_crawl,
+    "run": cmd_run,
+    "digest": cmd_digest,
+    "stories": cmd_stories,
+    "extract": cmd_extract,
+    "demo": cmd_demo,
+    "status": cmd_status,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
