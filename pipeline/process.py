@@ -1,0 +1,244 @@
+"""page → article → duplicate/story → topics → storage, one transaction per article.
+
+The only stateful part of the pipeline: two in-memory indexes (near-duplicates and
+stories) rebuilt from storage when a Processor starts, and updated only after a
+transaction commits, so they never point at rows that were rolled back. Re-processing
+the same page changes nothing (idempotent): the stored content hash short-circuits it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from sqlalchemy.orm import Session
+
+from pipeline.classify import classify
+from pipeline.config import Config, TopicConfig
+from pipeline.dedup import DuplicateIndex, Signature, content_hash, minhash, signature_bytes
+from pipeline.extract import extract
+from pipeline.stories import StoryIndex, article_features
+from pipeline.types import Article, RawPage, Skipped, TopicMatch
+from storage import queries as q
+from storage.db import Database
+from storage.models import Article as ArticleRow
+from storage.models import Story, utcnow
+
+log = logging.getLogger(__name__)
+
+OutcomeKind = Literal["new", "updated", "duplicate", "unchanged", "skipped"]
+INDEX_DAYS = 30  # how far back the duplicate and story indexes reach when rebuilt
+MAX_STORY_FEATURES = 80
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: OutcomeKind
+    url: str
+    article_id: int | None = None
+    story_id: int | None = None
+    reason: str | None = None
+    topics: tuple[str, ...] = ()
+
+
+def _matches_json(matches: Sequence[TopicMatch]) -> list[tuple[str, float, list[dict[str, object]]]]:
+    return [
+        (m.topic, m.score, [{"term": h.term, "field": h.field, "count": h.count} for h in m.matched])
+        for m in matches
+    ]
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    if dt is None:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+class Processor:
+    """Stores what the crawler fetched. One per crawl process; not thread-safe."""
+
+    def __init__(self, db: Database, cfg: Config, *, index_days: int = INDEX_DAYS) -> None:
+        self.db = db
+        self.topics: Sequence[TopicConfig] = cfg.topics
+        self.language_hints = {o.name: o.language for o in cfg.outlets}
+        self.outlet_urls = {o.name: o.url for o in cfg.outlets}
+        self._outlet_ids: dict[str, int] = {}
+        self.duplicates = DuplicateIndex()
+        self.stories = StoryIndex()
+        since = datetime.now(UTC) - timedelta(days=index_days)
+        with db.transaction() as s:
+            self.duplicates.add_many((str(i), sig) for i, sig in q.recent_signatures(s, since))
+            for sid, feats, published in q.recent_stories(s, since):
+                self.stories.add(str(sid), feats, _aware(published))
+
+    # ------------------------------------------------------------ entry points
+
+    def process(self, page: RawPage) -> Outcome:
+        """Extract and store one page (extraction in this process)."""
+        return self.store(page, extract(page))
+
+    def store(self, page: RawPage, extracted: Article | Skipped) -> Outcome:
+        """Store an extraction made elsewhere (e.g. in a worker process)."""
+        after: list[tuple[str, object]] = []
+        with self.db.transaction() as s:
+            outlet_id = self._outlet_id(s, page.outlet)
+            if isinstance(extracted, Skipped):
+                q.record_page(s, page.url, outlet_id, "skipped", reason=extracted.reason[:200])
+                outcome = Outcome("skipped", page.url, reason=extracted.reason)
+            else:
+                outcome = self._store_article(s, page, extracted, outlet_id, after)
+        for kind, payload in after:  # only once committed
+            if kind == "dup":
+                key, sig = payload  # type: ignore[misc]
+                self.duplicates.add(key, sig)
+            else:
+                key, feats, published = payload  # type: ignore[misc]
+                self.stories.add(key, feats, published)
+        return outcome
+
+    # ------------------------------------------------------------ the steps
+
+    def _outlet_id(self, s: Session, name: str) -> int:
+        if name not in self._outlet_ids:
+            self._outlet_ids[name] = q.ensure_outlet(
+                s, name, self.outlet_urls.get(name, ""), self.language_hints.get(name)
+            )
+        return self._outlet_ids[name]
+
+    def _store_article(
+        self,
+        s: Session,
+        page: RawPage,
+        art: Article,
+        outlet_id: int,
+        after: list[tuple[str, object]],
+    ) -> Outcome:
+        digest = content_hash(art.text)
+        sig = minhash(art.text)
+        matches = classify(art.title, art.text, self.topics)
+        topics = tuple(m.topic for m in matches)
+
+        existing = q.article_by_url(s, page.url)
+        if existing is not None:  # the same URL again
+            if existing.content_hash == digest and existing.title == art.title:
+                q.record_page(s, page.url, outlet_id, "article", existing.id)
+                return Outcome("unchanged", page.url, existing.id, existing.story_id, topics=topics)
+            self._update(s, existing, art, digest, sig, matches, after)
+            return Outcome("updated", page.url, existing.id, existing.story_id, topics=topics)
+
+        original = q.article_by_hash(s, digest)
+        if original is None:
+            near = self.duplicates.find(sig)
+            original = s.get(ArticleRow, int(near)) if near else None
+        if original is not None:
+            root = s.get(ArticleRow, original.duplicate_of_id) if original.duplicate_of_id else original
+            assert root is not None
+            if root.outlet_id == outlet_id:  # the outlet's own update under another URL
+                if root.content_hash == digest:
+                    q.record_page(s, page.url, outlet_id, "duplicate", root.id, "same text")
+                    return Outcome("unchanged", page.url, root.id, root.story_id, topics=topics)
+                if self._is_newer(art, root):
+                    self._update(s, root, art, digest, sig, matches, after)
+                q.record_page(s, page.url, outlet_id, "duplicate", root.id, "update of an earlier URL")
+                return Outcome("updated", page.url, root.id, root.story_id, "same article, new URL", topics)
+            row = self._insert(s, page, art, outlet_id, digest, sig, matches, root.story_id, root.id)
+            q.record_page(s, page.url, outlet_id, "article", row.id)
+            if root.story_id is not None:
+                self._touch_story(s, root.story_id, art)
+            return Outcome("duplicate", page.url, row.id, root.story_id, "copy of another outlet's article", topics)
+
+        story_id = self._story_for(s, art, after)
+        row = self._insert(s, page, art, outlet_id, digest, sig, matches, story_id, None)
+        q.record_page(s, page.url, outlet_id, "article", row.id)
+        after.append(("dup", (str(row.id), sig)))
+        return Outcome("new", page.url, row.id, story_id, topics=topics)
+
+    @staticmethod
+    def _is_newer(art: Article, row: ArticleRow) -> bool:
+        new, old = _aware(art.published), _aware(row.published)
+        return new is None or old is None or new >= old
+
+    def _insert(
+        self,
+        s: Session,
+        page: RawPage,
+        art: Article,
+        outlet_id: int,
+        digest: str,
+        sig: Signature,
+        matches: Sequence[TopicMatch],
+        story_id: int | None,
+        duplicate_of: int | None,
+    ) -> ArticleRow:
+        row = ArticleRow(
+            url=page.url,
+            final_url=page.final_url,
+            outlet_id=outlet_id,
+            story_id=story_id,
+            duplicate_of_id=duplicate_of,
+            title=art.title,
+            text=art.text,
+            published=_aware(art.published),
+            author=art.author,
+            site_name=art.site_name,
+            language=art.language,
+            content_hash=digest,
+            minhash=signature_bytes(sig),
+        )
+        s.add(row)
+        s.flush()
+        q.replace_topic_matches(s, row, _matches_json(matches))
+        return row
+
+    def _update(
+        self,
+        s: Session,
+        row: ArticleRow,
+        art: Article,
+        digest: str,
+        sig: Signature,
+        matches: Sequence[TopicMatch],
+        after: list[tuple[str, object]],
+    ) -> None:
+        """The newest copy wins: text, title and date follow the latest version."""
+        row.title, row.text, row.content_hash = art.title, art.text, digest
+        row.minhash = signature_bytes(sig)
+        row.published = _aware(art.published) or row.published
+        row.author = art.author or row.author
+        row.updated_at = utcnow()
+        row.versions += 1
+        q.replace_topic_matches(s, row, _matches_json(matches))
+        after.append(("dup", (str(row.id), sig)))
+        if row.story_id is not None:
+            self._touch_story(s, row.story_id, art)
+
+    def _story_for(self, s: Session, art: Article, after: list[tuple[str, object]]) -> int:
+        feats = article_features(art.title, art.text, art.language)
+        published = _aware(art.published)
+        key = self.stories.match(feats, published)
+        story = s.get(Story, int(key)) if key else None
+        if story is None:
+            story = Story(title=art.title, published=published, features=feats[:MAX_STORY_FEATURES])
+            s.add(story)
+            s.flush()
+        else:
+            merged = list(dict.fromkeys(list(story.features) + feats))[:MAX_STORY_FEATURES]
+            story.features = merged
+            self._touch_story(s, story.id, art)
+        after.append(("story", (str(story.id), list(story.features), _aware(story.published))))
+        return story.id
+
+    @staticmethod
+    def _touch_story(s: Session, story_id: int, art: Article) -> None:
+        """Keep the story's title from its earliest article, and its last-seen time fresh."""
+        story = s.get(Story, story_id)
+        if story is None:
+            return
+        story.last_seen = utcnow()
+        published = _aware(art.published)
+        if published is not None and (story.published is None or published < _aware(story.published)):  # type: ignore[operator]
+            story.published = published
+            story.title = art.title
