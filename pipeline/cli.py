@@ -123,6 +123,10 @@ def _known_failure(exc: Exception) -> int | None:
         return EXIT_USAGE
     if isinstance(exc, StorageError):
         return EXIT_FAILED
+    from pipeline.inspect import InspectError
+
+    if isinstance(exc, InspectError):
+        return EXIT_FAILED
     try:
         from pipeline.digest import DigestError
     except ImportError:

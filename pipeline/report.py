@@ -1,0 +1,53 @@
+"""Terminal rendering of stories and extraction results (Rich)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from storage.queries import StoryView
+
+
+def _why(matched: Sequence[dict[str, Any]]) -> str:
+    return ", ".join(f"{m['term']} ({m['field']})" for m in matched[:8])
+
+
+def print_stories(stories: Sequence[StoryView], console: Console | None = None) -> None:
+    console = console or Console()
+    if not stories:
+        console.print("No tracked stories yet.")
+        return
+    table = Table(title=f"{len(stories)} stories", show_lines=True)
+    table.add_column("id", justify="right")
+    table.add_column("published")
+    table.add_column("story")
+    table.add_column("outlets")
+    table.add_column("why flagged")
+    for st in stories:
+        when = (st.published or st.first_seen).strftime("%Y-%m-%d")
+        outlets = ", ".join(dict.fromkeys(a.outlet for a in st.articles))
+        why = "; ".join(f"{t.name} {t.score:g}: {_why(t.matched)}" for t in st.topics) or "-"
+        table.add_row(str(st.id), when, st.title, outlets, why)
+    console.print(table)
+
+
+def print_extract(result: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    if result.get("skipped"):
+        console.print(f"[yellow]not an article[/]: {result['skipped']} ({result['url']})")
+        return
+    console.print(f"[bold]{result['title']}[/]")
+    console.print(
+        f"published {result['published'] or '?'} · language {result['language'] or '?'}"
+        f" · author {result['author'] or '?'}"
+    )
+    console.print()
+    console.print(result["text"])
+    console.print()
+    if not result["topics"]:
+        console.print("topics: none matched")
+    for t in result["topics"]:
+        console.print(f"[green]{t['name']}[/] score {t['score']:g}: {_why(t['matched'])}")
