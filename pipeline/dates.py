@@ -1,0 +1,205 @@
+"""Publication dates of news pages: structured metadata first, then visible text.
+
+``structured_date`` reads JSON-LD and ``<meta>`` (keeps the time and the offset).
+``visible_date`` reads the rendered text of a page from which the boilerplate has been
+pruned and keeps the date nearest the headline: French ("16 décembre 2023 - 15h00",
+"Le 07/04/2025 à 12h18"), Arabic with Mashriq or Moroccan month names ("الأحد 30 يونيو
+2024 - 14:20", "2 شتنبر 2024") and English ("July 2, 2024"). Naive times are Moroccan
+local time (Africa/Casablanca).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from zoneinfo import ZoneInfo
+
+from lxml import etree
+
+LOCAL_TZ = ZoneInfo("Africa/Casablanca")
+MIN_YEAR = 1995
+
+MONTHS: dict[str, int] = {}
+for _num, _names in enumerate((
+    "janvier janv jan january يناير كانون_الثاني",
+    "février fevrier févr fevr fév fev february feb فبراير براير شباط",
+    "mars march mar مارس آذار اذار",
+    "avril avr april apr أبريل ابريل إبريل نيسان",
+    "mai may ماي مايو أيار ايار",
+    "juin june jun يونيو يونيه حزيران",
+    "juillet juil july jul يوليوز يوليو يوليه تموز",
+    "août aout august aug غشت أغسطس اغسطس آب",
+    "septembre sept september sep شتنبر سبتمبر أيلول ايلول",
+    "octobre oct october أكتوبر اكتوبر تشرين_الأول",
+    "novembre nov november نونبر نوفمبر تشرين_الثاني",
+    "décembre decembre déc dec december دجنبر ديسمبر كانون_الأول",
+), start=1):
+    for _name in _names.split():
+        MONTHS[_name.replace("_", " ")] = _num
+_MONTH_ALT = "|".join(sorted((re.escape(m) for m in MONTHS), key=len, reverse=True))
+_TIME = (r"(?:\s*(?:-|–|—|,|،|\||à|a|at|على الساعة|الساعة)?\s*(?P<hour>\d{1,2})\s*"
+         r"(?:[hH](?![^\W\d])\s*(?P<min1>\d{2})?|:(?P<min2>\d{2}))(?:\s*(?P<ampm>[ap]m)\b)?)?")
+DMY_RE = re.compile(
+    rf"(?<!\d)(\d{{1,2}})(?:er|e)?\s+({_MONTH_ALT})\.?[,،]?\s+(\d{{4}})(?!\d){_TIME}", re.I
+)
+MDY_RE = re.compile(
+    rf"(?<!\w)({_MONTH_ALT})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})(?!\d){_TIME}", re.I
+)
+NUMERIC_RE = re.compile(rf"(?<![\d/.-])(\d{{1,2}})([/.-])(\d{{1,2}})\2(\d{{4}})(?![\d/.-]){_TIME}")
+ISO_RE = re.compile(r"(?<![\d/.-])(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2}))?(?![\d/])")
+DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
+UPDATE_RE = re.compile(r"(mis à jour|mise à jour|màj|modifié|updated?|تحديث|تعديل)\W{0,3}\w{0,4}\W{0,3}$", re.I)
+
+ARTICLE_TYPES = {"newsarticle", "article", "reportagenewsarticle", "analysisnewsarticle",
+                 "opinionnewsarticle", "backgroundnewsarticle", "blogposting", "report",
+                 "liveblogposting", "scholarlyarticle", "techarticle"}
+META_KEYS = ("article:published_time", "og:article:published_time", "og:published_time",
+             "datepublished", "pubdate", "publishdate", "publish-date", "publish_date",
+             "publication_date", "parsely-pub-date", "sailthru.date", "dc.date.issued",
+             "dcterms.issued", "dc.date", "dcterms.created", "date", "article.published")
+META_XPATH = etree.XPath("//meta[@content][@property or @name or @itemprop]")
+JSONLD_XPATH = etree.XPath("//script[@type='application/ld+json']")
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=LOCAL_TZ)
+
+
+def parse_iso(value: str | None) -> datetime | None:
+    """ISO 8601 or RFC 2822 timestamp → aware datetime (naive = Moroccan time), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return _aware(datetime.fromisoformat(value))
+    except ValueError:
+        pass
+    try:
+        return _aware(parsedate_to_datetime(value))
+    except (TypeError, ValueError, IndexError):
+        pass
+    match = ISO_RE.search(value)
+    return _make(match[1], match[2], match[3], match[4], match[5]) if match else None
+
+
+def _make(year: str, month: str | int, day: str, hour: str | None = None,
+          minute: str | None = None, ampm: str | None = None) -> datetime | None:
+    try:
+        h = int(hour) if hour else 0
+        if ampm and ampm.lower() == "pm" and h < 12:
+            h += 12
+        value = datetime(int(year), int(month), int(day), h, int(minute or 0), tzinfo=LOCAL_TZ)
+    except (ValueError, TypeError):
+        return None
+    return value if value.year >= MIN_YEAR else None
+
+
+def _time(m: re.Match[str]) -> tuple[str | None, str | None, str | None]:
+    return m["hour"], m["min1"] or m["min2"], m["ampm"]
+
+
+def find_dates(text: str) -> Iterator[tuple[int, datetime]]:
+    """Every date written out in ``text``, as (offset, datetime), in no particular order."""
+    text = text.translate(DIGITS)
+    for m in DMY_RE.finditer(text):
+        value = _make(m[3], MONTHS[m[2].lower()], m[1], *_time(m))
+        if value:
+            yield m.start(), value
+    for m in MDY_RE.finditer(text):
+        value = _make(m[3], MONTHS[m[1].lower()], m[2], *_time(m))
+        if value:
+            yield m.start(), value
+    for m in NUMERIC_RE.finditer(text):
+        value = _make(m[4], m[3], m[1], *_time(m))  # day first, as in French and Arabic
+        if value:
+            yield m.start(), value
+    for m in ISO_RE.finditer(text):
+        value = _make(m[1], m[2], m[3], m[4], m[5])
+        if value:
+            yield m.start(), value
+
+
+def _jsonld_objects(data: object) -> Iterator[dict]:
+    if isinstance(data, list):
+        for item in data:
+            yield from _jsonld_objects(item)
+    elif isinstance(data, dict):
+        yield data
+        for key in ("@graph", "mainEntity", "mainEntityOfPage"):
+            if isinstance(data.get(key), (list, dict)):
+                yield from _jsonld_objects(data[key])
+
+
+def _types(obj: dict) -> set[str]:
+    kind = obj.get("@type", [])
+    return {str(k).lower() for k in (kind if isinstance(kind, list) else [kind])}
+
+
+def jsonld(tree: etree._Element) -> list[dict]:
+    """Top-level JSON-LD objects of the page (@graph and mainEntity unfolded)."""
+    objects: list[dict] = []
+    for script in JSONLD_XPATH(tree):
+        try:
+            data = json.loads(script.text or "", strict=False)
+        except ValueError:
+            continue
+        objects.extend(_jsonld_objects(data))
+    return objects
+
+
+def structured_date(tree: etree._Element, latest: datetime) -> datetime | None:
+    """Publication date from JSON-LD (an Article object) or from ``<meta>`` tags."""
+    objects = jsonld(tree)
+    for wanted in (ARTICLE_TYPES, None):
+        for obj in objects:
+            if wanted is None or _types(obj) & wanted:
+                for key in ("datePublished", "dateCreated"):
+                    value = parse_iso(str(obj.get(key) or ""))
+                    if value and value <= latest:
+                        return value
+    metas = {}
+    for meta in META_XPATH(tree):
+        key = (meta.get("property") or meta.get("name") or meta.get("itemprop") or "").lower()
+        metas.setdefault(key, meta.get("content"))
+    for key in META_KEYS:
+        value = parse_iso(metas.get(key))
+        if value and value <= latest:
+            return value
+    return None
+
+
+def visible_date(lines: list[tuple[str, bool]], latest: datetime) -> datetime | None:
+    """The date written nearest the headline.
+
+    Args:
+        lines: the page's text segments in document order; the flag marks the headline.
+        latest: dates after this (e.g. the fetch time) are ignored.
+
+    Returns:
+        The best candidate, or None. Dates before the headline count double distance;
+        dates announced as an update ("Mis à jour le") only win when nothing else does.
+    """
+    offsets, text, head = [], "", None
+    for segment, is_head in lines:
+        if is_head and head is None:
+            head = (len(text), len(text) + len(segment))
+        offsets.append(len(text))
+        text += segment + "\n"
+    best: tuple[float, datetime] | None = None
+    for pos, value in find_dates(text):
+        if value > latest + timedelta(hours=2):
+            continue
+        if head is None:
+            score = float(pos)
+        elif pos >= head[1]:
+            score = pos - head[1]
+        else:
+            score = 2.0 * (head[0] - pos)
+        if UPDATE_RE.search(text[max(0, pos - 30):pos]):
+            score += 1e9
+        if best is None or score < best[0]:
+            best = (score, value)
+    return best[1] if best else None

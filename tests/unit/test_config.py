@@ -1,0 +1,135 @@
+"""The config contract: every broken config is one line naming the file and the field, exit 2."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipeline.cli import main
+from pipeline.config import ConfigError, config_from_dict, load_config, parse_schedule
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def base() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+
+
+def _write(tmp_path: Path, data: Any) -> Path:
+    p = tmp_path / "broken.yaml"
+    p.write_text(yaml.safe_dump(data, allow_unicode=True) if not isinstance(data, str) else data)
+    return p
+
+
+def test_default_config_is_valid() -> None:
+    cfg = load_config(ROOT / "config.yaml")
+    assert len(cfg.outlets) >= 12
+    assert {o.language for o in cfg.outlets} == {"fr", "ar", "en"}
+    assert "maroc-france-securite" in {t.name for t in cfg.topics}
+    assert cfg.digest.from_ == "veille@example.org"
+
+
+def _mutate(base: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    data = copy.deepcopy(base)
+    node: Any = data
+    keys = [int(k) if k.isdigit() else k for k in path.split("/")]
+    for k in keys[:-1]:
+        node = node[k]
+    if value is _DELETE:
+        del node[keys[-1]]
+    else:
+        node[keys[-1]] = value
+    return data
+
+
+_DELETE = object()
+
+CASES = [
+    ("outlets/2/feeds", ["htp:/x"], "outlets[2].feeds[0]: 'htp:/x' is not an http(s) URL"),
+    ("crawl/concurency", 3, "crawl.concurency: unknown key"),
+    ("crawl/download_delay", "fast", "crawl.download_delay: 'fast'"),
+    ("schedule/crawl", "61 * * * *", "schedule.crawl: '61 * * * *' is not a valid cron expression"),
+    ("schedule/crawl", "every day", "schedule.crawl: 'every day' is neither a 5-field cron"),
+    ("schedule/timezone", "Mars/Olympus", "schedule.timezone: 'Mars/Olympus' is not a known time zone"),
+    ("outlets/3/name", "bladi", "outlets[3]: duplicate outlet name 'bladi'"),
+    ("outlets/0/url", _DELETE, "outlets[0].url: required key is missing"),
+    ("outlets/0/language", "es", "outlets[0].language: 'es'"),
+    ("outlets/0/article_pattern", "((", "outlets[0].article_pattern: '((' is not a valid regular expression"),
+    ("digest/topics", ["nope"], "digest.topics[0]: 'nope' is not a configured topic"),
+    ("digest/smtp/port", "x", "digest.smtp.port: 'x'"),
+    ("database/url", "mysql://x", "database.url: 'mysql://x' is not a sqlite:// or postgresql:// URL"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "expected"), CASES, ids=[c[0] + str(i) for i, c in enumerate(CASES)])
+def test_broken_config_one_line_exit_2(
+    tmp_path: Path, base: dict[str, Any], capsys: pytest.CaptureFixture[str], path: str, value: Any, expected: str
+) -> None:
+    cfg_file = _write(tmp_path, _mutate(base, path, value))
+    code = main(["stories", "--config", str(cfg_file)])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert f"{cfg_file}: {expected}" in lines[0]
+
+
+def test_yaml_syntax_error_names_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg_file = _write(tmp_path, "crawl:\n  user_agent: [unclosed\n  obey_robots: true\n")
+    assert main(["crawl", "--config", str(cfg_file)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"veille: error: {cfg_file}: line ") and "YAML syntax error" in err
+
+
+def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nope.yaml"
+    assert main(["status", "--config", str(missing)]) == 2
+    assert capsys.readouterr().err.strip() == f"veille: error: {missing}: config file not found (use --config or VEILLE_CONFIG)"
+
+
+def test_top_level_not_a_mapping(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(_write(tmp_path, "- a\n- b\n"))
+
+
+def test_env_overrides(tmp_path: Path, base: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg_file = _write(tmp_path, base)
+    monkeypatch.setenv("VEILLE_CONFIG", str(cfg_file))
+    monkeypatch.setenv("VEILLE_DATABASE_URL", "sqlite:///elsewhere.db")
+    cfg = load_config(None)
+    assert cfg.source == str(cfg_file)
+    assert cfg.database.url == "sqlite:///elsewhere.db"
+
+
+def test_parse_schedule() -> None:
+    assert parse_schedule("30s").total_seconds() == 30  # type: ignore[union-attr]
+    assert parse_schedule("15m").total_seconds() == 900  # type: ignore[union-attr]
+    assert parse_schedule("*/30 * * * *") == "*/30 * * * *"
+    with pytest.raises(ValueError):
+        parse_schedule("0s")
+
+
+def test_minimal_config_has_defaults() -> None:
+    cfg = config_from_dict({})
+    assert cfg.database.url == "sqlite:///veille.db"
+    assert cfg.crawl.obey_robots is True
+
+
+def test_no_traceback_in_a_real_process(tmp_path: Path, base: dict[str, Any]) -> None:
+    cfg_file = _write(tmp_path, _mutate(base, "crawl/obey_robots", "perhaps"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "crawl", "--config", str(cfg_file)],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"veille: error: {cfg_file}: crawl.obey_robots: 'perhaps': input should be a valid boolean, unable to interpret input"
+    ]
