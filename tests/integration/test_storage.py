@@ -11,11 +11,12 @@ from sqlalchemy.exc import IntegrityError
 from storage import queries as q
 from storage.db import Database, current_revision, table_names
 from storage.models import Article, CrawlRun, Page, Story, TopicMatchRow
+from tests.pg import db_url, pg_cluster  # noqa: F401 - fixtures
 
 
 @pytest.fixture()
-def db(tmp_path: Path) -> Database:
-    return Database(f"sqlite:///{tmp_path / 'sub' / 'veille.db'}")
+def db(db_url: str) -> Database:
+    return Database(db_url)
 
 
 def test_migrations_from_empty(tmp_path: Path) -> None:
