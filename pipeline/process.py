@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pipeline.classify import classify
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 OutcomeKind = Literal["new", "updated", "duplicate", "unchanged", "skipped"]
 INDEX_DAYS = 30  # how far back the duplicate and story indexes reach when rebuilt
 MAX_STORY_FEATURES = 80
+RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -70,9 +72,19 @@ class Processor:
         self.stories = StoryIndex()
         since = datetime.now(UTC) - timedelta(days=index_days)
         with db.transaction() as s:
+            self._seen_article, self._seen_story = q.max_ids(s)
             self.duplicates.add_many((str(i), sig) for i, sig in q.recent_signatures(s, since))
             for sid, feats, published in q.recent_stories(s, since):
                 self.stories.add(str(sid), feats, _aware(published))
+
+    def _refresh(self, s: Session) -> None:
+        """Index what other workers stored since we last looked (cheap: by id)."""
+        for i, sig in q.signatures_after(s, self._seen_article):
+            self.duplicates.add(str(i), sig)
+            self._seen_article = max(self._seen_article, i)
+        for sid, feats, published in q.stories_after(s, self._seen_story):
+            self.stories.add(str(sid), feats, _aware(published))
+            self._seen_story = max(self._seen_story, sid)
 
     # ------------------------------------------------------------ entry points
 
@@ -81,10 +93,31 @@ class Processor:
         return self.store(page, extract(page))
 
     def store(self, page: RawPage, extracted: Article | Skipped) -> Outcome:
-        """Store an extraction made elsewhere (e.g. in a worker process)."""
+        """Store an extraction made elsewhere (e.g. in a worker process).
+
+        A unique-constraint race with another worker (same URL, same outlet) rolls the
+        transaction back; the retry then finds the other worker's rows.
+        """
+        for attempt in range(RETRIES):
+            try:
+                return self._store_once(page, extracted)
+            except IntegrityError:
+                self._outlet_ids.clear()  # may name a row that was rolled back
+                if attempt == RETRIES - 1:
+                    raise
+                log.info("write race on %s, retrying", page.url)
+            except BaseException:
+                self._outlet_ids.clear()
+                raise
+        raise AssertionError("unreachable")
+
+    def _store_once(self, page: RawPage, extracted: Article | Skipped) -> Outcome:
         after: list[tuple[str, object]] = []
         with self.db.transaction() as s:
             outlet_id = self._outlet_id(s, page.outlet)
+            if not isinstance(extracted, Skipped):
+                q.serialise_writers(s)
+                self._refresh(s)
             if isinstance(extracted, Skipped):
                 q.record_page(s, page.url, outlet_id, "skipped", reason=extracted.reason[:200])
                 outcome = Outcome("skipped", page.url, reason=extracted.reason)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session, selectinload
 
 from storage.models import (
@@ -220,6 +220,36 @@ def recent_stories(session: Session, since: datetime) -> list[tuple[int, list[st
     """(story id, features, published) of stories active since `since`: the story index."""
     stmt = select(Story.id, Story.features, Story.published).where(Story.last_seen >= since)
     return [(i, list(f or []), p) for i, f, p in session.execute(stmt)]
+
+
+def signatures_after(session: Session, article_id: int) -> list[tuple[int, bytes]]:
+    """Originals stored after `article_id` (by this or another worker)."""
+    stmt = select(Article.id, Article.minhash).where(
+        Article.id > article_id, Article.minhash.is_not(None), Article.duplicate_of_id.is_(None)
+    )
+    return [(i, m) for i, m in session.execute(stmt) if m is not None]
+
+
+def stories_after(session: Session, story_id: int) -> list[tuple[int, list[str], datetime | None]]:
+    stmt = select(Story.id, Story.features, Story.published).where(Story.id > story_id)
+    return [(i, list(f or []), p) for i, f, p in session.execute(stmt)]
+
+
+def max_ids(session: Session) -> tuple[int, int]:
+    """The newest article and story ids, to refresh indexes from later."""
+    return (
+        int(session.scalar(select(func.max(Article.id))) or 0),
+        int(session.scalar(select(func.max(Story.id))) or 0),
+    )
+
+
+def serialise_writers(session: Session) -> None:
+    """On PostgreSQL, one worker at a time assigns articles to stories (xact-scoped lock).
+
+    SQLite needs nothing: it has a single writer, and one crawl per database holds the lock.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": 0x76656973})
 
 
 def replace_topic_matches(
@@ -441,3 +471,37 @@ def mark_digest_failed(session: Session, digest_id: int, error: str) -> None:
 
 def days_ago(days: float) -> datetime:
     return datetime.now(UTC) - timedelta(days=days)
+
+
+# ---------------------------------------------------------------- digest
+# (added for pipeline/digest.py)
+
+
+def first_digest_at(session: Session, recipients: Sequence[str]) -> datetime | None:
+    """When the first digest (any status) for this recipient list was created."""
+    stmt = select(func.min(Digest.created_at)).where(
+        Digest.recipients_key == recipients_key(recipients)
+    )
+    return session.scalar(stmt)
+
+
+def pending_digest(session: Session, recipients: Sequence[str], newer_than: datetime) -> Digest | None:
+    """A digest to this list still being sent (pending, created after `newer_than`)."""
+    stmt = (
+        select(Digest)
+        .where(
+            Digest.recipients_key == recipients_key(recipients),
+            Digest.status == "pending",
+            Digest.created_at >= newer_than,
+        )
+        .order_by(Digest.created_at.desc())
+        .limit(1)
+    )
+    return session.scalar(stmt)
+
+
+def mark_digest_written(session: Session, digest_id: int, message_id: str | None) -> None:
+    """A digest written to a file: recorded for history, its stories not marked sent."""
+    d = session.get(Digest, digest_id)
+    if d is not None:
+        d.status, d.message_id = "written", message_id
