@@ -1,8 +1,8 @@
 """Publication dates of news pages: structured metadata first, then visible text.
 
 ``structured_date`` reads JSON-LD and ``<meta>`` (keeps the time and the offset).
-``visible_date`` reads the rendered text of a page from which the boilerplate has been
-pruned and keeps the date nearest the headline: French ("16 décembre 2023 - 15h00",
+``visible_date`` reads the text of the page once menus, tickers, "À lire aussi" and
+related lists are pruned, and keeps the date nearest the headline: French ("16 décembre 2023 - 15h00",
 "Le 07/04/2025 à 12h18"), Arabic with Mashriq or Moroccan month names ("الأحد 30 يونيو
 2024 - 14:20", "2 شتنبر 2024") and English ("July 2, 2024"). Naive times are Moroccan
 local time (Africa/Casablanca).
@@ -13,11 +13,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from copy import deepcopy
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from zoneinfo import ZoneInfo
 
+from htmldate import find_date
 from lxml import etree
+
+from pipeline.normalize import normalize
 
 LOCAL_TZ = ZoneInfo("Africa/Casablanca")
 MIN_YEAR = 1995
@@ -61,6 +65,24 @@ META_KEYS = ("article:published_time", "og:article:published_time", "og:publishe
              "publication_date", "parsely-pub-date", "sailthru.date", "dc.date.issued",
              "dcterms.issued", "dc.date", "dcterms.created", "date", "article.published")
 META_XPATH = etree.XPath("//meta[@content][@property or @name or @itemprop]")
+BOILER_RE = re.compile(
+    r"related|lire|aussi|read-?more|recommend|similar|sidebar|widget|footer|menu|(?:^|[-_ ])nav"
+    r"|comment|share|social|ticker|breaking|cookie|consent|popular|most-?read|newsletter"
+    r"|breadcrumb|topbar|top-bar|site-header|masthead|promo|advert|(?:^|[-_ ])ads?(?:$|[-_ ])"
+    r"|banner|trending|latest|more-|autres|(?:^|[-_ ])tags?(?:$|[-_ ])|subscribe",
+    re.I,
+)
+RELATED_HEAD_RE = re.compile(
+    r"^\W*(?:à lire aussi|a lire aussi|lire aussi|à lire également|voir aussi|sur le même sujet"
+    r"|articles? similaires|dans la même rubrique|read also|read more|related|see also"
+    r"|اقرأ أيضا|اقرأ أيضاً|إقرأ أيضا|اقرأ كذلك|مقالات ذات صلة|أخبار ذات صلة|مواضيع ذات صلة)\b",
+    re.I,
+)
+DROP_TAGS = ("script", "style", "noscript", "template", "nav", "footer", "aside", "form",
+             "iframe", "select", "button", "svg")
+HEAD_TAGS = ("h1", "h2", "h3", "h4", "h5", "h6", "p", "div", "span", "strong", "b", "section")
+WS_RE = re.compile(r"\s+")
+MIN_HEADLINE = 8
 JSONLD_XPATH = etree.XPath("//script[@type='application/ld+json']")
 
 
@@ -182,15 +204,17 @@ def visible_date(lines: list[tuple[str, bool]], latest: datetime) -> datetime | 
         The best candidate, or None. Dates before the headline count double distance;
         dates announced as an update ("Mis à jour le") only win when nothing else does.
     """
-    offsets, text, head = [], "", None
+    parts: list[str] = []
+    size, head = 0, None
     for segment, is_head in lines:
         if is_head and head is None:
-            head = (len(text), len(text) + len(segment))
-        offsets.append(len(text))
-        text += segment + "\n"
+            head = (size, size + len(segment))
+        parts.append(segment)
+        size += len(segment) + 1
+    text = "\n".join(parts)
     best: tuple[float, datetime] | None = None
     for pos, value in find_dates(text):
-        if value > latest + timedelta(hours=2):
+        if value > latest:
             continue
         if head is None:
             score = float(pos)
@@ -203,3 +227,94 @@ def visible_date(lines: list[tuple[str, bool]], latest: datetime) -> datetime | 
         if best is None or score < best[0]:
             best = (score, value)
     return best[1] if best else None
+
+
+def _clean(text: str | None) -> str:
+    return WS_RE.sub(" ", text or "").strip()
+
+
+def _classes(el: etree._Element) -> str:
+    return f"{el.get('class') or ''} {el.get('id') or ''}"
+
+
+def _headline(tree: etree._Element, title: str | None) -> etree._Element | None:
+    """The h1 holding the headline (not a logo h1), or None."""
+    key = normalize(title or "")
+    h1s = [h for h in tree.iter("h1") if len(_clean(h.text_content())) >= MIN_HEADLINE]
+    for h1 in h1s:
+        if key and normalize(h1.text_content()) == key:
+            return h1
+    return h1s[0] if h1s else None
+
+
+def _prune(tree: etree._Element, title: str | None) -> tuple[etree._Element, etree._Element | None]:
+    """A copy of the page without boilerplate, and its headline element (or None)."""
+    tree = deepcopy(tree)
+    for el in list(tree.iter(*DROP_TAGS)):
+        if el.getparent() is not None:
+            el.drop_tree()
+    h1 = _headline(tree, title)
+    keep = set(h1.iterancestors()) | {h1} if h1 is not None else set()
+    for el in list(tree.iter("header", "div", "section", "ul", "ol", "p", "span")):
+        if el in keep or el.getparent() is None:
+            continue
+        if el.tag == "header" or BOILER_RE.search(_classes(el)):
+            el.drop_tree()
+    for el in list(tree.iter(*HEAD_TAGS)):
+        if el in keep or el.getparent() is None:
+            continue
+        if len(el.text_content()) < 60 and RELATED_HEAD_RE.match(_clean(el.text_content())):
+            parent = el.getparent()
+            if parent is not None and parent not in keep and len(parent.text_content()) < 1500:
+                parent.drop_tree()
+            else:
+                el.drop_tree()
+    return tree, h1
+
+
+def _segments(tree: etree._Element, h1: etree._Element | None) -> list[tuple[str, bool]]:
+    """Text pieces of the pruned page in document order, the headline flagged."""
+    out: list[tuple[str, bool]] = []
+    in_head = False
+    for event, el in etree.iterwalk(tree, events=("start", "end")):
+        if event == "start" and isinstance(el.tag, str):
+            if el is h1:
+                out.append((_clean(el.text_content()), True))
+                in_head = True
+            elif not in_head:
+                if el.tag == "time" and el.get("datetime"):
+                    out.append((el.get("datetime", ""), False))
+                if el.text:
+                    out.append((el.text, False))
+        elif event == "end":
+            if el is h1:
+                in_head = False
+            if el.tail and not in_head:
+                out.append((el.tail, False))
+    return [(text, head) for text, head in out if head or text.strip()]
+
+
+def find_published(tree: etree._Element, url: str, fetched_at: datetime,
+                   title: str | None = None) -> datetime | None:
+    """Publication date: JSON-LD/meta, else the date written nearest the headline, else htmldate.
+
+    Args:
+        tree: the parsed page.
+        url: its URL (htmldate reads dates in URLs).
+        fetched_at: fetch time; later dates are not publication dates.
+        title: the headline, to find the right h1.
+
+    Returns:
+        An aware datetime (Moroccan time when the page gives no offset), or None.
+    """
+    latest = _aware(fetched_at) + timedelta(hours=2)
+    found = structured_date(tree, latest)
+    if found:
+        return found
+    pruned, h1 = _prune(tree, title)
+    found = visible_date(_segments(pruned, h1), latest)
+    if found:
+        return found
+    day = find_date(pruned, extensive_search=False, original_date=True, url=url,
+                    max_date=latest.strftime("%Y-%m-%d"))
+    return datetime.fromisoformat(day).replace(tzinfo=LOCAL_TZ) if day else None

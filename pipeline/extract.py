@@ -1,0 +1,236 @@
+"""Strip a fetched news page to its article: title, text, date, author, language.
+
+trafilatura does the text (comments off, precision on, no tables); this module adds
+what news monitoring needs on top: robust decoding (``pipeline.charset``), the headline
+without the site-name suffix, the publication date nearest the headline
+(``pipeline.dates``), the language, and a clear ``Skipped`` for pages that are not
+articles. ``extract`` never raises on a bad page.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from functools import cache
+from urllib.parse import urlsplit
+
+import trafilatura
+from lxml import etree
+from py3langid.langid import MODEL_FILE, LanguageIdentifier
+from trafilatura.meta import reset_caches as _reset_trafilatura_caches
+from trafilatura.utils import load_html
+
+from pipeline.charset import decode_html
+from pipeline.dates import BOILER_RE, MIN_HEADLINE, RELATED_HEAD_RE, find_published, jsonld
+from pipeline.normalize import normalize
+from pipeline.types import Article, RawPage, Skipped
+
+LOGGER = logging.getLogger(__name__)
+
+LISTING_PATH_RE = re.compile(
+    r"/(?:tags?|category|categorie|categories|rubriques?|sections?|author|auteurs?|archives?"
+    r"|search|recherche|topics?|dossiers?)(?:/[^/?#]+)?/?(?:page/\d+/?)?$"
+    r"|/videos?(?:/|$)|/(?:page|p)/\d+/?$",
+    re.I,
+)
+LISTING_QUERY_RE = re.compile(r"(?:^|&)(?:s|q|page=rubrique|page=mot|page=recherche)(?:=|&|$)", re.I)
+NON_ARTICLE_TYPES = {"collectionpage", "itemlist", "searchresultspage", "profilepage",
+                     "videogallery", "imagegallery"}
+ARTICLE_JSONLD_TYPES = {"newsarticle", "article", "reportagenewsarticle", "analysisnewsarticle",
+                        "opinionnewsarticle", "blogposting", "report", "liveblogposting"}
+LEAD_RE = re.compile(r"chap[oô]|chapeau|lead|intro|excerpt|standfirst|summary|resume|kicker"
+                     r"|article-desc|description", re.I)
+TITLE_SEP_RE = re.compile(r"(\s+[-|–—:»•·]\s+|\s+[|»•·]\s*|\s*[|»•·]\s+)")
+META_XPATH = etree.XPath("//meta[@content][@property or @name]")
+WS_RE = re.compile(r"\s+")
+LISTING_LINK_SHARE = 0.35
+LANG_CONFIDENT = 0.9
+ARABIC_CHARS_RE = re.compile(r"[\u0600-\u06ff\u0750-\u077f]")
+LATIN_CHARS_RE = re.compile(r"[A-Za-zÀ-ÿ]")
+
+
+def reset_caches() -> None:
+    """Release trafilatura/htmldate/courlan LRU caches; call between crawl batches."""
+    _reset_trafilatura_caches()
+
+
+def _clean(text: str | None) -> str:
+    return WS_RE.sub(" ", text or "").strip()
+
+
+def _metas(tree: etree._Element) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for meta in META_XPATH(tree):
+        key = (meta.get("property") or meta.get("name") or "").lower()
+        found.setdefault(key, _clean(meta.get("content")))
+    return found
+
+
+def _classes(el: etree._Element) -> str:
+    return f"{el.get('class') or ''} {el.get('id') or ''}"
+
+
+def _strip_site(title: str, site_names: list[str]) -> str:
+    """Drop leading or trailing site-name segments ("… - Hespress", "Le360 | …")."""
+    pieces = TITLE_SEP_RE.split(title)  # [part, sep, part, sep, part]
+    names = {normalize(n).replace(" ", "") for n in site_names if n}
+
+    def is_site(part: str) -> bool:
+        key = normalize(part).replace(" ", "")
+        return bool(key) and any(key == n or (len(n) > 3 and n in key) or key in n for n in names)
+
+    while len(pieces) > 2 and is_site(pieces[-1]):
+        del pieces[-2:]
+    while len(pieces) > 2 and is_site(pieces[0]):
+        del pieces[:2]
+    return "".join(pieces).strip()
+
+
+def find_title(tree: etree._Element, metas: dict[str, str], fallback: str | None,
+               site_names: list[str]) -> str:
+    """The headline: the h1 when it agrees with og:title/<title>, else og:title, stripped."""
+    h1s = [_clean(h.text_content()) for h in tree.iter("h1")]
+    h1s = [h for h in h1s if len(h) >= MIN_HEADLINE and normalize(h).replace(" ", "")
+           not in {normalize(n).replace(" ", "") for n in site_names if n}]
+    og = _strip_site(metas.get("og:title") or metas.get("twitter:title") or "", site_names)
+    title_el = tree.find(".//title")
+    doc_title = _strip_site(_clean(title_el.text_content()) if title_el is not None else "",
+                            site_names)
+    for h1 in h1s:
+        key = normalize(h1)
+        if key and any(key in normalize(t) for t in (og, doc_title) if t):
+            return h1
+    return og or (h1s[0] if h1s else "") or doc_title or _clean(fallback)
+
+
+@cache
+def _identifier() -> LanguageIdentifier:
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+def detect_language(text: str, hint: str | None = None) -> str | None:
+    """ISO 639-1 code of ``text``; ``hint`` decides when detection is unsure.
+
+    Arabic script wins outright (short Arabic texts otherwise come out as fa/ur);
+    otherwise py3langid decides when confident, and the hint breaks near-ties.
+    """
+    sample = text[:5000]
+    arabic = len(ARABIC_CHARS_RE.findall(sample))
+    latin = len(LATIN_CHARS_RE.findall(sample))
+    if arabic + latin == 0:
+        return hint
+    if arabic > latin:
+        return "ar"
+    ranked = _identifier().rank(sample)
+    best, prob = ranked[0]
+    if prob >= LANG_CONFIDENT or not hint:
+        return best
+    probs = dict(ranked)
+    return hint if probs.get(hint, 0.0) >= 0.1 * prob else best
+
+
+def _not_article(page: RawPage, tree: etree._Element, metas: dict[str, str]) -> str | None:
+    parts = urlsplit(page.final_url or page.url)
+    if LISTING_PATH_RE.search(parts.path) or LISTING_QUERY_RE.search(parts.query):
+        return f"listing URL {parts.path}"
+    if metas.get("og:type", "").startswith("video"):
+        return "video page"
+    types = set()
+    for obj in jsonld(tree):
+        kind = obj.get("@type", [])
+        types |= {str(k).lower() for k in (kind if isinstance(kind, list) else [kind])}
+    if types & NON_ARTICLE_TYPES and not types & ARTICLE_JSONLD_TYPES:
+        return f"not an article (JSON-LD {sorted(types & NON_ARTICLE_TYPES)[0]})"
+    return None
+
+
+def _link_share(tree: etree._Element, text: str) -> float:
+    """Share of the extracted text that is link text (teasers of a listing page)."""
+    links = {_clean(a.text_content()) for a in tree.iter("a")}
+    links = {t for t in links if len(t) >= 15}
+    lines = [_clean(line) for line in text.splitlines() if line.strip()]
+    linked = sum(len(line) for line in lines if line in links)
+    return linked / max(1, sum(len(line) for line in lines))
+
+
+def _with_lead(tree: etree._Element, text: str) -> str:
+    """Put back the standfirst (chapô) when trafilatura left it out."""
+    flat = _clean(text)
+    for el in tree.iter("p", "div", "h2", "span", "strong"):
+        if LEAD_RE.search(_classes(el)) and not BOILER_RE.search(_classes(el)):
+            lead = _clean(el.text_content())
+            if 40 <= len(lead) <= 1500 and lead not in flat:
+                return f"{lead}\n{text}"
+            if len(lead) >= 40:
+                break
+    return text
+
+
+def _drop_boilerplate_lines(text: str) -> str:
+    lines = [ln for ln in text.splitlines()
+             if not (len(ln) < 250 and RELATED_HEAD_RE.match(ln.strip()))]
+    return "\n".join(lines).strip()
+
+
+def extract(page: RawPage, *, min_chars: int = 400) -> Article | Skipped:
+    """Extract the article of a fetched page.
+
+    Args:
+        page: the fetched page.
+        min_chars: shorter texts are not articles (briefs, video captions, listings).
+
+    Returns:
+        An Article, or Skipped with the reason; never raises on a malformed page.
+    """
+    try:
+        return _extract(page, min_chars)
+    except Exception as exc:  # a bad page must not stop a crawl: counted as Skipped, logged
+        LOGGER.warning("extraction failed for %s: %s: %s", page.url, type(exc).__name__, exc)
+        return Skipped(page.url, f"extraction error: {type(exc).__name__}: {exc}"[:300])
+
+
+def _extract(page: RawPage, min_chars: int) -> Article | Skipped:
+    if not 200 <= page.status < 300:
+        return Skipped(page.url, f"HTTP status {page.status}")
+    ctype = {k.lower(): v for k, v in page.headers.items()}.get("content-type", "").lower()
+    if ctype and not any(t in ctype for t in ("html", "xml", "text/plain")):
+        return Skipped(page.url, f"not HTML: {ctype.split(';')[0]}")
+    html = decode_html(page.body, page.headers)
+    sample = html[:20000]
+    bad = sum(1 for ch in sample if ch == "\ufffd" or (ch < " " and ch not in "\t\r\n"))
+    if not sample.strip() or bad > 0.02 * len(sample) or "<" not in sample:
+        return Skipped(page.url, "empty or undecodable body")
+    tree = load_html(html)
+    if tree is None:
+        return Skipped(page.url, "not parseable as HTML")
+    metas = _metas(tree)
+    reason = _not_article(page, tree, metas)
+    if reason:
+        return Skipped(page.url, reason)
+    url = page.final_url or page.url
+    doc = trafilatura.bare_extraction(
+        tree, url=url, with_metadata=True, include_comments=False, favor_precision=True,
+        include_tables=False, include_images=False, include_links=False,
+        date_extraction_params={"extensive_search": False, "original_date": True},
+    )
+    text = _drop_boilerplate_lines(_with_lead(tree, doc.text or "")) if doc else ""
+    if not text:
+        return Skipped(page.url, "no article text found")
+    if len(text) < min_chars:
+        return Skipped(page.url, f"too short: {len(text)} chars < {min_chars}")
+    if _link_share(tree, text) > LISTING_LINK_SHARE:
+        return Skipped(page.url, "listing page: text is mostly links")
+    site = metas.get("og:site_name") or _clean(doc.sitename) or None
+    host = urlsplit(url).hostname or ""
+    site_names = [n for n in (site, page.outlet, host.removeprefix("www.").split(".")[0]) if n]
+    title = find_title(tree, metas, doc.title, site_names)
+    first, _, rest = text.partition("\n")
+    if rest and normalize(first) == normalize(title):  # trafilatura kept the h1 in the body
+        text = rest.strip()
+    return Article(
+        url=page.url, outlet=page.outlet, title=title, text=text,
+        published=find_published(tree, url, page.fetched_at, title),
+        author=_clean(doc.author) or None, site_name=site,
+        language=detect_language(f"{title}\n{text}", page.language_hint),
+        final_url=page.final_url,
+    )
