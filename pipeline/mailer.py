@@ -139,7 +139,10 @@ def _describe(exc: BaseException, stage: str, smtp: SmtpConfig) -> str:
         return "connection refused"
     if isinstance(exc, socket.gaierror):
         return f"cannot resolve the host name ({_reason(exc)})"
-    if isinstance(exc, TimeoutError | socket.timeout):
+    if isinstance(exc, TimeoutError | socket.timeout) or (
+        # smtplib reports a read timeout as a disconnection "...: timed out"
+        isinstance(exc, smtplib.SMTPServerDisconnected) and "timed out" in str(exc)
+    ):
         return f"timed out after {smtp.timeout:g}s ({stage})"
     if isinstance(exc, ssl.SSLCertVerificationError):
         hint = " (set smtp.ca_file to the server's CA)" if not smtp.ca_file else ""

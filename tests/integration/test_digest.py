@@ -1,0 +1,599 @@
+"""The digest end to end: a real SQLite file, a real SMTP server (aiosmtpd on 127.0.0.1).
+
+The database is filled directly through the storage models (`seed`): three tracked stories
+covered by several outlets (one in Arabic, one whose title carries a <script> tag) and two
+distractors (one flagged for a topic the digest does not follow, one flagged for nothing).
+The checks read what the server received, parsed back with the email package.
+"""
+
+from __future__ import annotations
+
+import email
+import socket
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import lxml.html
+import pytest
+import trustme
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
+from sqlalchemy import select
+
+from pipeline.config import Config, config_from_dict
+from pipeline.digest import DigestError, send_digest
+from storage import queries as q
+from storage.db import Database
+from storage.models import Article, CrawlRun, Digest, DigestItem, Story, TopicMatchRow
+
+TOPIC = "maroc-france-securite"
+TOPIC_LABEL = "Coopération sécuritaire Maroc–France"
+TO = ["analyst@example.org", "press@example.org"]
+
+# --- the database ------------------------------------------------------------------------
+
+TRACKED = [
+    {
+        "title": "Hammouchi reçoit le directeur de la DGSI à Rabat",
+        "hours": 2,
+        "articles": [
+            ("le360", "https://le360.ma/societe/hammouchi-dgsi-rabat?utm=rss&id=12", "fr"),
+            ("hespress-fr", "https://fr.hespress.com/3001-hammouchi-dgsi.html", "fr"),
+            ("bladi", "https://www.bladi.net/hammouchi-dgsi-rabat,1234.html", "fr"),
+        ],
+        "text": "Le directeur général de la DGSN et de la DGST, Abdellatif Hammouchi, a reçu "
+        "mardi à Rabat le directeur de la DGSI française. Les deux responsables ont passé en "
+        "revue la coopération sécuritaire entre le Maroc et la France, notamment dans la lutte "
+        "contre le terrorisme et la sécurisation des grands événements sportifs prévus. " * 3,
+        "matched": [
+            {"term": "hammouchi", "field": "title", "count": 1},
+            {"term": "dgsi", "field": "title", "count": 1},
+            {"term": "dgsi", "field": "text", "count": 3},
+            {"term": "coopération sécuritaire", "field": "text", "count": 1},
+        ],
+        "score": 11.5,
+    },
+    {
+        "title": "تعاون أمني بين المغرب وفرنسا لمواجهة الإرهاب",
+        "hours": 5,
+        "articles": [
+            ("hespress", "https://www.hespress.com/تعاون-أمني-1234.html", "ar"),
+            ("alyaoum24", "https://alyaoum24.com/1899.html", "ar"),
+        ],
+        "text": "أكدت المديرية العامة للأمن الوطني أن التعاون الأمني بين المغرب وفرنسا مكن من "
+        "تفكيك خلية إرهابية كانت تخطط لتنفيذ عمليات في البلدين، وذلك بفضل تبادل المعلومات "
+        "الاستخباراتية بين الأجهزة المختصة. " * 3,
+        "matched": [
+            {"term": "المغرب", "field": "title", "count": 1},
+            {"term": "فرنسا", "field": "title", "count": 1},
+            {"term": "التعاون الأمني", "field": "text", "count": 2},
+        ],
+        "score": 9.0,
+    },
+    {
+        "title": "<script>alert('x')</script> Extradition d'un suspect vers la France",
+        "hours": 8,
+        "articles": [
+            ("h24info", "https://www.h24info.ma/maroc/extradition-france/", "fr"),
+            ("le360", "https://le360.ma/monde/extradition-france-suspect", "fr"),
+        ],
+        "text": "Un ressortissant recherché par la justice française a été extradé vers Paris "
+        "à la suite d'une demande transmise par les autorités françaises à la police marocaine.",
+        "matched": [
+            {"term": "france", "field": "title", "count": 1},
+            {"term": "police", "field": "text", "count": 1},
+            {"term": "maroc", "field": "text", "count": 1},
+        ],
+        "score": 4.0,
+    },
+]
+
+UNTRACKED = [
+    {  # flagged, but for a topic the digest does not follow
+        "title": "Le Raja remporte le derby de Casablanca",
+        "hours": 1,
+        "articles": [("le360", "https://le360.ma/sport/raja-derby", "fr")],
+        "text": "Le Raja s'est imposé face au Wydad dans un derby disputé.",
+        "topic": "sport",
+    },
+    {  # flagged for nothing
+        "title": "Vague de chaleur attendue dans le Souss",
+        "hours": 3,
+        "articles": [("hespress-fr", "https://fr.hespress.com/meteo-souss.html", "fr")],
+        "text": "La météo annonce des températures élevées.",
+        "topic": None,
+    },
+]
+
+
+def add_story(
+    db: Database,
+    spec: dict[str, Any],
+    *,
+    topic: str | None = TOPIC,
+    first_seen: datetime | None = None,
+) -> int:
+    """Write one story, its articles (one per outlet) and the topic match on each article."""
+    seen = first_seen or datetime.now(UTC) - timedelta(hours=spec["hours"])
+    with db.transaction() as s:
+        story = Story(title=spec["title"], first_seen=seen, last_seen=seen, features=[])
+        s.add(story)
+        s.flush()
+        for i, (outlet, url, lang) in enumerate(spec["articles"]):
+            outlet_id = q.ensure_outlet(s, outlet, f"https://{outlet}.example/", lang)
+            art = Article(
+                url=url,
+                outlet_id=outlet_id,
+                story_id=story.id,
+                title=spec["title"],
+                text=spec["text"],
+                language=lang,
+                content_hash=f"{story.id}-{i}",
+                first_seen=seen + timedelta(minutes=i),
+                published=seen + timedelta(minutes=i),
+            )
+            if topic:
+                art.topics.append(
+                    TopicMatchRow(topic=topic, score=spec.get("score", 5.0), matched=spec.get("matched", []))
+                )
+            s.add(art)
+        return story.id
+
+
+@dataclass
+class Seeded:
+    tracked: dict[int, dict[str, Any]] = field(default_factory=dict)
+    untracked: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
+def seed(db: Database) -> Seeded:
+    out = Seeded()
+    for spec in TRACKED:
+        out.tracked[add_story(db, spec)] = spec
+    for spec in UNTRACKED:
+        out.untracked[add_story(db, spec, topic=spec["topic"])] = spec
+    return out
+
+
+def make_config(db_url: str, port: int, **smtp: Any) -> Config:
+    return config_from_dict(
+        {
+            "database": {"url": db_url},
+            "topics": [
+                {"name": TOPIC, "label": TOPIC_LABEL, "require": [["maroc"], ["france"]]},
+                {"name": "sport", "require": [["raja", "wydad"]]},
+            ],
+            "schedule": {"timezone": "Africa/Casablanca"},
+            "digest": {
+                "topics": [TOPIC],
+                "to": TO,
+                "from": "Veille <veille@veille.example.org>",
+                "subject": "Veille — {date}: {count} stories",
+                "smtp": {"host": "127.0.0.1", "port": port, "timeout": 5, **smtp},
+            },
+        },
+        source="test-config.yaml",
+    )
+
+
+# --- the SMTP server ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Inbox:
+    """aiosmtpd handler keeping every accepted message."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Envelope] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:
+        self.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        out = []
+        for env in self.envelopes:
+            raw = env.original_content or env.content
+            assert isinstance(raw, bytes)
+            msg = email.message_from_bytes(raw, policy=email.policy.default)
+            assert isinstance(msg, EmailMessage)
+            out.append(msg)
+        return out
+
+
+class Logins:
+    """aiosmtpd authenticator accepting one user, remembering every attempt."""
+
+    def __init__(self, user: str, password: str) -> None:
+        self.user, self.password = user.encode(), password.encode()
+        self.attempts: list[tuple[str, bytes, bool]] = []
+
+    def __call__(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login == self.user
+            and auth_data.password == self.password
+        )
+        self.attempts.append((mechanism, getattr(auth_data, "login", b""), ok))
+        return AuthResult(success=ok, handled=False)
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[Inbox, int]]:
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
+    monkeypatch.delenv("VEILLE_DATABASE_URL", raising=False)
+    database = Database(f"sqlite:///{tmp_path / 'veille.db'}")
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+def tls_server_context(ca: trustme.CA) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(ctx)
+    return ctx
+
+
+# --- checks ------------------------------------------------------------------------------
+
+
+def parts(msg: EmailMessage) -> tuple[str, str]:
+    assert msg.get_content_type() == "multipart/alternative"
+    kinds = [p.get_content_type() for p in msg.iter_parts()]
+    assert kinds == ["text/plain", "text/html"]
+    text_part, html_part = list(msg.iter_parts())
+    assert isinstance(text_part, EmailMessage) and isinstance(html_part, EmailMessage)
+    return text_part.get_content(), html_part.get_content()
+
+
+def assert_lists_exactly(msg: EmailMessage, seeded: Seeded, ids: list[int] | None = None) -> None:
+    """Every expected story with every article link, in both parts; no distractor."""
+    text, html = parts(msg)
+    doc = lxml.html.fromstring(html)
+    hrefs = set(doc.xpath("//a/@href"))
+    page_text = doc.text_content()
+    wanted = ids if ids is not None else list(seeded.tracked)
+    for sid in wanted:
+        spec = seeded.tracked[sid]
+        assert spec["title"] in text, spec["title"]
+        assert spec["title"] in page_text, spec["title"]
+        for outlet, url, _lang in spec["articles"]:
+            assert url in hrefs, f"no link to {url} in the HTML part"
+            assert url in text, f"no {url} in the text part"
+            assert outlet in page_text
+    others = [s for sid, s in seeded.tracked.items() if sid not in wanted]
+    for spec in list(seeded.untracked.values()) + others:
+        assert spec["title"] not in text
+        assert spec["title"] not in page_text
+        for _outlet, url, _lang in spec["articles"]:
+            assert url not in hrefs and url not in text
+
+
+def sent_items(db: Database) -> list[int]:
+    with db.transaction() as s:
+        return sorted(s.scalars(select(DigestItem.story_id)))
+
+
+def digests(db: Database) -> list[tuple[str, int]]:
+    with db.transaction() as s:
+        return [(d.status, len(d.items)) for d in s.scalars(select(Digest).order_by(Digest.id))]
+
+
+def digest_runs(db: Database) -> list[tuple[str, str | None]]:
+    with db.transaction() as s:
+        rows = s.scalars(select(CrawlRun).where(CrawlRun.kind == "digest").order_by(CrawlRun.id))
+        return [(r.status, r.message) for r in rows]
+
+
+# --- tests -------------------------------------------------------------------------------
+
+
+def test_digest_mails_every_tracked_story_with_all_outlets(db: Database, smtp_server: tuple[Inbox, int]) -> None:
+    inbox, port = smtp_server
+    seeded = seed(db)
+    cfg = make_config(db.url, port)
+
+    result = send_digest(db, cfg)
+
+    assert result.status == "sent" and result.count == 3
+    assert len(inbox.envelopes) == 1
+    assert sorted(inbox.envelopes[0].rcpt_tos) == sorted(TO)
+    msg = inbox.messages[0]
+    assert_lists_exactly(msg, seeded)
+    assert msg["From"] == "Veille <veille@veille.example.org>"
+    assert sorted(a.addr_spec for a in msg["To"].addresses) == sorted(TO)
+    assert msg["Message-ID"].endswith("@veille.example.org>")
+    assert msg["Date"].datetime is not None
+    assert abs(msg["Date"].datetime - datetime.now(UTC)) < timedelta(minutes=5)
+    assert msg["Subject"].startswith("Veille — 20") and msg["Subject"].endswith(": 3 stories")
+    # grouped under the topic's label, newest first
+    text, html = parts(msg)
+    assert TOPIC_LABEL in text and TOPIC_LABEL in lxml.html.fromstring(html).text_content()
+    order = [text.index(spec["title"]) for spec in TRACKED]
+    assert order == sorted(order)
+    # why it was flagged: terms with their fields, and the score
+    assert "dgsi (title, text ×3)" in text and "score 11.5" in text
+    # recorded: one sent digest holding exactly the tracked stories, and an ok run
+    assert sent_items(db) == sorted(seeded.tracked)
+    assert digests(db) == [("sent", 3)]
+    assert [status for status, _ in digest_runs(db)] == ["ok"]
+
+
+def test_arabic_story_renders_right_to_left(db: Database, smtp_server: tuple[Inbox, int]) -> None:
+    inbox, port = smtp_server
+    seed(db)
+    send_digest(db, make_config(db.url, port))
+    _text, html = parts(inbox.messages[0])
+    doc = lxml.html.fromstring(html)
+    arabic = TRACKED[1]
+    title_cell = doc.xpath("//td[@dir='rtl'][.//a]")
+    assert [c.text_content().strip() for c in title_cell] == [arabic["title"]]
+    assert title_cell[0].get("lang") == "ar"
+    excerpts = [c.text_content() for c in doc.xpath("//td[@dir='rtl'][not(.//a)]")]
+    assert len(excerpts) == 1 and excerpts[0].startswith("أكدت المديرية العامة")
+    assert len(excerpts[0]) <= 281
+    # the French stories stay left to right
+    french = doc.xpath("//td[.//a[contains(., 'Hammouchi')]]")
+    assert french and all(c.get("dir") is None for c in french)
+
+
+def test_script_in_title_arrives_escaped(db: Database, smtp_server: tuple[Inbox, int]) -> None:
+    inbox, port = smtp_server
+    seed(db)
+    send_digest(db, make_config(db.url, port))
+    _text, html = parts(inbox.messages[0])
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
+    assert "<script" not in html.lower()
+    doc = lxml.html.fromstring(html)
+    assert doc.xpath("//script") == []
+    assert "<script>alert('x')</script> Extradition" in doc.text_content()
+    # nothing remote: no images, no external stylesheets or frames
+    assert doc.xpath("//img|//link|//iframe|//object|//style") == []
+
+
+def test_second_digest_right_after_sends_nothing(db: Database, smtp_server: tuple[Inbox, int]) -> None:
+    inbox, port = smtp_server
+    seed(db)
+    cfg = make_config(db.url, port)
+    assert send_digest(db, cfg).status == "sent"
+
+    again = send_digest(db, cfg)
+
+    assert again.status == "empty" and again.count == 0
+    assert len(inbox.envelopes) == 1
+    assert digests(db) == [("sent", 3)]
+    assert [status for status, _ in digest_runs(db)] == ["ok", "ok"]
+
+    # with send_empty the (empty) message goes out, still without any story in it
+    loud = cfg.model_copy(update={"digest": cfg.digest.model_copy(update={"send_empty": True})})
+    assert send_digest(db, loud).status == "sent"
+    assert len(inbox.envelopes) == 2
+    text, _html = parts(inbox.messages[1])
+    assert "No new tracked stories." in text
+    assert all(spec["title"] not in text for spec in TRACKED)
+    assert inbox.messages[1]["Subject"].endswith(": 0 stories")
+
+
+def test_new_story_after_a_digest_comes_in_the_next_one_only(db: Database, smtp_server: tuple[Inbox, int]) -> None:
+    inbox, port = smtp_server
+    seeded = seed(db)
+    cfg = make_config(db.url, port)
+    send_digest(db, cfg)
+    # a story committed while the first digest was being built: first seen before it was sent
+    late = dict(TRACKED[2], title="Coopération: un officier de la DGST à Paris",
+                articles=[("bladi", "https://www.bladi.net/dgst-paris,99.html", "fr")])
+    late_id = add_story(db, late, first_seen=datetime.now(UTC) - timedelta(minutes=30))
+    seeded.tracked[late_id] = late
+
+    send_digest(db, cfg)
+    send_digest(db, cfg)
+
+    assert len(inbox.envelopes) == 2
+    assert_lists_exactly(inbox.messages[1], seeded, ids=[late_id])
+    assert sent_items(db) == sorted(seeded.tracked)
+
+
+def test_smtp_down_fails_in_one_line_and_loses_nothing(db: Database, smtp_server: tuple[Inbox, int]) -> None:
+    inbox, up_port = smtp_server
+    seeded = seed(db)
+    down_port = free_port()  # nothing listens there
+
+    with pytest.raises(DigestError) as err:
+        send_digest(db, make_config(db.url, down_port))
+
+    assert str(err.value) == f"SMTP 127.0.0.1:{down_port}: connection refused"
+    assert sent_items(db) == []
+    assert digests(db) == [("failed", 0)]
+    assert digest_runs(db) == [("failed", f"SMTP 127.0.0.1:{down_port}: connection refused")]
+
+    result = send_digest(db, make_config(db.url, up_port))
+
+    assert result.status == "sent" and result.count == 3
+    assert len(inbox.envelopes) == 1
+    assert_lists_exactly(inbox.messages[0], seeded)
+    assert digests(db) == [("failed", 0), ("sent", 3)]
+    assert sent_items(db) == sorted(seeded.tracked)
+
+
+def test_silent_server_times_out_in_one_line(db: Database) -> None:
+    seed(db)
+    with socket.socket() as listener:  # accepts connections (backlog) but never greets
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(5)
+        port = listener.getsockname()[1]
+        with pytest.raises(DigestError) as err:
+            send_digest(db, make_config(db.url, port, timeout=0.5))
+    assert str(err.value) == f"SMTP 127.0.0.1:{port}: timed out after 0.5s (connect)"
+    assert sent_items(db) == []
+
+
+def test_dry_run_and_out_file_mark_nothing_sent(db: Database, smtp_server: tuple[Inbox, int], tmp_path: Path) -> None:
+    inbox, port = smtp_server
+    seeded = seed(db)
+    cfg = make_config(db.url, port)
+
+    dry = send_digest(db, cfg, dry_run=True)
+    assert dry.status == "dry-run" and dry.text is not None
+    assert all(spec["title"] in dry.text for spec in TRACKED)
+    assert digests(db) == [] and digest_runs(db) == []
+
+    eml = tmp_path / "out" / "digest.eml"
+    written = send_digest(db, cfg, out=eml)
+    assert written.status == "written" and written.path == eml
+    msg = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    assert isinstance(msg, EmailMessage)
+    assert_lists_exactly(msg, seeded)
+    assert inbox.envelopes == []
+    assert sent_items(db) == [] and digests(db) == [("written", 0)]
+
+    # a written file is not a delivery: the next real digest still carries every story
+    assert send_digest(db, cfg).count == 3
+    assert_lists_exactly(inbox.messages[0], seeded)
+
+
+def test_digest_in_progress_is_not_sent_twice(db: Database, smtp_server: tuple[Inbox, int]) -> None:
+    inbox, port = smtp_server
+    seed(db)
+    with db.transaction() as s:  # another process is sending to the same list right now
+        q.create_digest(s, TO, "in flight")
+    with pytest.raises(DigestError, match=r"^digest 1 to the same recipients has been sending since"):
+        send_digest(db, make_config(db.url, port))
+    assert inbox.envelopes == [] and sent_items(db) == []
+
+
+def test_first_digest_skips_the_old_backlog_unless_since(db: Database, smtp_server: tuple[Inbox, int]) -> None:
+    inbox, port = smtp_server
+    seeded = seed(db)
+    old = dict(TRACKED[0], title="Vieille affaire DGSN–DGSI",
+               articles=[("bladi", "https://www.bladi.net/vieille-affaire,1.html", "fr")])
+    old_id = add_story(db, old, first_seen=datetime.now(UTC) - timedelta(days=30))
+    seeded.tracked[old_id] = old
+    cfg = make_config(db.url, port)
+
+    send_digest(db, cfg)
+    assert_lists_exactly(inbox.messages[0], seeded, ids=[i for i in seeded.tracked if i != old_id])
+
+    send_digest(db, cfg, since=datetime.now(UTC) - timedelta(days=60))
+    assert_lists_exactly(inbox.messages[1], seeded, ids=[old_id])
+
+
+# --- TLS and login -------------------------------------------------------------------------
+
+
+def test_starttls_with_login(db: Database, ca: trustme.CA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seeded = seed(db)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    inbox, logins, port = Inbox(), Logins("veille", "s3cret pass"), free_port()
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=tls_server_context(ca),
+        require_starttls=True,
+        auth_require_tls=True,
+        authenticator=logins,
+    )
+    controller.start()
+    try:
+        settings = {"security": "starttls", "username": "veille",
+                    "password_env": "VEILLE_TEST_SMTP_PASSWORD", "ca_file": str(ca_file)}
+
+        # no password in the environment: refused before connecting
+        monkeypatch.delenv("VEILLE_TEST_SMTP_PASSWORD", raising=False)
+        with pytest.raises(DigestError, match="VEILLE_TEST_SMTP_PASSWORD"):
+            send_digest(db, make_config(db.url, port, **settings))
+        assert logins.attempts == []
+
+        # wrong password
+        monkeypatch.setenv("VEILLE_TEST_SMTP_PASSWORD", "wrong")
+        with pytest.raises(DigestError) as err:
+            send_digest(db, make_config(db.url, port, **settings))
+        assert str(err.value).startswith(f"SMTP 127.0.0.1:{port}: login refused for 'veille' (535")
+        assert "\n" not in str(err.value)
+
+        # a client that does not trust the test CA refuses the server
+        monkeypatch.setenv("VEILLE_TEST_SMTP_PASSWORD", "s3cret pass")
+        untrusted = {**settings, "ca_file": None}
+        with pytest.raises(DigestError, match="TLS certificate verification failed"):
+            send_digest(db, make_config(db.url, port, **untrusted))
+        assert inbox.envelopes == [] and sent_items(db) == []
+
+        result = send_digest(db, make_config(db.url, port, **settings))
+    finally:
+        controller.stop()
+
+    assert result.status == "sent"
+    assert len(inbox.envelopes) == 1
+    assert_lists_exactly(inbox.messages[0], seeded)
+    mechanism, login, ok = logins.attempts[-1]
+    assert (login, ok) == (b"veille", True) and mechanism in {"PLAIN", "LOGIN"}
+    assert sent_items(db) == sorted(seeded.tracked)
+    assert [s for s, _ in digests(db)] == ["failed", "failed", "failed", "sent"]
+
+
+@pytest.mark.parametrize("mechanism", ["LOGIN", "PLAIN"])
+def test_starttls_login_mechanisms(db: Database, ca: trustme.CA, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch, mechanism: str) -> None:
+    seed(db)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    other = {"LOGIN": ["PLAIN"], "PLAIN": ["LOGIN"]}[mechanism]
+    inbox, logins, port = Inbox(), Logins("veille", "pw"), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=tls_server_context(ca),
+                            require_starttls=True, auth_require_tls=True, authenticator=logins,
+                            auth_exclude_mechanism=other)
+    controller.start()
+    monkeypatch.setenv("VEILLE_SMTP_PASSWORD", "pw")
+    try:
+        send_digest(db, make_config(db.url, port, security="starttls", username="veille",
+                                    ca_file=str(ca_file)))
+    finally:
+        controller.stop()
+    assert logins.attempts == [(mechanism, b"veille", True)]
+    assert len(inbox.envelopes) == 1
+
+
+def test_implicit_tls(db: Database, ca: trustme.CA, tmp_path: Path) -> None:
+    seeded = seed(db)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, ssl_context=tls_server_context(ca))
+    controller.start()
+    try:
+        # a plain client talking to a TLS port fails in one line, and marks nothing
+        with pytest.raises(DigestError, match=rf"^SMTP 127\.0\.0\.1:{port}: "):
+            send_digest(db, make_config(db.url, port, security="none", timeout=2))
+        result = send_digest(db, make_config(db.url, port, security="ssl", ca_file=str(ca_file)))
+    finally:
+        controller.stop()
+    assert result.status == "sent"
+    assert len(inbox.envelopes) == 1
+    assert_lists_exactly(inbox.messages[0], seeded)
+    assert sent_items(db) == sorted(seeded.tracked)
