@@ -505,3 +505,55 @@ def mark_digest_written(session: Session, digest_id: int, message_id: str | None
     d = session.get(Digest, digest_id)
     if d is not None:
         d.status, d.message_id = "written", message_id
+
+
+# ---------------------------------------------------------------- operations
+# (added for pipeline/daemon.py and pipeline/status.py)
+
+
+def running_runs(session: Session) -> list[CrawlRun]:
+    """Runs still marked running (live, or left behind by a killed process), oldest first."""
+    stmt = select(CrawlRun).where(CrawlRun.status == "running").order_by(CrawlRun.started_at)
+    return list(session.scalars(stmt))
+
+
+def close_runs(session: Session, run_ids: Sequence[int], status: str, message: str) -> int:
+    """Close exactly these runs, if they are still running; returns how many were closed."""
+    if not run_ids:
+        return 0
+    result = session.execute(
+        update(CrawlRun)
+        .where(CrawlRun.id.in_(list(run_ids)), CrawlRun.status == "running")
+        .values(status=status, finished_at=utcnow(), message=message)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def outlet_history(session: Session, outlet: str, limit: int = 100) -> list[OutletRun]:
+    """The outlet's rows in finished crawl runs, newest first (each with its `run` loaded)."""
+    from sqlalchemy.orm import contains_eager
+
+    stmt = (
+        select(OutletRun)
+        .join(CrawlRun, OutletRun.run_id == CrawlRun.id)
+        .where(OutletRun.outlet == outlet, CrawlRun.kind == "crawl", CrawlRun.status != "running")
+        .options(contains_eager(OutletRun.run))
+        .order_by(CrawlRun.started_at.desc(), CrawlRun.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def outlet_last_success(session: Session) -> dict[str, datetime]:
+    """Per outlet, when the last crawl that reached it without failing started."""
+    stmt = (
+        select(OutletRun.outlet, func.max(CrawlRun.started_at))
+        .join(CrawlRun, OutletRun.run_id == CrawlRun.id)
+        .where(OutletRun.status == "ok", CrawlRun.kind == "crawl", CrawlRun.status != "running")
+        .group_by(OutletRun.outlet)
+    )
+    out: dict[str, datetime] = {}
+    for name, when in session.execute(stmt):
+        if when is not None:
+            out[name] = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return out
