@@ -23,6 +23,8 @@ META_CHARSET_RE = re.compile(
 TAG_RE = re.compile(r"<[^>]*>|&[#\w]+;")
 SNIFF_BYTES = 4096
 MESS_LIMIT = 0.2
+UTF8_MIN_CHARS = 10  # valid multi-byte characters needed to call a damaged body UTF-8
+UTF8_MAX_BAD = 0.02
 MESS_SAMPLE = 20_000
 BOMS = (
     (codecs.BOM_UTF8, "utf-8-sig"),
@@ -78,6 +80,16 @@ def _try(body: bytes, codec: str) -> str | None:
         return None
 
 
+def _utf8(body: bytes) -> str | None:
+    """The body as UTF-8 if it is UTF-8 up to a few stray bytes or a cut last character."""
+    text = body.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    if not bad:
+        return text
+    multibyte = sum(1 for ch in text if ch > "\x7f") - bad
+    return text if multibyte >= UTF8_MIN_CHARS and bad <= UTF8_MAX_BAD * multibyte else None
+
+
 def decode_html(body: bytes, headers: Mapping[str, str]) -> str:
     """Decode an HTML body to str.
 
@@ -95,12 +107,11 @@ def decode_html(body: bytes, headers: Mapping[str, str]) -> str:
             return body.decode(codec, errors="replace")
 
     declared = [c for c in (header_charset(headers), meta_charset(body)) if c]
-    non_ascii = not body.isascii()
-    utf8_text = _try(body, "utf-8") if non_ascii else body.decode("ascii")
-    if not non_ascii:
-        return utf8_text or ""
-    # a body that is valid UTF-8 and not pure ASCII is UTF-8, whatever it declares:
-    # legacy single-byte text practically never forms valid multi-byte sequences
+    if body.isascii():
+        return body.decode("ascii")
+    # a body that is (nearly all) valid UTF-8 is UTF-8, whatever it declares: legacy
+    # single-byte text practically never forms valid multi-byte sequences
+    utf8_text = _utf8(body)
     if utf8_text is not None:
         return utf8_text
 

@@ -155,7 +155,7 @@ def _jsonld_objects(data: object) -> Iterator[dict]:
                 yield from _jsonld_objects(data[key])
 
 
-def _types(obj: dict) -> set[str]:
+def jsonld_types(obj: dict) -> set[str]:
     kind = obj.get("@type", [])
     return {str(k).lower() for k in (kind if isinstance(kind, list) else [kind])}
 
@@ -177,12 +177,12 @@ def structured_date(tree: etree._Element, latest: datetime) -> datetime | None:
     objects = jsonld(tree)
     for wanted in (ARTICLE_TYPES, None):
         for obj in objects:
-            if wanted is None or _types(obj) & wanted:
+            if wanted is None or jsonld_types(obj) & wanted:
                 for key in ("datePublished", "dateCreated"):
                     value = parse_iso(str(obj.get(key) or ""))
                     if value and value <= latest:
                         return value
-    metas = {}
+    metas: dict[str, str | None] = {}
     for meta in META_XPATH(tree):
         key = (meta.get("property") or meta.get("name") or meta.get("itemprop") or "").lower()
         metas.setdefault(key, meta.get("content"))
@@ -229,25 +229,25 @@ def visible_date(lines: list[tuple[str, bool]], latest: datetime) -> datetime | 
     return best[1] if best else None
 
 
-def _clean(text: str | None) -> str:
+def clean_text(text: str | None) -> str:
     return WS_RE.sub(" ", text or "").strip()
 
 
-def _classes(el: etree._Element) -> str:
+def class_attrs(el: etree._Element) -> str:
     return f"{el.get('class') or ''} {el.get('id') or ''}"
 
 
 def _headline(tree: etree._Element, title: str | None) -> etree._Element | None:
     """The h1 holding the headline (not a logo h1), or None."""
     key = normalize(title or "")
-    h1s = [h for h in tree.iter("h1") if len(_clean(h.text_content())) >= MIN_HEADLINE]
+    h1s = [h for h in tree.iter("h1") if len(clean_text(h.text_content())) >= MIN_HEADLINE]
     for h1 in h1s:
         if key and normalize(h1.text_content()) == key:
             return h1
     return h1s[0] if h1s else None
 
 
-def _prune(tree: etree._Element, title: str | None) -> tuple[etree._Element, etree._Element | None]:
+def prune(tree: etree._Element, title: str | None) -> tuple[etree._Element, etree._Element | None]:
     """A copy of the page without boilerplate, and its headline element (or None)."""
     tree = deepcopy(tree)
     for el in list(tree.iter(*DROP_TAGS)):
@@ -258,12 +258,12 @@ def _prune(tree: etree._Element, title: str | None) -> tuple[etree._Element, etr
     for el in list(tree.iter("header", "div", "section", "ul", "ol", "p", "span")):
         if el in keep or el.getparent() is None:
             continue
-        if el.tag == "header" or BOILER_RE.search(_classes(el)):
+        if el.tag == "header" or BOILER_RE.search(class_attrs(el)):
             el.drop_tree()
     for el in list(tree.iter(*HEAD_TAGS)):
         if el in keep or el.getparent() is None:
             continue
-        if len(el.text_content()) < 60 and RELATED_HEAD_RE.match(_clean(el.text_content())):
+        if len(el.text_content()) < 60 and RELATED_HEAD_RE.match(clean_text(el.text_content())):
             parent = el.getparent()
             if parent is not None and parent not in keep and len(parent.text_content()) < 1500:
                 parent.drop_tree()
@@ -278,8 +278,8 @@ def _segments(tree: etree._Element, h1: etree._Element | None) -> list[tuple[str
     in_head = False
     for event, el in etree.iterwalk(tree, events=("start", "end")):
         if event == "start" and isinstance(el.tag, str):
-            if el is h1:
-                out.append((_clean(el.text_content()), True))
+            if h1 is not None and el is h1:
+                out.append((clean_text(h1.text_content()), True))
                 in_head = True
             elif not in_head:
                 if el.tag == "time" and el.get("datetime"):
@@ -295,26 +295,22 @@ def _segments(tree: etree._Element, h1: etree._Element | None) -> list[tuple[str
 
 
 def find_published(tree: etree._Element, url: str, fetched_at: datetime,
-                   title: str | None = None) -> datetime | None:
+                   pruned: tuple[etree._Element, etree._Element | None]) -> datetime | None:
     """Publication date: JSON-LD/meta, else the date written nearest the headline, else htmldate.
 
     Args:
         tree: the parsed page.
         url: its URL (htmldate reads dates in URLs).
         fetched_at: fetch time; later dates are not publication dates.
-        title: the headline, to find the right h1.
+        pruned: ``prune(tree, title)``: the page without boilerplate, and its headline.
 
     Returns:
         An aware datetime (Moroccan time when the page gives no offset), or None.
     """
     latest = _aware(fetched_at) + timedelta(hours=2)
-    found = structured_date(tree, latest)
+    found = structured_date(tree, latest) or visible_date(_segments(*pruned), latest)
     if found:
         return found
-    pruned, h1 = _prune(tree, title)
-    found = visible_date(_segments(pruned, h1), latest)
-    if found:
-        return found
-    day = find_date(pruned, extensive_search=False, original_date=True, url=url,
+    day = find_date(pruned[0], extensive_search=False, original_date=True, url=url,
                     max_date=latest.strftime("%Y-%m-%d"))
     return datetime.fromisoformat(day).replace(tzinfo=LOCAL_TZ) if day else None

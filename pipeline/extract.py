@@ -18,10 +18,12 @@ import trafilatura
 from lxml import etree
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 from trafilatura.meta import reset_caches as _reset_trafilatura_caches
+from trafilatura.settings import Document
 from trafilatura.utils import load_html
 
+from pipeline import dates
 from pipeline.charset import decode_html
-from pipeline.dates import BOILER_RE, MIN_HEADLINE, RELATED_HEAD_RE, find_published, jsonld
+from pipeline.dates import class_attrs, clean_text
 from pipeline.normalize import normalize
 from pipeline.types import Article, RawPage, Skipped
 
@@ -42,9 +44,11 @@ LEAD_RE = re.compile(r"chap[oô]|chapeau|lead|intro|excerpt|standfirst|summary|r
                      r"|article-desc|description", re.I)
 TITLE_SEP_RE = re.compile(r"(\s+[-|–—:»•·]\s+|\s+[|»•·]\s*|\s*[|»•·]\s+)")
 META_XPATH = etree.XPath("//meta[@content][@property or @name]")
-WS_RE = re.compile(r"\s+")
-LISTING_LINK_SHARE = 0.35
+TEASER_MIN = 25  # characters of a headline link
+LISTING_TEASERS = 5
+LISTING_H1 = 30
 LANG_CONFIDENT = 0.9
+LANGUAGES = ("fr", "ar", "en", "es")  # what Moroccan outlets publish in
 ARABIC_CHARS_RE = re.compile(r"[\u0600-\u06ff\u0750-\u077f]")
 LATIN_CHARS_RE = re.compile(r"[A-Za-zÀ-ÿ]")
 
@@ -54,20 +58,12 @@ def reset_caches() -> None:
     _reset_trafilatura_caches()
 
 
-def _clean(text: str | None) -> str:
-    return WS_RE.sub(" ", text or "").strip()
-
-
 def _metas(tree: etree._Element) -> dict[str, str]:
     found: dict[str, str] = {}
     for meta in META_XPATH(tree):
         key = (meta.get("property") or meta.get("name") or "").lower()
-        found.setdefault(key, _clean(meta.get("content")))
+        found.setdefault(key, clean_text(meta.get("content")))
     return found
-
-
-def _classes(el: etree._Element) -> str:
-    return f"{el.get('class') or ''} {el.get('id') or ''}"
 
 
 def _strip_site(title: str, site_names: list[str]) -> str:
@@ -89,23 +85,25 @@ def _strip_site(title: str, site_names: list[str]) -> str:
 def find_title(tree: etree._Element, metas: dict[str, str], fallback: str | None,
                site_names: list[str]) -> str:
     """The headline: the h1 when it agrees with og:title/<title>, else og:title, stripped."""
-    h1s = [_clean(h.text_content()) for h in tree.iter("h1")]
-    h1s = [h for h in h1s if len(h) >= MIN_HEADLINE and normalize(h).replace(" ", "")
+    h1s = [clean_text(h.text_content()) for h in tree.iter("h1")]
+    h1s = [h for h in h1s if len(h) >= dates.MIN_HEADLINE and normalize(h).replace(" ", "")
            not in {normalize(n).replace(" ", "") for n in site_names if n}]
     og = _strip_site(metas.get("og:title") or metas.get("twitter:title") or "", site_names)
     title_el = tree.find(".//title")
-    doc_title = _strip_site(_clean(title_el.text_content()) if title_el is not None else "",
+    doc_title = _strip_site(clean_text(title_el.text_content()) if title_el is not None else "",
                             site_names)
     for h1 in h1s:
         key = normalize(h1)
         if key and any(key in normalize(t) for t in (og, doc_title) if t):
             return h1
-    return og or (h1s[0] if h1s else "") or doc_title or _clean(fallback)
+    return og or (h1s[0] if h1s else "") or doc_title or clean_text(fallback)
 
 
 @cache
 def _identifier() -> LanguageIdentifier:
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    identifier.set_languages(list(LANGUAGES))
+    return identifier
 
 
 def detect_language(text: str, hint: str | None = None) -> str | None:
@@ -135,30 +133,42 @@ def _not_article(page: RawPage, tree: etree._Element, metas: dict[str, str]) -> 
         return f"listing URL {parts.path}"
     if metas.get("og:type", "").startswith("video"):
         return "video page"
-    types = set()
-    for obj in jsonld(tree):
-        kind = obj.get("@type", [])
-        types |= {str(k).lower() for k in (kind if isinstance(kind, list) else [kind])}
+    types: set[str] = set()
+    for obj in dates.jsonld(tree):
+        types |= dates.jsonld_types(obj)
     if types & NON_ARTICLE_TYPES and not types & ARTICLE_JSONLD_TYPES:
         return f"not an article (JSON-LD {sorted(types & NON_ARTICLE_TYPES)[0]})"
     return None
 
 
-def _link_share(tree: etree._Element, text: str) -> float:
-    """Share of the extracted text that is link text (teasers of a listing page)."""
-    links = {_clean(a.text_content()) for a in tree.iter("a")}
-    links = {t for t in links if len(t) >= 15}
-    lines = [_clean(line) for line in text.splitlines() if line.strip()]
-    linked = sum(len(line) for line in lines if line in links)
-    return linked / max(1, sum(len(line) for line in lines))
+def _teasers(pruned: etree._Element) -> int:
+    """Headline links standing alone in their block, outside boilerplate: a listing's items."""
+    count = 0
+    for link in pruned.iter("a"):
+        text, parent = clean_text(link.text_content()), link.getparent()
+        if len(text) >= TEASER_MIN and parent is not None:
+            if len(clean_text(parent.text_content())) <= len(text) + 5:
+                count += 1
+    return count
+
+
+def _is_listing(pruned: etree._Element, h1: etree._Element | None, metas: dict[str, str],
+                tree: etree._Element) -> bool:
+    """Many standalone headline links and no sign of a single article (long h1, article type)."""
+    if _teasers(pruned) < LISTING_TEASERS:
+        return False
+    typed = metas.get("og:type") == "article" or any(
+        dates.jsonld_types(obj) & ARTICLE_JSONLD_TYPES for obj in dates.jsonld(tree))
+    headline = h1 is not None and len(clean_text(h1.text_content())) >= LISTING_H1
+    return not (typed and headline)
 
 
 def _with_lead(tree: etree._Element, text: str) -> str:
     """Put back the standfirst (chapô) when trafilatura left it out."""
-    flat = _clean(text)
+    flat = clean_text(text)
     for el in tree.iter("p", "div", "h2", "span", "strong"):
-        if LEAD_RE.search(_classes(el)) and not BOILER_RE.search(_classes(el)):
-            lead = _clean(el.text_content())
+        if LEAD_RE.search(class_attrs(el)) and not dates.BOILER_RE.search(class_attrs(el)):
+            lead = clean_text(el.text_content())
             if 40 <= len(lead) <= 1500 and lead not in flat:
                 return f"{lead}\n{text}"
             if len(lead) >= 40:
@@ -168,7 +178,7 @@ def _with_lead(tree: etree._Element, text: str) -> str:
 
 def _drop_boilerplate_lines(text: str) -> str:
     lines = [ln for ln in text.splitlines()
-             if not (len(ln) < 250 and RELATED_HEAD_RE.match(ln.strip()))]
+             if not (len(ln) < 250 and dates.RELATED_HEAD_RE.match(ln.strip()))]
     return "\n".join(lines).strip()
 
 
@@ -213,24 +223,27 @@ def _extract(page: RawPage, min_chars: int) -> Article | Skipped:
         include_tables=False, include_images=False, include_links=False,
         date_extraction_params={"extensive_search": False, "original_date": True},
     )
-    text = _drop_boilerplate_lines(_with_lead(tree, doc.text or "")) if doc else ""
+    if not isinstance(doc, Document) or not doc.text:
+        return Skipped(page.url, "no article text found")
+    text = _drop_boilerplate_lines(_with_lead(tree, doc.text))
     if not text:
         return Skipped(page.url, "no article text found")
-    if len(text) < min_chars:
-        return Skipped(page.url, f"too short: {len(text)} chars < {min_chars}")
-    if _link_share(tree, text) > LISTING_LINK_SHARE:
-        return Skipped(page.url, "listing page: text is mostly links")
-    site = metas.get("og:site_name") or _clean(doc.sitename) or None
+    site = metas.get("og:site_name") or clean_text(doc.sitename) or None
     host = urlsplit(url).hostname or ""
     site_names = [n for n in (site, page.outlet, host.removeprefix("www.").split(".")[0]) if n]
     title = find_title(tree, metas, doc.title, site_names)
     first, _, rest = text.partition("\n")
     if rest and normalize(first) == normalize(title):  # trafilatura kept the h1 in the body
         text = rest.strip()
+    if len(text) < min_chars:
+        return Skipped(page.url, f"too short: {len(text)} chars < {min_chars}")
+    pruned = dates.prune(tree, title)
+    if _is_listing(*pruned, metas, tree):
+        return Skipped(page.url, "listing page: many headline links, no single article")
     return Article(
         url=page.url, outlet=page.outlet, title=title, text=text,
-        published=find_published(tree, url, page.fetched_at, title),
-        author=_clean(doc.author) or None, site_name=site,
+        published=dates.find_published(tree, url, page.fetched_at, pruned),
+        author=clean_text(doc.author) or None, site_name=site,
         language=detect_language(f"{title}\n{text}", page.language_hint),
         final_url=page.final_url,
     )

@@ -1,0 +1,193 @@
+"""extract / decode_html / dates on small hand-written pages (tests/unit/pages)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from pipeline.charset import decode_html
+from pipeline.dates import find_dates
+from pipeline.extract import detect_language, extract, reset_caches
+from pipeline.types import Article, RawPage, Skipped
+
+PAGES = Path(__file__).parent / "pages"
+FETCHED = datetime(2025, 10, 15, 9, 0, tzinfo=UTC)
+CASABLANCA_SUMMER = timezone(timedelta(hours=1))
+AR_TITLE = "الحموشي يبحث في باريس تعزيز التعاون الأمني مع فرنسا"
+AR_SENTENCE = "وتناولت المباحثات سبل تعزيز التعاون الأمني بين المغرب وفرنسا"
+
+
+def page(name: str | None = None, *, body: bytes | None = None, headers: dict | None = None,
+         url: str = "https://example.org/actualite/article-123.html", status: int = 200,
+         hint: str | None = None) -> RawPage:
+    if body is None:
+        assert name is not None
+        body = (PAGES / name).read_bytes()
+    return RawPage(url=url, final_url=url, outlet="test", status=status,
+                   headers=headers if headers is not None else {}, body=body,
+                   fetched_at=FETCHED, language_hint=hint)
+
+
+def article(raw: RawPage) -> Article:
+    result = extract(raw)
+    assert isinstance(result, Article), result
+    return result
+
+
+# --- French page with boilerplate ----------------------------------------------------------
+
+def test_french_article_keeps_body_and_drops_boilerplate() -> None:
+    art = article(page("fr_article.html", headers={"content-type": "text/html; charset=utf-8"}))
+    assert art.title == "Abdellatif Hammouchi reçu à Paris par le directeur de la Police nationale"
+    assert art.language == "fr"
+    assert art.site_name == "Le360"
+    assert art.author == "Karim Benali"
+    for kept in (
+        "Les deux responsables ont passé en revue les dispositifs de coopération opérationnelle",
+        "la Médaille d’honneur de la Police nationale, échelon or",
+        "Le directeur général de la DGSN et de la DGST a effectué une visite de travail",  # chapô
+    ):
+        assert kept in art.text
+    for dropped in ("À lire aussi", "Accepter les cookies", "Nous utilisons des cookies",
+                    "Laisser un commentaire", "Sur le même sujet", "Guardia Civil",
+                    "Tous droits réservés", "Économie", "DGSN lance une nouvelle campagne"):
+        assert dropped not in art.text
+    assert not art.text.startswith(art.title)  # the h1 is the title, not the first line
+
+
+def test_visible_date_is_the_one_under_the_headline() -> None:
+    # the page also shows today's date in its top bar and older dates in "Sur le même sujet"
+    art = article(page("fr_article.html"))
+    assert art.published == datetime(2024, 7, 2, 15, 0, tzinfo=CASABLANCA_SUMMER)
+    assert art.published is not None and art.published.utcoffset() == timedelta(hours=1)
+
+
+def test_jsonld_date_wins_and_keeps_its_offset() -> None:
+    art = article(page("jsonld_date.html"))
+    assert art.published == datetime(2024, 3, 14, 9, 45, tzinfo=UTC)
+    assert art.title == "Moroccan and French intelligence foil attack plot"
+    assert art.language == "en"
+    assert art.author == "Sara Alami"
+
+
+# --- Arabic windows-1256 ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("headers", [
+    {"content-type": "text/html"},  # charset only in <meta http-equiv>
+    {"Content-Type": "text/html; charset=utf-8"},  # wrong header: bytes are not UTF-8
+    {"content-type": "text/html; charset=iso-8859-1"},  # wrong header: decodes, as mojibake
+    {"content-type": "text/html; charset=windows-1256"},
+])
+def test_arabic_windows_1256_page(headers: dict) -> None:
+    raw = page("ar_article.html", headers=headers)
+    assert not raw.body.isascii() and AR_SENTENCE.encode("cp1256") in raw.body
+    art = article(raw)
+    assert art.title == AR_TITLE  # " - هسبريس" stripped from <title>
+    assert AR_SENTENCE in art.text
+    assert "اقرأ أيضا" not in art.text and "الحرس المدني" not in art.text
+    assert art.language == "ar"
+    # Moroccan month name (يوليوز), time after a dash; the related list's date is ignored
+    assert art.published == datetime(2024, 7, 2, 14, 20, tzinfo=CASABLANCA_SUMMER)
+
+
+def test_decode_html_meta_header_and_detection() -> None:
+    arabic = (PAGES / "ar_article.html").read_bytes()
+    assert AR_TITLE in decode_html(arabic, {})
+    undeclared = arabic.replace(b"charset=windows-1256", b"")
+    assert AR_TITLE in decode_html(undeclared, {})
+    french = (PAGES / "fr_article.html").read_text("utf-8").replace('<meta charset="utf-8">', "")
+    assert "coopération opérationnelle" in decode_html(french.encode("cp1252"), {})
+    # header claims windows-1256 but the body is valid UTF-8
+    assert "coopération opérationnelle" in decode_html(
+        french.encode("utf-8"), {"Content-Type": "text/html; charset=windows-1256"})
+    assert decode_html(b"", {}) == ""
+    assert decode_html("<p>été</p>".encode("utf-8-sig"), {"content-type": "charset=latin-1"}) \
+        == "<p>été</p>"
+
+
+# --- not articles -----------------------------------------------------------------------------
+
+def test_listing_page_is_skipped() -> None:
+    result = extract(page("listing.html", url="https://example.org/securite.html"))
+    assert result == Skipped("https://example.org/securite.html",
+                             "listing page: many headline links, no single article")
+
+
+@pytest.mark.parametrize("url, reason", [
+    ("https://example.org/tag/securite/", "listing URL /tag/securite/"),
+    ("https://example.org/category/maroc/page/2/", "listing URL /category/maroc/page/2/"),
+    ("https://example.org/videos/hammouchi-paris-123.html",
+     "listing URL /videos/hammouchi-paris-123.html"),
+])
+def test_listing_urls_are_skipped(url: str, reason: str) -> None:
+    assert extract(page("fr_article.html", url=url)) == Skipped(url, reason)
+
+
+def test_garbage_empty_truncated_and_errors_never_raise() -> None:
+    rng = random.Random(7)
+    garbage = bytes(rng.randrange(256) for _ in range(20_000))
+    assert extract(page(body=garbage)) == Skipped(
+        "https://example.org/actualite/article-123.html", "empty or undecodable body")
+    assert extract(page(body=b"")).reason == "empty or undecodable body"  # type: ignore[union-attr]
+    short = extract(page(body=b"<html><body><p>Bref.</p></body></html>"))
+    assert isinstance(short, Skipped) and short.reason.startswith("too short")
+    pdf = extract(page(body=b"%PDF-1.4", headers={"content-type": "application/pdf"}))
+    assert pdf == Skipped("https://example.org/actualite/article-123.html",
+                          "not HTML: application/pdf")
+    assert extract(page("fr_article.html", status=404)).reason == "HTTP status 404"  # type: ignore[union-attr]
+    full = (PAGES / "fr_article.html").read_bytes()
+    for cut in (50, 900, len(full) // 2):
+        assert isinstance(extract(page(body=full[:cut])), (Article, Skipped))
+    truncated = extract(page(body=full[:len(full) * 3 // 4]))
+    assert isinstance(truncated, Article) and "passé en revue" in truncated.text
+
+
+def test_min_chars_is_respected() -> None:
+    raw = page("jsonld_date.html")
+    assert isinstance(extract(raw, min_chars=400), Article)
+    result = extract(raw, min_chars=5000)
+    assert isinstance(result, Skipped) and result.reason.startswith("too short: ")
+
+
+# --- dates in text ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("Publié le 16 décembre 2023 - 15h00", datetime(2023, 12, 16, 15, 0)),
+    ("Le 07/04/2025 à 12h18", datetime(2025, 4, 7, 12, 18)),
+    ("الأحد 30 يونيو 2024 - 14:20", datetime(2024, 6, 30, 14, 20)),
+    ("الإثنين 2 شتنبر 2024", datetime(2024, 9, 2)),
+    ("٣ غشت ٢٠٢٤", datetime(2024, 8, 3)),
+    ("الخميس 5 دجنبر 2024 على الساعة 10:05", datetime(2024, 12, 5, 10, 5)),
+    ("15 أغسطس 2024", datetime(2024, 8, 15)),
+    ("July 2, 2024", datetime(2024, 7, 2)),
+    ("Jul 2, 2024 at 10:30 pm", datetime(2024, 7, 2, 22, 30)),
+    ("1er juillet 2024, 3 hommes arrêtés", datetime(2024, 7, 1)),  # "3 h…" is not a time
+])
+def test_find_dates(text: str, expected: datetime) -> None:
+    found = [value for _, value in find_dates(text)]
+    assert found == [expected.replace(tzinfo=found[0].tzinfo)]
+    assert str(found[0].tzinfo) == "Africa/Casablanca"
+
+
+def test_find_dates_rejects_impossible_dates() -> None:
+    assert list(find_dates("31/02/2024 et 45 juin 2024")) == []
+
+
+# --- language -----------------------------------------------------------------------------------
+
+def test_language_hint_breaks_ties_only() -> None:
+    ambiguous = "Abdellatif Hammouchi DGSN DGSI Paris 2024"
+    assert detect_language(ambiguous, "fr") == "fr"
+    assert detect_language(ambiguous, "en") == "en"
+    clear = "Le Maroc et la France renforcent leur coopération en matière de sécurité"
+    assert detect_language(clear, "en") == "fr"
+    assert detect_language("المغرب وفرنسا", "fr") == "ar"
+    assert detect_language("Morocco and France strengthen security cooperation", "fr") == "en"
+
+
+def test_reset_caches_runs() -> None:
+    reset_caches()
+    assert isinstance(extract(page("jsonld_date.html")), Article)
