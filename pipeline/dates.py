@@ -73,9 +73,11 @@ BOILER_RE = re.compile(
     re.I,
 )
 RELATED_HEAD_RE = re.compile(
-    r"^\W*(?:à lire aussi|a lire aussi|lire aussi|à lire également|voir aussi|sur le même sujet"
+    r"^\W*(?:[àa]\s+lire(?:\s+(?:aussi|également|egalement))?\s*:|[àa] lire aussi|lire aussi"
+    r"|[àa] lire également|voir aussi|sur le même sujet|ces articles devraient vous intéresser"
     r"|articles? similaires|dans la même rubrique|read also|read more|related|see also"
-    r"|اقرأ أيضا|اقرأ أيضاً|إقرأ أيضا|اقرأ كذلك|مقالات ذات صلة|أخبار ذات صلة|مواضيع ذات صلة)\b",
+    r"|اقرأ أيضا|إقرأ أيضا|اقرأ ايضا|اقرأ كذلك|اقرأ المزيد|مقالات ذات صلة|أخبار ذات صلة"
+    r"|مواضيع ذات صلة)(?!\w)",
     re.I,
 )
 DROP_TAGS = ("script", "style", "noscript", "template", "nav", "footer", "aside", "form",
