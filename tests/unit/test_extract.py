@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipeline.charset import decode_html
 from pipeline.dates import find_dates
@@ -191,3 +192,53 @@ def test_language_hint_breaks_ties_only() -> None:
 def test_reset_caches_runs() -> None:
     reset_caches()
     assert isinstance(extract(page("jsonld_date.html")), Article)
+
+
+# --- replay fixtures of real-looking outlets (tests/fixtures/outlets/*/expected.yaml) ----------
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "outlets"
+BASE = "http://127.0.0.1:8000"
+
+
+def _fixture_cases() -> list:
+    cases = []
+    for expected in sorted(FIXTURES.glob("*/expected.yaml")):
+        spec = yaml.safe_load(expected.read_text("utf-8")) or {}
+        for item in spec.get("articles") or []:
+            cases.append(pytest.param(expected.parent, item["path"], item,
+                                      id=f"{expected.parent.name}:{item['path']}"))
+        for path in spec.get("skipped") or []:
+            cases.append(pytest.param(expected.parent, path, None,
+                                      id=f"{expected.parent.name}:{path}"))
+    return cases
+
+
+def _replay(outlet: Path, path: str) -> RawPage:
+    """The page as crawler/replay.py serves it: re-encoded, with its Content-Type."""
+    route = yaml.safe_load((outlet / "routes.yaml").read_text("utf-8"))[path]
+    config = yaml.safe_load((outlet / "outlet.yaml").read_text("utf-8"))
+    charset = route.get("charset", "utf-8")
+    ctype = route.get("type", "text/html")
+    text = (outlet / route["file"]).read_text("utf-8").replace("{{BASE}}", BASE)
+    return RawPage(url=BASE + path, final_url=BASE + path, outlet=config["name"], status=200,
+                   headers={"content-type": f"{ctype}; charset={charset}"
+                            if route.get("header_charset", True) else ctype},
+                   body=text.encode(charset), fetched_at=datetime(2025, 11, 20, 10, tzinfo=UTC),
+                   language_hint=config.get("language"))
+
+
+@pytest.mark.parametrize("outlet, path, expected", _fixture_cases())
+def test_fixture_outlets(outlet: Path, path: str, expected: dict | None) -> None:
+    result = extract(_replay(outlet, path))
+    if expected is None:
+        assert isinstance(result, Skipped), f"{path} must not become an article"
+        return
+    assert isinstance(result, Article), result
+    assert result.title == expected["title"]
+    assert result.published is not None
+    assert result.published.date().isoformat() == str(expected["published"])
+    assert result.language == expected["language"]
+    for sentence in expected.get("keep") or []:
+        assert sentence in result.text
+    for boilerplate in expected.get("drop") or []:
+        assert boilerplate not in result.text
