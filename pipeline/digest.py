@@ -24,7 +24,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -35,6 +36,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from pipeline.config import Config
 from pipeline.mailer import MailerError, send_message
@@ -45,7 +47,7 @@ from storage.queries import StoryView
 log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-EXCERPT_CHARS = 280
+EXCERPT_CHARS = 220  # about two lines of the HTML part
 FIRST_DIGEST_LOOKBACK = timedelta(days=2)
 _ARABIC = re.compile(r"[\u0600-\u06FF\u0750-\u077F\u08A0-\u08FF\uFB50-\uFDFF\uFE70-\uFEFF]")
 _LATIN = re.compile(r"[A-Za-z\u00C0-\u024F]")
@@ -79,6 +81,11 @@ class Reason:
     label: str
     score: float
     terms: tuple[Term, ...]
+
+    @property
+    def line(self) -> str:
+        terms = "; ".join(f"{t.term} ({t.where})" for t in self.terms)
+        return f"{self.label}, score {self.score:g} — {terms}"
 
 
 @dataclass(frozen=True)
@@ -189,10 +196,11 @@ def _story(view: StoryView, labels: dict[str, str], draft_tz: ZoneInfo) -> Diges
         links.append(Link(a.outlet, label, a.url, a.title, safe))
     source = next((a for a in view.articles if a.text.strip()), None)
     text = excerpt(source.text, source.title) if source else ""
+    by_name = {t.name: t for t in view.topics}
     reasons = tuple(
-        Reason(t.name, labels.get(t.name, t.name), t.score, _terms(t.matched))
-        for t in sorted(view.topics, key=lambda t: list(labels).index(t.name) if t.name in labels else 99)
-        if t.name in labels
+        Reason(name, label, by_name[name].score, _terms(by_name[name].matched))
+        for name, label in labels.items()
+        if name in by_name
     )
     return DigestStory(
         id=view.id,
@@ -252,17 +260,14 @@ def build_digest(
     """The draft of the next digest for `digest.to` (see the module docstring for which stories)."""
     now = now or datetime.now(UTC)
     topics, to = list(cfg.digest.topics), list(cfg.digest.to)
-    try:
-        with db.transaction() as s:
-            last = q.last_sent_digest(s, to)
-            lower = since
-            if lower is None:
-                first = q.first_digest_at(s, to)
-                lower = (first or now) - FIRST_DIGEST_LOOKBACK
-            ids = q.unsent_story_ids(s, topics, to, lower) if topics else []
-            views = q.list_stories(s, topics=topics, story_ids=ids) if ids else []
-    except SQLAlchemyError as exc:
-        raise DigestError(f"{_where(db)}: cannot read stories ({_first_line(exc)})") from None
+    with _storage(db, "cannot read stories") as s:
+        last = q.last_sent_digest(s, to)
+        lower = since
+        if lower is None:
+            first = q.first_digest_at(s, to)
+            lower = (first or now) - FIRST_DIGEST_LOOKBACK
+        ids = q.unsent_story_ids(s, topics, to, lower) if topics else []
+        views = q.list_stories(s, topics=topics, story_ids=ids) if ids else []
     return draft_from_stories(
         views, cfg, now=now, since=since, last_sent=last.sent_at if last else None
     )
@@ -367,10 +372,8 @@ def send_digest(
     """
     if dry_run:
         draft = build_digest(db, cfg, since=since)
-        text = render_text(draft)
-        return DigestResult("dry-run", draft.count, tuple(draft.story_ids), text=text)
+        return DigestResult("dry-run", draft.count, tuple(draft.story_ids), text=render_text(draft))
     run_id = _start_run(db)
-    closed = False
     try:
         draft = build_digest(db, cfg, since=since)
         msg = build_message(draft, cfg)
@@ -379,11 +382,9 @@ def send_digest(
         elif draft.count == 0 and not cfg.digest.send_empty:
             result = DigestResult("empty", 0, recipients=tuple(cfg.digest.to))
         else:
-            closed = True  # _deliver closes the run itself, with the digest's own transaction
-            return _deliver(db, cfg, draft, msg, run_id)
+            return _deliver(db, cfg, draft, msg, run_id)  # closes the run as it marks the stories
     except DigestError as exc:
-        if not closed:
-            _finish_run(db, run_id, "failed", str(exc))
+        _finish_run(db, run_id, "failed", str(exc))
         raise
     except KeyboardInterrupt:
         _finish_run(db, run_id, "interrupted", "interrupted")
@@ -395,69 +396,49 @@ def send_digest(
     return result
 
 
-def _deliver(db: Database, cfg: Config, draft: DigestDraft, msg: EmailMessage, run_id: int) -> DigestResult:
-    to = list(cfg.digest.to)
-    smtp = cfg.digest.smtp
-    subject, message_id = str(msg["Subject"]), str(msg["Message-ID"])
+def _deliver(
+    db: Database, cfg: Config, draft: DigestDraft, msg: EmailMessage, run_id: int
+) -> DigestResult:
+    """Create the digest row, send, then mark it sent with its stories in one transaction."""
+    to, smtp = list(cfg.digest.to), cfg.digest.smtp
     if not to:
-        _finish_run(db, run_id, "failed", "no recipients")
         raise DigestError(f"{cfg.source}: digest.to: no recipients to send the digest to")
-    busy_window = timedelta(seconds=max(300.0, 10 * smtp.timeout))
-    try:
-        with db.transaction() as s:
-            busy = q.pending_digest(s, to, datetime.now(UTC) - busy_window)
-            if busy is None:
-                digest_id = q.create_digest(s, to, subject)
-    except SQLAlchemyError as exc:
-        reason = f"{_where(db)}: cannot record the digest ({_first_line(exc)})"
-        _finish_run(db, run_id, "failed", reason)
-        raise DigestError(reason) from None
+    subject, message_id = str(msg["Subject"]), str(msg["Message-ID"])
+    busy_since = datetime.now(UTC) - timedelta(seconds=max(300.0, 10 * smtp.timeout))
+    with _storage(db, "cannot record the digest") as s:
+        busy = q.pending_digest(s, to, busy_since)
+        digest_id = q.create_digest(s, to, subject) if busy is None else 0
     if busy is not None:
-        reason = (
+        raise DigestError(
             f"digest {busy.id} to the same recipients has been sending since "
             f"{draft.local(busy.created_at)}; not sending twice, try again later"
         )
-        _finish_run(db, run_id, "failed", reason)
-        raise DigestError(reason)
     try:
         refused = send_message(msg, smtp)
     except MailerError as exc:
-        reason = str(exc)
         try:
             with db.transaction() as s:
-                q.mark_digest_failed(s, digest_id, reason)
-                q.finish_run(s, run_id, "failed", message=reason)
-        except SQLAlchemyError:
-            log.exception("could not record the failed digest %s", digest_id)
-        raise DigestError(reason) from None
+                q.mark_digest_failed(s, digest_id, str(exc))
+        except SQLAlchemyError:  # the stories are unsent either way; say why it failed
+            log.exception("could not mark digest %s failed", digest_id)
+        raise DigestError(str(exc)) from None
     result = DigestResult(
-        "sent",
-        draft.count,
-        tuple(draft.story_ids),
-        subject,
-        tuple(to),
-        digest_id,
-        message_id,
-        refused=tuple(sorted(refused)),
-    )
-    try:
-        with db.transaction() as s:
-            # another process may have sent some of them meanwhile: record each story once
-            unsent = set(q.unsent_story_ids(s, list(cfg.digest.topics), to, None))
-            q.mark_digest_sent(s, digest_id, [i for i in draft.story_ids if i in unsent], message_id)
-            q.finish_run(s, run_id, "ok", message=result.summary())
-    except SQLAlchemyError as exc:
-        reason = (
-            f"digest {message_id} was sent but recording it failed ({_first_line(exc)}); "
-            "the next digest may repeat its stories"
-        )
-        _finish_run(db, run_id, "failed", reason)
-        raise DigestError(reason) from None
+        "sent", draft.count, tuple(draft.story_ids), subject, tuple(to),
+        digest_id=digest_id, message_id=message_id, refused=tuple(sorted(refused)),
+    )  # fmt: skip
+    with _storage(db, f"digest {message_id} was sent but recording it failed", after=_REPEAT) as s:
+        # another process may have sent some of them meanwhile: record each story once
+        unsent = set(q.unsent_story_ids(s, list(cfg.digest.topics), to, None))
+        q.mark_digest_sent(s, digest_id, [i for i in draft.story_ids if i in unsent], message_id)
+        q.finish_run(s, run_id, "ok", message=result.summary())
     log.info("%s", result.summary())
     return result
 
 
-def _write(db: Database, cfg: Config, draft: DigestDraft, msg: EmailMessage, path: Path) -> DigestResult:
+def _write(
+    db: Database, cfg: Config, draft: DigestDraft, msg: EmailMessage, path: Path
+) -> DigestResult:
+    """Write the .eml atomically; record it as a "written" digest (its stories stay unsent)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -467,30 +448,31 @@ def _write(db: Database, cfg: Config, draft: DigestDraft, msg: EmailMessage, pat
         tmp.unlink(missing_ok=True)
         raise DigestError(f"cannot write {path}: {exc.strerror or exc}") from None
     subject, message_id = str(msg["Subject"]), str(msg["Message-ID"])
+    with _storage(db, "cannot record the digest") as s:
+        digest_id = q.create_digest(s, list(cfg.digest.to), subject)
+        q.mark_digest_written(s, digest_id, message_id)
+    return DigestResult(
+        "written", draft.count, tuple(draft.story_ids), subject, tuple(cfg.digest.to),
+        digest_id=digest_id, message_id=message_id, path=path,
+    )  # fmt: skip
+
+
+_REPEAT = "; the next digest may repeat its stories"
+
+
+@contextmanager
+def _storage(db: Database, what: str, after: str = "") -> Iterator[Session]:
+    """A transaction whose database errors become one-line DigestErrors."""
     try:
         with db.transaction() as s:
-            digest_id = q.create_digest(s, list(cfg.digest.to), subject)
-            q.mark_digest_written(s, digest_id, message_id)
+            yield s
     except SQLAlchemyError as exc:
-        raise DigestError(f"{_where(db)}: cannot record the digest ({_first_line(exc)})") from None
-    return DigestResult(
-        "written",
-        draft.count,
-        tuple(draft.story_ids),
-        subject,
-        tuple(cfg.digest.to),
-        digest_id,
-        message_id,
-        path=path,
-    )
+        raise DigestError(f"{describe(db.url)}: {what} ({_first_line(exc)}){after}") from None
 
 
 def _start_run(db: Database) -> int:
-    try:
-        with db.transaction() as s:
-            return q.start_run(s, kind="digest")
-    except SQLAlchemyError as exc:
-        raise DigestError(f"{_where(db)}: cannot record the run ({_first_line(exc)})") from None
+    with _storage(db, "cannot record the run") as s:
+        return q.start_run(s, kind="digest")
 
 
 def _finish_run(db: Database, run_id: int, status: str, message: str) -> None:
@@ -501,11 +483,6 @@ def _finish_run(db: Database, run_id: int, status: str, message: str) -> None:
         log.exception("could not close digest run %s", run_id)
 
 
-def _where(db: Database) -> str:
-    return describe(db.url)
-
-
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
