@@ -22,7 +22,7 @@ import time
 from collections import deque
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 import psutil
@@ -137,23 +137,28 @@ class Child:
         self.started = datetime.now(UTC)
         self.tail: deque[str] = deque(maxlen=5)  # last lines, for the failure message
         self.killed = False
-        self._terminated = False
+        self.terminated = False
         self._stop_lock = threading.Lock()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         # A session of its own: a Ctrl-C on the terminal reaches only the daemon, which
         # forwards one SIGTERM (a second signal would make Scrapy shut down uncleanly).
         self.proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, encoding="utf-8", errors="replace", env=env, start_new_session=True,
         )
         self.pid = self.proc.pid
-        self._relay = threading.Thread(target=self._relay_lines, name=f"{kind}-log", daemon=True)
-        self._relay.start()
+        self._relays = [
+            threading.Thread(target=self._relay, args=(stream, level), name=f"{kind}-{name}", daemon=True)
+            for stream, level, name in ((self.proc.stdout, logging.INFO, "out"),
+                                        (self.proc.stderr, logging.WARNING, "err"))
+        ]
+        for t in self._relays:
+            t.start()
 
-    def _relay_lines(self) -> None:
-        assert self.proc.stdout is not None
+    def _relay(self, stream: IO[str], level: int) -> None:
+        """Relay JSON log lines as log records, other lines (summary, traceback) as text."""
         plain = logging.getLogger(f"veille.{self.kind}")
-        for line in self.proc.stdout:
+        for line in stream:
             line = line.rstrip()
             if not line:
                 continue
@@ -164,17 +169,17 @@ class Child:
             if isinstance(doc, dict) and "message" in doc:
                 self.tail.append(str(doc["message"]))
                 extra = {k: v for k, v in doc.items() if k not in _LOGRECORD_KEYS}
-                level = logging.getLevelName(str(doc.get("level", "info")).upper())
+                levelname = str(doc.get("level", "info")).upper()
+                levelno = logging.getLevelName(levelname)
                 record = logging.makeLogRecord({
                     "name": str(doc.get("logger", plain.name)), "msg": str(doc["message"]),
-                    "levelno": level if isinstance(level, int) else logging.INFO,
-                    "levelname": str(doc.get("level", "info")).upper(),
-                    "child_pid": self.pid, **extra,
+                    "levelno": levelno if isinstance(levelno, int) else logging.INFO,
+                    "levelname": levelname, "child_pid": self.pid, **extra,
                 })
                 logging.getLogger(record.name).handle(record)
             else:
                 self.tail.append(line)
-                plain.info(line, extra={"child_pid": self.pid})
+                plain.log(level, line, extra={"child_pid": self.pid})
 
     def wait(self, timeout: float | None) -> int | None:
         """The exit code, or None if still running after `timeout` seconds."""
@@ -182,15 +187,16 @@ class Child:
             code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             return None
-        self._relay.join(timeout=5)
+        for t in self._relays:
+            t.join(timeout=5)
         return code
 
     def terminate(self) -> None:
         """Send SIGTERM once (Scrapy takes a second signal as an order to stop uncleanly)."""
         with self._stop_lock:
-            if self._terminated or self.proc.poll() is not None:
+            if self.terminated or self.proc.poll() is not None:
                 return
-            self._terminated = True
+            self.terminated = True
             log.info("stopping %s (pid %d): SIGTERM", self.kind, self.pid)
             self.proc.send_signal(signal.SIGTERM)
 
@@ -203,7 +209,10 @@ class Child:
                 if self.proc.poll() is None:
                     log.warning("%s (pid %d) did not stop in time: SIGKILL", self.kind, self.pid)
                     self.killed = True
-                    self.proc.kill()
+                    try:  # the whole process group: nothing the child started survives it
+                        os.killpg(self.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
             self.proc.wait()
 
 
@@ -289,6 +298,9 @@ class Daemon:
             with self.db.transaction() as s:
                 q.close_runs(s, [run.id], "interrupted", f"stopped by the daemon ({reason})")
             status = "interrupted"
+        elif run is None and child.terminated:
+            log.info("%s stopped (%s) before it recorded a run", kind, reason, extra={"job": kind})
+            return
         elif run is None and code != 0:  # died before recording anything: record the failure
             message = last or f"exit code {code}"
             with self.db.transaction() as s:
@@ -320,10 +332,10 @@ class Daemon:
                                    misfire_grace_time=int(max(1, min(dperiod.total_seconds(), 3600))))
         self.scheduler.start()
         nxt = {job.id: job.next_run_time for job in self.scheduler.get_jobs()}
-        log.info("daemon started (pid %d) on %s: crawl %r next at %s%s; digest %r next at %s",
+        digest = f"{sched.digest!r} next at {_fmt(nxt.get('digest'))}" if sched.digest else "off"
+        log.info("daemon started (pid %d) on %s: crawl %r next at %s%s; digest %s",
                  os.getpid(), describe(self.db.url), sched.crawl, _fmt(nxt.get("crawl")),
-                 " (catch-up: no successful crawl within one period)" if catch_up else "",
-                 sched.digest, _fmt(nxt.get("digest")))
+                 " (catch-up: no successful crawl within one period)" if catch_up else "", digest)
 
     def shutdown(self, budget: float = 28.0) -> None:
         """Stop scheduling, SIGTERM the children, SIGKILL them after the grace period."""
