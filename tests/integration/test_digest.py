@@ -37,7 +37,7 @@ TO = ["analyst@example.org", "press@example.org"]
 
 # --- the database ------------------------------------------------------------------------
 
-TRACKED = [
+TRACKED: list[dict[str, Any]] = [
     {
         "title": "Hammouchi reçoit le directeur de la DGSI à Rabat",
         "hours": 2,
@@ -93,7 +93,7 @@ TRACKED = [
     },
 ]
 
-UNTRACKED = [
+UNTRACKED: list[dict[str, Any]] = [
     {  # flagged, but for a topic the digest does not follow
         "title": "Le Raja remporte le derby de Casablanca",
         "hours": 1,
@@ -598,3 +598,36 @@ def test_implicit_tls(db: Database, ca: trustme.CA, tmp_path: Path) -> None:
     assert len(inbox.envelopes) == 1
     assert_lists_exactly(inbox.messages[0], seeded)
     assert sent_items(db) == sorted(seeded.tracked)
+
+
+# --- through the command line ----------------------------------------------------------------
+
+
+def test_cli_digest_exits_1_with_one_line_when_smtp_is_down(
+    db: Database, smtp_server: tuple[Inbox, int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    from pipeline.cli import main
+
+    inbox, up_port = smtp_server
+    seeded = seed(db)
+    down_port = free_port()
+    cfg_file = tmp_path / "config.yaml"
+
+    def write_config(port: int) -> None:
+        data = make_config(db.url, port).model_dump(mode="json", by_alias=True, exclude={"source"})
+        cfg_file.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+
+    write_config(down_port)
+    code = main(["digest", "--config", str(cfg_file), "--log-format", "text"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err[-1] == f"veille: error: SMTP 127.0.0.1:{down_port}: connection refused"
+    assert not any("Traceback" in line for line in err)
+    assert sent_items(db) == []
+
+    write_config(up_port)
+    assert main(["digest", "--config", str(cfg_file), "--log-format", "text"]) == 0
+    assert "digest sent to analyst@example.org, press@example.org: 3 stories" in capsys.readouterr().out
+    assert_lists_exactly(inbox.messages[0], seeded)
