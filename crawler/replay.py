@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import signal
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,18 +47,13 @@ def outlet_dirs(root: Path = DEFAULT_ROOT) -> list[Path]:
 
 
 def _http_date(value: Any) -> datetime:
-    """A route's `modified` key (ISO date/datetime or HTTP date) as an aware datetime."""
+    """A route's `modified` key (ISO date/datetime, YAML date or HTTP date) as aware UTC."""
     if value is None:
         return FIXED_MODIFIED
-    if isinstance(value, datetime):
-        dt = value
-    elif hasattr(value, "year"):  # a YAML date
-        dt = datetime(value.year, value.month, value.day)
-    else:
-        try:
-            dt = datetime.fromisoformat(str(value))
-        except ValueError:
-            dt = parsedate_to_datetime(str(value))
+    try:
+        dt = datetime.fromisoformat(str(value))
+    except ValueError:
+        dt = parsedate_to_datetime(str(value))
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
@@ -91,7 +87,6 @@ class ReplayServer:
         self._log: list[AccessEntry] = []
         self._stopping = threading.Event()
 
-    # lifecycle -------------------------------------------------------------------------
     def start(self) -> ReplayServer:
         self._stopping.clear()
         for i, o in enumerate(self._outlets.values()):
@@ -126,7 +121,6 @@ class ReplayServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # queries ---------------------------------------------------------------------------
     @property
     def outlets(self) -> list[str]:
         return list(self._outlets)
@@ -167,7 +161,6 @@ class ReplayServer:
             else:
                 self._overrides.pop(outlet, None)
 
-    # serving ---------------------------------------------------------------------------
     def _route(self, o: _Outlet, path: str) -> dict[str, Any] | None:
         with self._lock:
             override = self._overrides.get(o.name) or {}
@@ -178,10 +171,6 @@ class ReplayServer:
             if CATCH_ALL in table:
                 return table[CATCH_ALL]
         return None
-
-    def _record(self, entry: AccessEntry) -> None:
-        with self._lock:
-            self._log.append(entry)
 
     def _handler(self, o: _Outlet) -> type[BaseHTTPRequestHandler]:
         replay = self
@@ -235,8 +224,9 @@ class ReplayServer:
             for k, v in (route.get("headers") or {}).items():
                 headers[str(k)] = str(v).replace(BASE_MARK, o.base)
         conditional = bool(h.headers.get("If-None-Match") or h.headers.get("If-Modified-Since"))
-        self._record(AccessEntry(o.name, h.command, h.path, status, conditional,
-                                 h.headers.get("User-Agent", "")))
+        with self._lock:  # logged before any hang, so a test sees the request it is waiting on
+            self._log.append(AccessEntry(o.name, h.command, h.path, status, conditional,
+                                         h.headers.get("User-Agent", "")))
         if route is not None and route.get("hang"):
             if self._stopping.wait(float(route["hang"])):
                 h.close_connection = True
@@ -286,7 +276,7 @@ class ReplayServer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m crawler.replay`: serve every fixture outlet until Ctrl-C."""
+    """`python -m crawler.replay`: serve every fixture outlet until Ctrl-C (or SIGTERM)."""
     ap = argparse.ArgumentParser(prog="python -m crawler.replay", description=__doc__)
     ap.add_argument("--port-base", type=int, default=0,
                     help="first port; outlets take consecutive ports (default: free ports)")
@@ -299,8 +289,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.exit(2, f"replay: {exc}\n")
     for name in server.outlets:
         print(f"{name:16} {server.base(name)}", flush=True)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
-        threading.Event().wait()
+        done.wait()
     except KeyboardInterrupt:
         pass
     finally:
