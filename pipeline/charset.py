@@ -2,6 +2,7 @@
 
 Order of evidence: a byte-order mark, then the charset of the HTTP ``Content-Type``
 header, then ``<meta charset>`` / ``http-equiv`` in the first bytes, then detection by
+the legacy charsets Moroccan outlets use (windows-1252, windows-1256), then
 charset-normalizer. A declared charset is only trusted when the body decodes with it
 cleanly and the result does not read as mojibake (outlets often declare UTF-8 and send
 windows-1256, or the reverse).
@@ -25,12 +26,16 @@ SNIFF_BYTES = 4096
 MESS_LIMIT = 0.2
 UTF8_MIN_CHARS = 10  # valid multi-byte characters needed to call a damaged body UTF-8
 UTF8_MAX_BAD = 0.02
+FEW_WORDS = 50
 MESS_SAMPLE = 20_000
 BOMS = (
     (codecs.BOM_UTF8, "utf-8-sig"),
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
+# what Moroccan outlets use when they are not UTF-8: tried when declarations fail, before
+# statistical detection (which needs more text than a short page has)
+LIKELY = ("cp1252", "cp1256")
 # labels the WHATWG encoding standard maps to a superset codec
 ALIASES = {"iso-8859-1": "cp1252", "latin-1": "cp1252", "ascii": "cp1252", "us-ascii": "cp1252",
            "iso-8859-9": "cp1254", "tis-620": "cp874", "iso-8859-11": "cp874"}
@@ -71,6 +76,10 @@ def _mess(text: str) -> float:
     """Share of the visible text that reads as mojibake (0 = clean)."""
     sample = TAG_RE.sub(" ", text[:MESS_SAMPLE * 3])[:MESS_SAMPLE]
     return mess_ratio(sample, 1.0) if sample.strip() else 0.0
+
+
+def _words(text: str) -> int:
+    return len(TAG_RE.sub(" ", text).split())
 
 
 def _try(body: bytes, codec: str) -> str | None:
@@ -116,18 +125,19 @@ def decode_html(body: bytes, headers: Mapping[str, str]) -> str:
         return utf8_text
 
     candidates: list[tuple[float, int, str]] = []
-    for rank, codec in enumerate(dict.fromkeys(declared)):
+    for rank, codec in enumerate(dict.fromkeys([*declared, *LIKELY])):
         if _is_utf8(codec):
             continue
         text = _try(body, codec)
         if text is None:
             continue
         mess = _mess(text)
-        if mess < MESS_LIMIT and rank == 0:
+        if mess < MESS_LIMIT and rank == 0 and declared:
             return text
         candidates.append((mess, rank, text))
     candidates.sort()
-    if candidates and candidates[0][0] < MESS_LIMIT:
+    # too little text for mess ratios or detection to mean much: least messy candidate
+    if candidates and (candidates[0][0] < MESS_LIMIT or _words(candidates[0][2]) < FEW_WORDS):
         return candidates[0][2]
 
     best = from_bytes(body).best()

@@ -47,13 +47,14 @@ _MONTH_ALT = "|".join(sorted((re.escape(m) for m in MONTHS), key=len, reverse=Tr
 _TIME = (r"(?:\s*(?:-|–|—|,|،|\||à|a|at|على الساعة|الساعة)?\s*(?P<hour>\d{1,2})\s*"
          r"(?:[hH](?![^\W\d])\s*(?P<min1>\d{2})?|:(?P<min2>\d{2}))(?:\s*(?P<ampm>[ap]m)\b)?)?")
 DMY_RE = re.compile(
-    rf"(?<!\d)(\d{{1,2}})(?:er|e)?\s+({_MONTH_ALT})\.?[,،]?\s+(\d{{4}})(?!\d){_TIME}", re.I
+    rf"(?<!\d)(\d{{1,2}})(?:er|e|st|nd|rd|th)?\s+({_MONTH_ALT})\.?[,،]?\s+(\d{{4}})(?!\d){_TIME}", re.I
 )
 MDY_RE = re.compile(
     rf"(?<!\w)({_MONTH_ALT})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})(?!\d){_TIME}", re.I
 )
-NUMERIC_RE = re.compile(rf"(?<![\d/.-])(\d{{1,2}})([/.-])(\d{{1,2}})\2(\d{{4}})(?![\d/.-]){_TIME}")
-ISO_RE = re.compile(r"(?<![\d/.-])(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2}))?(?![\d/])")
+NUMERIC_RE = re.compile(
+    rf"(?<![\d/.-])(\d{{1,2}})\s?([/.-])\s?(\d{{1,2}})\s?\2\s?(\d{{4}})(?![\d/.-]){_TIME}")
+ISO_RE = re.compile(r"(?<![\d/.-])(\d{4})([-/])(\d{2})\2(\d{2})(?:[T ](\d{2}):(\d{2}))?(?![\d/])")
 DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
 UPDATE_RE = re.compile(r"(mis à jour|mise à jour|màj|modifié|updated?|تحديث|تعديل)\W{0,3}\w{0,4}\W{0,3}$", re.I)
 
@@ -77,11 +78,12 @@ RELATED_HEAD_RE = re.compile(
     r"|[àa] lire également|voir aussi|sur le même sujet|ces articles devraient vous intéresser"
     r"|articles? similaires|dans la même rubrique|read also|read more|related|see also"
     r"|اقرأ أيضا|إقرأ أيضا|اقرأ ايضا|اقرأ كذلك|اقرأ المزيد|مقالات ذات صلة|أخبار ذات صلة"
-    r"|مواضيع ذات صلة)(?!\w)",
+    r"|مواضيع ذات صلة|أخبار مشابهة|مقالات مشابهة)(?!\w)",
     re.I,
 )
-DROP_TAGS = ("script", "style", "noscript", "template", "nav", "footer", "aside", "form",
-             "iframe", "select", "button", "svg")
+DROP_TAGS = ("script", "style", "noscript", "template", "iframe", "select", "button", "svg")
+SEMANTIC_BOILER = {"header", "nav", "footer", "aside", "form"}
+BOX_TAGS = (*SEMANTIC_BOILER, "div", "section", "ul", "ol", "p", "span", "table")
 HEAD_TAGS = ("h1", "h2", "h3", "h4", "h5", "h6", "p", "div", "span", "strong", "b", "section")
 WS_RE = re.compile(r"\s+")
 MIN_HEADLINE = 8
@@ -89,7 +91,8 @@ JSONLD_XPATH = etree.XPath("//script[@type='application/ld+json']")
 
 
 def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=LOCAL_TZ)
+    """Naive → Moroccan time; aware → the same instant on the Moroccan clock (local day)."""
+    return value.replace(tzinfo=LOCAL_TZ) if value.tzinfo is None else value.astimezone(LOCAL_TZ)
 
 
 def parse_iso(value: str | None) -> datetime | None:
@@ -106,7 +109,7 @@ def parse_iso(value: str | None) -> datetime | None:
     except (TypeError, ValueError, IndexError):
         pass
     match = ISO_RE.search(value)
-    return _make(match[1], match[2], match[3], match[4], match[5]) if match else None
+    return _make(match[1], match[3], match[4], match[5], match[6]) if match else None
 
 
 def _make(year: str, month: str | int, day: str, hour: str | None = None,
@@ -141,7 +144,7 @@ def find_dates(text: str) -> Iterator[tuple[int, datetime]]:
         if value:
             yield m.start(), value
     for m in ISO_RE.finditer(text):
-        value = _make(m[1], m[2], m[3], m[4], m[5])
+        value = _make(m[1], m[3], m[4], m[5], m[6])
         if value:
             yield m.start(), value
 
@@ -249,25 +252,38 @@ def _headline(tree: etree._Element, title: str | None) -> etree._Element | None:
     return h1s[0] if h1s else None
 
 
+def _p_chars(el: etree._Element) -> int:
+    return sum(len(p.text_content()) for p in el.iter("p"))
+
+
 def prune(tree: etree._Element, title: str | None) -> tuple[etree._Element, etree._Element | None]:
-    """A copy of the page without boilerplate, and its headline element (or None)."""
+    """A copy of the page without boilerplate, and its headline element (or None).
+
+    Menus, headers, footers, asides, forms and elements whose class or id reads as
+    boilerplate (related, comments, share, cookie, ticker...) go, and so do the blocks
+    under a "À lire aussi"-like heading; never the headline's ancestors, nor an element
+    holding most of the page's paragraph text (ASP.NET pages wrap all in a <form>).
+    """
     tree = deepcopy(tree)
     for el in list(tree.iter(*DROP_TAGS)):
-        if el.getparent() is not None:
+        if el.getparent() is not None and el.get("type") != "application/ld+json":
             el.drop_tree()
     h1 = _headline(tree, title)
     keep = set(h1.iterancestors()) | {h1} if h1 is not None else set()
-    for el in list(tree.iter("header", "div", "section", "ul", "ol", "p", "span")):
-        if el in keep or el.getparent() is None:
-            continue
-        if el.tag == "header" or BOILER_RE.search(class_attrs(el)):
+    main_text = 0.5 * _p_chars(tree)
+
+    def droppable(el: etree._Element) -> bool:
+        return el not in keep and el.getparent() is not None and not (
+            main_text and _p_chars(el) >= main_text)
+
+    for el in list(tree.iter(*BOX_TAGS)):
+        if (el.tag in SEMANTIC_BOILER or BOILER_RE.search(class_attrs(el))) and droppable(el):
             el.drop_tree()
     for el in list(tree.iter(*HEAD_TAGS)):
-        if el in keep or el.getparent() is None:
-            continue
-        if len(el.text_content()) < 60 and RELATED_HEAD_RE.match(clean_text(el.text_content())):
+        text = clean_text(el.text_content())
+        if len(text) < 60 and RELATED_HEAD_RE.match(text) and droppable(el):
             parent = el.getparent()
-            if parent is not None and parent not in keep and len(parent.text_content()) < 1500:
+            if parent is not None and droppable(parent) and len(parent.text_content()) < 1500:
                 parent.drop_tree()
             else:
                 el.drop_tree()
@@ -283,9 +299,10 @@ def _segments(tree: etree._Element, h1: etree._Element | None) -> list[tuple[str
             if h1 is not None and el is h1:
                 out.append((clean_text(h1.text_content()), True))
                 in_head = True
-            elif not in_head:
-                if el.tag == "time" and el.get("datetime"):
-                    out.append((el.get("datetime", ""), False))
+            elif not in_head and el.tag != "script":
+                stamp = parse_iso(el.get("datetime")) if el.tag == "time" else None
+                if stamp:  # as local wall time, which find_dates reads back
+                    out.append((stamp.strftime("%Y-%m-%d %H:%M"), False))
                 if el.text:
                     out.append((el.text, False))
         elif event == "end":

@@ -35,16 +35,18 @@ LISTING_PATH_RE = re.compile(
     r"|/videos?(?:/|$)|/(?:page|p)/\d+/?$",
     re.I,
 )
+HOME_RE = re.compile(r"^/?(?:(?:index|accueil|home)(?:\.\w+)?/?)?$", re.I)  # without a query
 LISTING_QUERY_RE = re.compile(r"(?:^|&)(?:s|q|page=rubrique|page=mot|page=recherche)(?:=|&|$)", re.I)
 NON_ARTICLE_TYPES = {"collectionpage", "itemlist", "searchresultspage", "profilepage",
                      "videogallery", "imagegallery"}
 ARTICLE_JSONLD_TYPES = {"newsarticle", "article", "reportagenewsarticle", "analysisnewsarticle",
                         "opinionnewsarticle", "blogposting", "report", "liveblogposting"}
-LEAD_RE = re.compile(r"chap[oô]|chapeau|lead|intro|excerpt|standfirst|summary|resume|kicker"
-                     r"|article-desc|description", re.I)
+LEAD_RE = re.compile(r"chap[oô]\w*|intro\w*|(?:^|[-_ ])(?:lead|excerpt|standfirst|summary|resume"
+                     r"|kicker|desc|description|deck|subtitle|sous-titre)(?:$|[-_ ])", re.I)
 TITLE_SEP_RE = re.compile(r"(\s+[-|–—:»•·]\s+|\s+[|»•·]\s*|\s*[|»•·]\s+)")
 META_XPATH = etree.XPath("//meta[@content][@property or @name]")
 TEASER_MIN = 25  # characters of a headline link
+LEAD_MIN = 40
 LISTING_TEASERS = 5
 LISTING_H1 = 30
 LANG_CONFIDENT = 0.9
@@ -82,8 +84,7 @@ def _strip_site(title: str, site_names: list[str]) -> str:
     return "".join(pieces).strip()
 
 
-def find_title(tree: etree._Element, metas: dict[str, str], fallback: str | None,
-               site_names: list[str]) -> str:
+def find_title(tree: etree._Element, metas: dict[str, str], site_names: list[str]) -> str:
     """The headline: the h1 when it agrees with og:title/<title>, else og:title, stripped."""
     h1s = [clean_text(h.text_content()) for h in tree.iter("h1")]
     h1s = [h for h in h1s if len(h) >= dates.MIN_HEADLINE and normalize(h).replace(" ", "")
@@ -96,7 +97,7 @@ def find_title(tree: etree._Element, metas: dict[str, str], fallback: str | None
         key = normalize(h1)
         if key and any(key in normalize(t) for t in (og, doc_title) if t):
             return h1
-    return og or (h1s[0] if h1s else "") or doc_title or clean_text(fallback)
+    return og or (h1s[0] if h1s else "") or doc_title
 
 
 @cache
@@ -129,27 +130,34 @@ def detect_language(text: str, hint: str | None = None) -> str | None:
 
 def _not_article(page: RawPage, tree: etree._Element, metas: dict[str, str]) -> str | None:
     parts = urlsplit(page.final_url or page.url)
-    if LISTING_PATH_RE.search(parts.path) or LISTING_QUERY_RE.search(parts.query):
-        return f"listing URL {parts.path}"
+    if (LISTING_PATH_RE.search(parts.path) or LISTING_QUERY_RE.search(parts.query)
+            or (HOME_RE.match(parts.path) and not parts.query)):
+        return f"listing URL {parts.path or '/'}"
     if metas.get("og:type", "").startswith("video"):
         return "video page"
     types: set[str] = set()
     for obj in dates.jsonld(tree):
         types |= dates.jsonld_types(obj)
-    if types & NON_ARTICLE_TYPES and not types & ARTICLE_JSONLD_TYPES:
+    if types & ARTICLE_JSONLD_TYPES:
+        return None
+    if types & NON_ARTICLE_TYPES:
         return f"not an article (JSON-LD {sorted(types & NON_ARTICLE_TYPES)[0]})"
+    if "videoobject" in types and metas.get("og:type") != "article":
+        return "video page"
     return None
 
 
 def _teasers(pruned: etree._Element) -> int:
-    """Headline links standing alone in their block, outside boilerplate: a listing's items."""
-    count = 0
+    """Headline links outside boilerplate (alone in their block, or wrapping a heading)."""
+    hrefs = set()
     for link in pruned.iter("a"):
         text, parent = clean_text(link.text_content()), link.getparent()
-        if len(text) >= TEASER_MIN and parent is not None:
-            if len(clean_text(parent.text_content())) <= len(text) + 5:
-                count += 1
-    return count
+        if len(text) < TEASER_MIN or parent is None:
+            continue
+        alone = len(clean_text(parent.text_content())) <= len(text) + 5
+        if alone or next(link.iter("h2", "h3", "h4"), None) is not None:
+            hrefs.add(link.get("href") or text)
+    return len(hrefs)
 
 
 def _is_listing(pruned: etree._Element, h1: etree._Element | None, metas: dict[str, str],
@@ -163,16 +171,14 @@ def _is_listing(pruned: etree._Element, h1: etree._Element | None, metas: dict[s
     return not (typed and headline)
 
 
-def _with_lead(tree: etree._Element, text: str) -> str:
+def _with_lead(pruned: etree._Element, text: str) -> str:
     """Put back the standfirst (chapô) when trafilatura left it out."""
     flat = clean_text(text)
-    for el in tree.iter("p", "div", "h2", "span", "strong"):
-        if LEAD_RE.search(class_attrs(el)) and not dates.BOILER_RE.search(class_attrs(el)):
+    for el in pruned.iter("p", "div", "h2", "span", "strong"):
+        if LEAD_RE.search(class_attrs(el)):
             lead = clean_text(el.text_content())
-            if 40 <= len(lead) <= 1500 and lead not in flat:
-                return f"{lead}\n{text}"
-            if len(lead) >= 40:
-                break
+            if len(lead) >= LEAD_MIN:
+                return text if lead[:LEAD_MIN] in flat or len(lead) > 1500 else f"{lead}\n{text}"
     return text
 
 
@@ -218,28 +224,27 @@ def _extract(page: RawPage, min_chars: int) -> Article | Skipped:
     if reason:
         return Skipped(page.url, reason)
     url = page.final_url or page.url
-    doc = trafilatura.bare_extraction(
-        tree, url=url, with_metadata=True, include_comments=False, favor_precision=True,
+    host = (urlsplit(url).hostname or "").removeprefix("www.").split(".")[0]
+    site_names = [n for n in (metas.get("og:site_name"), page.outlet, host) if n]
+    title = find_title(tree, metas, site_names)
+    pruned = dates.prune(tree, title)
+    doc = trafilatura.bare_extraction(  # on the pruned copy: related lists and boxes gone
+        pruned[0], url=url, with_metadata=True, include_comments=False, favor_precision=True,
         include_tables=False, include_images=False, include_links=False,
         date_extraction_params={"extensive_search": False, "original_date": True},
     )
     if not isinstance(doc, Document) or not doc.text:
         return Skipped(page.url, "no article text found")
-    text = _drop_boilerplate_lines(_with_lead(tree, doc.text))
-    if not text:
-        return Skipped(page.url, "no article text found")
-    site = metas.get("og:site_name") or clean_text(doc.sitename) or None
-    host = urlsplit(url).hostname or ""
-    site_names = [n for n in (site, page.outlet, host.removeprefix("www.").split(".")[0]) if n]
-    title = find_title(tree, metas, doc.title, site_names)
+    title = title or clean_text(doc.title)
+    text = _drop_boilerplate_lines(_with_lead(pruned[0], doc.text))
     first, _, rest = text.partition("\n")
     if rest and normalize(first) == normalize(title):  # trafilatura kept the h1 in the body
         text = rest.strip()
     if len(text) < min_chars:
         return Skipped(page.url, f"too short: {len(text)} chars < {min_chars}")
-    pruned = dates.prune(tree, title)
     if _is_listing(*pruned, metas, tree):
         return Skipped(page.url, "listing page: many headline links, no single article")
+    site = metas.get("og:site_name") or clean_text(doc.sitename) or None
     return Article(
         url=page.url, outlet=page.outlet, title=title, text=text,
         published=dates.find_published(tree, url, page.fetched_at, pruned),

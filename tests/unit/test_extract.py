@@ -217,13 +217,17 @@ def _replay(outlet: Path, path: str) -> RawPage:
     """The page as crawler/replay.py serves it: re-encoded, with its Content-Type."""
     route = yaml.safe_load((outlet / "routes.yaml").read_text("utf-8"))[path]
     config = yaml.safe_load((outlet / "outlet.yaml").read_text("utf-8"))
-    charset = route.get("charset", "utf-8")
     ctype = route.get("type", "text/html")
-    text = (outlet / route["file"]).read_text("utf-8").replace("{{BASE}}", BASE)
+    body = (outlet / route["file"]).read_bytes()
+    if ctype.startswith("text/") or "html" in ctype or "xml" in ctype:
+        charset = route.get("charset", "utf-8")
+        text = body.decode("utf-8").replace("{{BASE}}", BASE)
+        body = text.encode(charset, errors="xmlcharrefreplace")
+        if route.get("header_charset", True):
+            ctype = f"{ctype}; charset={charset}"
     return RawPage(url=BASE + path, final_url=BASE + path, outlet=config["name"], status=200,
-                   headers={"content-type": f"{ctype}; charset={charset}"
-                            if route.get("header_charset", True) else ctype},
-                   body=text.encode(charset), fetched_at=datetime(2025, 11, 20, 10, tzinfo=UTC),
+                   headers={"content-type": ctype}, body=body,
+                   fetched_at=datetime(2025, 11, 20, 10, tzinfo=UTC),
                    language_hint=config.get("language"))
 
 
