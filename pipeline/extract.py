@@ -51,6 +51,7 @@ LISTING_TEASERS = 5
 LISTING_H1 = 30
 LANG_CONFIDENT = 0.9
 LANGUAGES = ("fr", "ar", "en", "es")  # what Moroccan outlets publish in
+UNDECODED_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffd]")
 ARABIC_CHARS_RE = re.compile(r"[\u0600-\u06ff\u0750-\u077f]")
 LATIN_CHARS_RE = re.compile(r"[A-Za-zÀ-ÿ]")
 
@@ -213,7 +214,7 @@ def _extract(page: RawPage, min_chars: int) -> Article | Skipped:
         return Skipped(page.url, f"not HTML: {ctype.split(';')[0]}")
     html = decode_html(page.body, page.headers)
     sample = html[:20000]
-    bad = sum(1 for ch in sample if ch == "\ufffd" or (ch < " " and ch not in "\t\r\n"))
+    bad = len(UNDECODED_RE.findall(sample))
     if not sample.strip() or bad > 0.02 * len(sample) or "<" not in sample:
         return Skipped(page.url, "empty or undecodable body")
     tree = load_html(html)

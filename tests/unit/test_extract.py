@@ -66,6 +66,29 @@ def test_visible_date_is_the_one_under_the_headline() -> None:
     assert art.published is not None and art.published.utcoffset() == timedelta(hours=1)
 
 
+def test_update_date_loses_to_publication_date() -> None:
+    body = (PAGES / "fr_article.html").read_bytes().replace(
+        "Publié le 2 juillet 2024 à 15h00".encode(),
+        "Mis à jour le 3 juillet 2024 à 09h00 | Publié le 2 juillet 2024 à 15h00".encode())
+    assert article(page(body=body)).published == datetime(2024, 7, 2, 15, tzinfo=CASABLANCA_SUMMER)
+
+
+def test_time_element_in_utc_is_read_on_the_moroccan_clock() -> None:
+    body = (PAGES / "fr_article.html").read_bytes().replace(
+        "Publié le 2 juillet 2024 à 15h00".encode(),
+        b'<time datetime="2024-07-01T23:30:00Z">hier soir</time>')
+    published = article(page(body=body)).published
+    assert published == datetime(2024, 7, 1, 23, 30, tzinfo=UTC)
+    assert published is not None and published.date().isoformat() == "2024-07-02"
+
+
+def test_no_date_is_none_not_the_date_in_the_top_bar() -> None:
+    body = (PAGES / "fr_article.html").read_bytes().replace(
+        "— Publié le 2 juillet 2024 à 15h00".encode(), b"")
+    assert b"15 octobre 2025" in body and b"12 mars 2024" in body
+    assert article(page(body=body)).published is None
+
+
 def test_jsonld_date_wins_and_keeps_its_offset() -> None:
     art = article(page("jsonld_date.html"))
     assert art.published == datetime(2024, 3, 14, 9, 45, tzinfo=UTC)
@@ -104,6 +127,11 @@ def test_decode_html_meta_header_and_detection() -> None:
     # header claims windows-1256 but the body is valid UTF-8
     assert "coopération opérationnelle" in decode_html(
         french.encode("utf-8"), {"Content-Type": "text/html; charset=windows-1256"})
+    # meta lies (UTF-8), no header charset, body is windows-1256
+    lying = arabic.replace(b"charset=windows-1256", b"charset=utf-8")
+    assert AR_SENTENCE in decode_html(lying, {"content-type": "text/html"})
+    snippet = "<p>المغرب وفرنسا</p>".encode("cp1256")  # too short for statistics
+    assert decode_html(snippet, {}) == "<p>المغرب وفرنسا</p>"
     assert decode_html(b"", {}) == ""
     assert decode_html("<p>été</p>".encode("utf-8-sig"), {"content-type": "charset=latin-1"}) \
         == "<p>été</p>"
@@ -118,6 +146,8 @@ def test_listing_page_is_skipped() -> None:
 
 
 @pytest.mark.parametrize("url, reason", [
+    ("https://example.org/", "listing URL /"),
+    ("https://example.org", "listing URL /"),
     ("https://example.org/tag/securite/", "listing URL /tag/securite/"),
     ("https://example.org/category/maroc/page/2/", "listing URL /category/maroc/page/2/"),
     ("https://example.org/videos/hammouchi-paris-123.html",
