@@ -69,14 +69,17 @@ def _metas(tree: etree._Element) -> dict[str, str]:
     return found
 
 
-def _strip_site(title: str, site_names: list[str]) -> str:
+def strip_site_name(title: str, site_names: list[str]) -> str:
     """Drop leading or trailing site-name segments ("… - Hespress", "Le360 | …")."""
     pieces = TITLE_SEP_RE.split(title)  # [part, sep, part, sep, part]
     names = {normalize(n).replace(" ", "") for n in site_names if n}
 
     def is_site(part: str) -> bool:
         key = normalize(part).replace(" ", "")
-        return bool(key) and any(key == n or (len(n) > 3 and n in key) or key in n for n in names)
+        return bool(key) and any(
+            key == n or (len(n) > 3 and n in key and len(key) <= len(n) + 12)  # "Hespress FR"
+            or (key in n and len(key) >= 0.6 * len(n))  # "Bladi" for bladi.net
+            for n in names)
 
     while len(pieces) > 2 and is_site(pieces[-1]):
         del pieces[-2:]
@@ -90,9 +93,9 @@ def find_title(tree: etree._Element, metas: dict[str, str], site_names: list[str
     h1s = [clean_text(h.text_content()) for h in tree.iter("h1")]
     h1s = [h for h in h1s if len(h) >= dates.MIN_HEADLINE and normalize(h).replace(" ", "")
            not in {normalize(n).replace(" ", "") for n in site_names if n}]
-    og = _strip_site(metas.get("og:title") or metas.get("twitter:title") or "", site_names)
+    og = strip_site_name(metas.get("og:title") or metas.get("twitter:title") or "", site_names)
     title_el = tree.find(".//title")
-    doc_title = _strip_site(clean_text(title_el.text_content()) if title_el is not None else "",
+    doc_title = strip_site_name(clean_text(title_el.text_content()) if title_el is not None else "",
                             site_names)
     for h1 in h1s:
         key = normalize(h1)
@@ -225,7 +228,7 @@ def _extract(page: RawPage, min_chars: int) -> Article | Skipped:
     if reason:
         return Skipped(page.url, reason)
     url = page.final_url or page.url
-    host = (urlsplit(url).hostname or "").removeprefix("www.").split(".")[0]
+    host = (urlsplit(url).hostname or "").removeprefix("www.").split(".")[0].strip("0123456789")
     site_names = [n for n in (metas.get("og:site_name"), page.outlet, host) if n]
     title = find_title(tree, metas, site_names)
     pruned = dates.prune(tree, title)

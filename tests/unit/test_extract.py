@@ -11,7 +11,7 @@ import yaml
 
 from pipeline.charset import decode_html
 from pipeline.dates import find_dates
-from pipeline.extract import detect_language, extract, reset_caches
+from pipeline.extract import detect_language, extract, reset_caches, strip_site_name
 from pipeline.types import Article, RawPage, Skipped
 
 PAGES = Path(__file__).parent / "pages"
@@ -276,3 +276,15 @@ def test_fixture_outlets(outlet: Path, path: str, expected: dict | None) -> None
         assert sentence in result.text
     for boilerplate in expected.get("drop") or []:
         assert boilerplate not in result.text
+
+
+@pytest.mark.parametrize("title, names, expected", [
+    ("Maroc : la DGSN recrute | Maroc Hebdo", ["Maroc Hebdo"], "Maroc : la DGSN recrute"),
+    ("Le360 | Hammouchi à Paris", ["Le360"], "Hammouchi à Paris"),
+    ("Hammouchi à Paris - Hespress FR", ["hespress"], "Hammouchi à Paris"),
+    ("Tanger : un fugitif arrêté - Bladi.net", ["Bladi.net"], "Tanger : un fugitif arrêté"),
+    ("Le point sur la coopération", ["Le360"], "Le point sur la coopération"),
+    ("حموشي في باريس - هسبريس", ["هسبريس"], "حموشي في باريس"),
+])
+def test_strip_site_name(title: str, names: list[str], expected: str) -> None:
+    assert strip_site_name(title, names) == expected
