@@ -151,6 +151,23 @@ def _not_article(page: RawPage, tree: etree._Element, metas: dict[str, str]) -> 
     return None
 
 
+def find_author(tree: etree._Element, metas: dict[str, str], fallback: str | None) -> str | None:
+    """Byline: JSON-LD author names as written, else <meta name=author>, else trafilatura's."""
+    for obj in dates.jsonld(tree):
+        if dates.jsonld_types(obj) & ARTICLE_JSONLD_TYPES and obj.get("author"):
+            people = obj["author"] if isinstance(obj["author"], list) else [obj["author"]]
+            names = [p.get("name") if isinstance(p, dict) else p for p in people]
+            found = ", ".join(clean_text(str(n)) for n in names if n and str(n).strip())
+            if found:
+                return found
+    for name in (metas.get("author"), metas.get("article:author"), metas.get("dc.creator"),
+                 fallback):
+        name = clean_text(name)
+        if len(name) >= 3 and not name.startswith(("http://", "https://")):
+            return name
+    return None
+
+
 def _teasers(pruned: etree._Element) -> int:
     """Headline links outside boilerplate (alone in their block, or wrapping a heading)."""
     hrefs = set()
@@ -252,7 +269,7 @@ def _extract(page: RawPage, min_chars: int) -> Article | Skipped:
     return Article(
         url=page.url, outlet=page.outlet, title=title, text=text,
         published=dates.find_published(tree, url, page.fetched_at, pruned),
-        author=clean_text(doc.author) or None, site_name=site,
+        author=find_author(tree, metas, doc.author), site_name=site,
         language=detect_language(f"{title}\n{text}", page.language_hint),
         final_url=page.final_url,
     )
