@@ -56,7 +56,10 @@ NUMERIC_RE = re.compile(
     rf"(?<![\d/.-])(\d{{1,2}})\s?([/.-])\s?(\d{{1,2}})\s?\2\s?(\d{{4}})(?![\d/.-]){_TIME}")
 ISO_RE = re.compile(r"(?<![\d/.-])(\d{4})([-/])(\d{2})\2(\d{2})(?:[T ](\d{2}):(\d{2}))?(?![\d/])")
 DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
-UPDATE_RE = re.compile(r"(mis à jour|mise à jour|màj|modifié|updated?|تحديث|تعديل)\W{0,3}\w{0,4}\W{0,3}$", re.I)
+UPDATE_RE = re.compile(
+    r"(mis à jour|mise à jour|màj|modifié|updated?|تحديث|تعديل)\W{0,3}\w{0,4}\W{0,3}$", re.I)
+PUBLISHED_RE = re.compile(
+    r"(publié|publication|mis en ligne|posted|published|نشر|تاريخ النشر)\W{0,3}\w{0,4}\W{0,3}$", re.I)
 
 ARTICLE_TYPES = {"newsarticle", "article", "reportagenewsarticle", "analysisnewsarticle",
                  "opinionnewsarticle", "backgroundnewsarticle", "blogposting", "report",
@@ -206,8 +209,9 @@ def visible_date(lines: list[tuple[str, bool]], latest: datetime) -> datetime | 
         latest: dates after this (e.g. the fetch time) are ignored.
 
     Returns:
-        The best candidate, or None. Dates before the headline count double distance;
-        dates announced as an update ("Mis à jour le") only win when nothing else does.
+        The best candidate, or None: a date announced as published ("Publié le", "نشر")
+        first, one announced as an update ("Mis à jour le") last, otherwise the nearest
+        to the headline; dates before it count double distance, a time of day half.
     """
     parts: list[str] = []
     size, head = 0, None
@@ -217,7 +221,7 @@ def visible_date(lines: list[tuple[str, bool]], latest: datetime) -> datetime | 
         parts.append(segment)
         size += len(segment) + 1
     text = "\n".join(parts)
-    best: tuple[float, datetime] | None = None
+    best: tuple[int, float, datetime] | None = None
     for pos, value in find_dates(text):
         if value > latest:
             continue
@@ -227,11 +231,13 @@ def visible_date(lines: list[tuple[str, bool]], latest: datetime) -> datetime | 
             score = pos - head[1]
         else:
             score = 2.0 * (head[0] - pos)
-        if UPDATE_RE.search(text[max(0, pos - 30):pos]):
-            score += 1e9
-        if best is None or score < best[0]:
-            best = (score, value)
-    return best[1] if best else None
+        if value.hour or value.minute:  # a time of day: a dateline, not a date in a sentence
+            score *= 0.5
+        before = text[max(0, pos - 30):pos]
+        tier = 2 if UPDATE_RE.search(before) else 0 if PUBLISHED_RE.search(before) else 1
+        if best is None or (tier, score) < best[:2]:
+            best = (tier, score, value)
+    return best[2] if best else None
 
 
 def clean_text(text: str | None) -> str:

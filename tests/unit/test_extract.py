@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from pipeline.charset import decode_html
-from pipeline.dates import find_dates
+from pipeline.dates import LOCAL_TZ, find_dates, visible_date
 from pipeline.extract import detect_language, extract, reset_caches, strip_site_name
 from pipeline.types import Article, RawPage, Skipped
 
@@ -201,6 +201,17 @@ def test_find_dates(text: str, expected: datetime) -> None:
     found = [value for _, value in find_dates(text)]
     assert found == [expected.replace(tzinfo=found[0].tzinfo)]
     assert str(found[0].tzinfo) == "Africa/Casablanca"
+
+
+def test_visible_date_prefers_the_dateline_over_dates_in_sentences() -> None:
+    latest = datetime(2025, 1, 1, tzinfo=UTC)
+    lines = [("Mardi 15 octobre 2024", False), ("Hammouchi à Paris", True),
+             ("Le 28 juin 2024, le patron de la DGSN est arrivé à Paris pour une visite.", False),
+             ("Publié le 2 juillet 2024", False), ("Le 26 juillet 2024 s'ouvriront les Jeux.", False)]
+    assert visible_date(lines, latest) == datetime(2024, 7, 2, tzinfo=LOCAL_TZ)
+    lines[3] = ("Mis à jour le 3 juillet 2024 à 10h00", False)
+    assert visible_date(lines, latest) == datetime(2024, 6, 28, tzinfo=LOCAL_TZ)
+    assert visible_date(lines, datetime(2024, 6, 1, tzinfo=UTC)) is None  # all after the fetch
 
 
 def test_find_dates_rejects_impossible_dates() -> None:
