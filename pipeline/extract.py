@@ -47,7 +47,8 @@ TITLE_SEP_RE = re.compile(r"(\s+[-|–—:»•·]\s+|\s+[|»•·]\s*|\s*[|»�
 META_XPATH = etree.XPath("//meta[@content][@property or @name]")
 TEASER_MIN = 25  # characters of a headline link
 LEAD_MIN = 40
-LISTING_TEASERS = 5
+LISTING_TEASERS = 5  # headline links: a listing unless the page says it is one article
+LISTING_FEW = 3  # ... a listing if nothing says article
 LISTING_H1 = 30
 LANG_CONFIDENT = 0.9
 LANGUAGES = ("fr", "ar", "en", "es")  # what Moroccan outlets publish in
@@ -183,13 +184,14 @@ def _teasers(pruned: etree._Element) -> int:
 
 def _is_listing(pruned: etree._Element, h1: etree._Element | None, metas: dict[str, str],
                 tree: etree._Element) -> bool:
-    """Many standalone headline links and no sign of a single article (long h1, article type)."""
-    if _teasers(pruned) < LISTING_TEASERS:
+    """Headline links outside boilerplate and no sign of one article (long h1, article type)."""
+    teasers = _teasers(pruned)
+    if teasers < LISTING_FEW:
         return False
     typed = metas.get("og:type") == "article" or any(
         dates.jsonld_types(obj) & ARTICLE_JSONLD_TYPES for obj in dates.jsonld(tree))
     headline = h1 is not None and len(clean_text(h1.text_content())) >= LISTING_H1
-    return not (typed and headline)
+    return not (typed and headline) if teasers >= LISTING_TEASERS else not (typed or headline)
 
 
 def _with_lead(pruned: etree._Element, text: str) -> str:
