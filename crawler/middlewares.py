@@ -1,0 +1,171 @@
+"""Recognising what went wrong with a request, in words a user can act on.
+
+- `is_challenge`: a 403, or a Cloudflare-style bot challenge (503/429 with `cf-ray`,
+  `server: cloudflare`, "Just a moment..."): the outlet is *blocked*, not down.
+- `ChallengeMiddleware`: a downloader middleware that stops Scrapy's RetryMiddleware
+  from re-asking a challenge (retrying a 503 challenge only earns more challenges) and
+  counts it (`veille/challenge`). It sits just above RetryMiddleware (550).
+- `RedirectGuardMiddleware`: the spider sends its requests with `dont_filter` (it
+  de-duplicates URLs itself, and Scrapy's dupefilter would silently drop a redirect to a
+  page already requested), which also exempts them from OffsiteMiddleware; this guard
+  gives redirects their off-site check back and names redirect loops.
+- `describe_failure`: a Twisted failure (timeout, DNS, HttpError, robots, offsite,
+  truncated body, size limit...) as a one-line reason for the crawl-run record.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from scrapy import Request
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import Response
+from scrapy.spidermiddlewares.httperror import HttpError
+from scrapy.utils.httpobj import urlparse_cached
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+    from twisted.python.failure import Failure
+
+CHALLENGE_STATUSES = frozenset({403, 429, 503})
+_CHALLENGE_BODY = re.compile(
+    rb"just a moment\.\.\.|cf-chl-|challenge-platform|attention required! \| cloudflare"
+    rb"|enable javascript and cookies to continue|ddos-guard|captcha-delivery",
+    re.IGNORECASE,
+)
+
+# Exception class names across Scrapy/Twisted versions -> reason
+_NAMED_REASONS = {
+    "TimeoutError": "timeout",
+    "DownloadTimeoutError": "timeout",
+    "TCPTimedOutError": "timeout",
+    "UserTimeoutError": "timeout",
+    "DNSLookupError": "DNS lookup failed",
+    "CannotResolveHostError": "DNS lookup failed",
+    "ConnectionRefusedError": "connection refused",
+    "DownloadConnectionRefusedError": "connection refused",
+    "ConnectError": "connection failed",
+    "ConnectionLost": "connection lost",
+    "ConnectionDone": "connection closed by the server",
+    "ResponseDataLossError": "truncated body (connection closed before the end)",
+    "_DataLoss": "truncated body (connection closed before the end)",
+    "ResponseFailed": "response failed (truncated or malformed)",
+    "ResponseNeverReceived": "no response received",
+    "DownloadFailedError": "download failed",
+}
+
+
+def _header(headers: Any, name: str) -> str:
+    value = headers.get(name) if headers is not None else None
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    return str(value or "")
+
+
+def is_challenge(status: int, headers: Any, body: bytes) -> bool:
+    """True for an answer that means "you are blocked", not "we are down".
+
+    Args:
+        status: the HTTP status.
+        headers: a mapping (Scrapy Headers or a dict with lower-case names).
+        body: the (start of the) body.
+    """
+    if _header(headers, "cf-mitigated").lower() == "challenge":
+        return True
+    if status == 403:
+        return True
+    if status not in CHALLENGE_STATUSES:
+        return False
+    cloudflare = bool(_header(headers, "cf-ray")) or "cloudflare" in _header(headers, "server").lower()
+    return cloudflare or bool(_CHALLENGE_BODY.search(body[:20_000]))
+
+
+class ChallengeMiddleware:
+    """Do not retry bot challenges; mark them so the spider reports the outlet blocked."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.stats = crawler.stats
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ChallengeMiddleware:
+        return cls(crawler)
+
+    def process_response(self, request: Request, response: Response,
+                         spider: Any = None) -> Response:
+        if response.status >= 400 and is_challenge(response.status, response.headers, response.body):
+            request.meta["dont_retry"] = True
+            if self.stats is not None:
+                self.stats.inc_value("veille/challenge")
+        return response
+
+
+class RedirectGuardMiddleware:
+    """Refuse a redirect that leaves the outlet's site, or comes back to a URL already visited."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> RedirectGuardMiddleware:
+        return cls(crawler)
+
+    def process_request(self, request: Request, spider: Any = None) -> None:
+        previous = request.meta.get("redirect_urls")
+        if not previous:
+            return
+        if request.url in previous:
+            raise IgnoreRequest("redirect loop")
+        domains = getattr(self.crawler.spider, "allowed_domains", None) or []
+        host = (urlparse_cached(request).hostname or "").lower()
+        if domains and not request.meta.get("allow_offsite") and not any(
+                host == d or host.endswith("." + d) for d in domains):
+            raise IgnoreRequest(f"off-site redirect to {host}")
+
+
+class FailureInfo(NamedTuple):
+    reason: str  # one line, for the run record and the log
+    blocked: bool  # 403 / bot challenge
+    transient: bool  # worth retrying next run (timeouts, 5xx, network), unlike a 404
+
+
+def describe_failure(failure: Failure, timeout: float | None = None) -> FailureInfo:
+    """What went wrong with a request, in words.
+
+    Args:
+        failure: what Scrapy passed to the errback.
+        timeout: the configured download timeout, to say how long was waited.
+    """
+    exc = failure.value
+    if isinstance(exc, HttpError):
+        status = exc.response.status
+        blocked = is_challenge(status, exc.response.headers, exc.response.body)
+        note = " (bot challenge)" if blocked and status != 403 else ""
+        transient = status >= 500 or status in (408, 429)
+        return FailureInfo(f"HTTP {status}{note}", blocked, transient and not blocked)
+    if isinstance(exc, IgnoreRequest):
+        text = str(exc)
+        m = re.search(r"offsite request to '?([^'\s]+)", text)
+        if m:
+            return FailureInfo(f"off-site URL {m.group(1)}", False, False)
+        if "max redirections" in text:
+            return FailureInfo("too many redirects (redirect loop?)", False, False)
+        return FailureInfo(text or "request ignored", False, False)
+    name = type(exc).__name__
+    if name in _NAMED_REASONS:
+        reason = _NAMED_REASONS[name]
+        if reason == "timeout" and timeout:
+            reason = f"timeout after {timeout:g}s"
+        return FailureInfo(reason, False, True)
+    if name in ("CancelledError", "DownloadCancelledError"):
+        text = str(exc)
+        if "max size" in text or "maxsize" in text.lower():
+            return FailureInfo("body larger than the size limit (crawl.max_page_bytes)", False, False)
+        return FailureInfo(f"download cancelled{': ' + text if text else ''}", False, True)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return FailureInfo(f"{name}: {text}" if text else name, False, True)
+
+
+def is_robots_refusal(failure: Failure) -> bool:
+    exc = failure.value
+    return isinstance(exc, IgnoreRequest) and "robots.txt" in str(exc)

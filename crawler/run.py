@@ -1,0 +1,276 @@
+"""Entry points for one crawl of the configured outlets.
+
+- `run_crawl(cfg, outlets)` runs a crawl *in this process*: every outlet is its own
+  spider (own stats, own download slots) in one Scrapy `CrawlerProcess`, so a dead or
+  hanging outlet costs only its own timeouts. Twisted's reactor cannot be restarted, so
+  this works **once per process**; a second call raises `CrawlError`.
+- `run_crawl_subprocess(config_path, outlets, timeout)` runs `python -m crawler.run` in a
+  child process and returns its exit code: what the daemon (and anything else that
+  crawls more than once per process) must use.
+
+A run is recorded as a CrawlRun (start_run → per-outlet save_outlet_counts →
+finish_run). SIGINT/SIGTERM (or `crawl.wall_clock_limit`) stop it the Scrapy way:
+in-flight pages finish and commit, queued ones are dropped, the run ends
+"interrupted"; a second signal forces the stop. Rows are never half-written: each
+article is one transaction (pipeline.process).
+
+Run status: ok; interrupted (signal or wall-clock limit); failed (the crawl could not
+run, or not one outlet could be crawled). Exit codes of `python -m crawler.run`:
+0 ok or interrupted, 1 failed, 2 bad usage or config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from crawler.progress import live_progress, problems, summary_table
+from crawler.spiders.context import CrawlContext
+from pipeline.config import Config, ConfigError, OutletConfig, load_config
+from storage.queries import OutletCounts
+
+log = logging.getLogger("crawler")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+_reactor_used = False  # Twisted's reactor runs once per process
+
+
+class CrawlError(Exception):
+    """The crawl could not be run (worded for the user)."""
+
+
+@dataclass
+class CrawlSummary:
+    run_id: int
+    status: str  # ok | interrupted | failed
+    outlets: dict[str, OutletCounts] = field(default_factory=dict)
+    message: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def totals(self) -> OutletCounts:
+        t = OutletCounts(status=self.status)
+        for c in self.outlets.values():
+            for name in ("discovered", "fetched", "new", "updated", "skipped", "failed"):
+                setattr(t, name, getattr(t, name) + getattr(c, name))
+        return t
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "status": self.status, "message": self.message,
+                "seconds": round(self.seconds, 2),
+                "outlets": {n: asdict(c) for n, c in self.outlets.items()},
+                "totals": asdict(self.totals)}
+
+
+def select_outlets(cfg: Config, names: Sequence[str] | None) -> list[OutletConfig]:
+    if not names:
+        return list(cfg.outlets)
+    known = {o.name: o for o in cfg.outlets}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise CrawlError(f"{cfg.source}: no outlet named {unknown[0]!r} "
+                         f"(known: {', '.join(sorted(known))})")
+    return [known[n] for n in dict.fromkeys(names)]
+
+
+def run_crawl(cfg: Config, outlets: Sequence[str] | None = None, *, progress: bool = True,
+              console: Console | None = None, workers: int | None = None) -> CrawlSummary:
+    """Crawl the outlets (all, or those named) once, in this process.
+
+    Args:
+        cfg: the validated config.
+        outlets: outlet names to crawl; None or empty for all.
+        progress: show the live table (on a terminal) and print the summary table.
+        console: where to draw; default a Console on stdout.
+        workers: extraction processes (default: one per CPU; 1 = extract in-process).
+
+    Raises:
+        CrawlError: unknown outlet, or a crawl already ran in this process.
+    """
+    global _reactor_used
+    selected = select_outlets(cfg, outlets)
+    if _reactor_used or getattr(sys.modules.get("twisted.internet.reactor"), "_startedBefore", False):
+        raise CrawlError("a crawl already ran in this process (Twisted's reactor cannot "
+                         "restart): use crawler.run.run_crawl_subprocess")
+    from scrapy.crawler import CrawlerProcess
+
+    from crawler.pipelines import PageProcessor
+    from crawler.settings import build_settings
+    from crawler.spiders.outlet import OutletSpider
+    from storage import queries as q
+    from storage.db import Database
+
+    console = console or Console()
+    db = Database(cfg.database.url)
+    with db.transaction() as s:
+        run_id = q.start_run(s)
+    started = time.monotonic()
+    context = CrawlContext(cfg, db)
+    for o in selected:
+        context.tally(o.name)
+    status, message = "failed", None
+    try:
+        context.pages = PageProcessor(db, cfg, workers)
+        _quiet_robots_tracebacks()
+        settings = build_settings(cfg.crawl)
+        settings["LOG_INSTALL_ROOT_HANDLER"] = not logging.getLogger().handlers
+        process = CrawlerProcess(settings)
+        for o in selected:
+            process.crawl(OutletSpider, outlet=o, context=context)
+        _keep_scrapy_quiet()
+        _reactor_used = True
+        with live_progress(context.tallies, console, enabled=progress):
+            process.start(install_signal_handlers=threading.current_thread() is threading.main_thread())
+        status, message = run_status(context)
+    except KeyboardInterrupt:
+        status, message = "interrupted", "interrupted before the crawl started"
+    except Exception as exc:
+        log.debug("crawl failed", exc_info=True)
+        status, message = "failed", f"{type(exc).__name__}: {exc}"
+    finally:
+        if context.pages is not None:
+            context.pages.close()
+        counts = {name: t.final_counts() for name, t in context.tallies.items()}
+        with db.transaction() as s:
+            for name, c in counts.items():
+                q.save_outlet_counts(s, run_id, name, c)
+            errors = [f"{n}: {e}" for n, c in counts.items() for e in c.errors]
+            q.finish_run(s, run_id, status, errors, message)
+        db.dispose()
+    summary = CrawlSummary(run_id, status, counts, message, time.monotonic() - started)
+    if progress:
+        print_summary(summary, console)
+    return summary
+
+
+def run_status(context: CrawlContext) -> tuple[str, str | None]:
+    tallies = list(context.tallies.values())
+    reasons = {t.close_reason for t in tallies}
+    if None in reasons or "shutdown" in reasons:
+        return "interrupted", "stopped by a signal before the crawl ended"
+    if "closespider_timeout" in reasons:
+        return "interrupted", f"wall-clock limit of {context.cfg.crawl.wall_clock_limit:g}s reached"
+    if tallies and all(t.status != "ok" for t in tallies):
+        return "failed", "no outlet could be crawled (all failing or blocked)"
+    return "ok", None
+
+
+def print_summary(summary: CrawlSummary, console: Console) -> None:
+    title = f"crawl run {summary.run_id}: {summary.status} in {summary.seconds:.1f}s"
+    console.print(summary_table(summary.outlets, summary.totals, title))
+    if summary.message:
+        console.print(f"[bold]{summary.status}[/]: {summary.message}")
+    for line in problems(summary.outlets):
+        console.print(line, markup=False, highlight=False)
+
+
+def _keep_scrapy_quiet() -> None:
+    """Scrapy's logging set-up turns its loggers back to DEBUG: keep them at WARNING
+    (per-page failures are logged by the spider, with their reason)."""
+    root = logging.getLogger().getEffectiveLevel()
+    for name in ("scrapy", "twisted"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root))
+
+
+def _quiet_robots_tracebacks() -> None:
+    """Scrapy logs a failed robots.txt download with a traceback; the URL and error suffice."""
+    def strip(record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text = None, None
+        return True
+
+    logging.getLogger("scrapy.downloadermiddlewares.robotstxt").addFilter(strip)
+
+
+def run_crawl_subprocess(config_path: str | os.PathLike[str], outlets: Sequence[str] | None = None,
+                         timeout: float | None = None, *, progress: bool = False,
+                         grace: float = 30.0) -> int:
+    """Run one crawl in a child process (`python -m crawler.run`); return its exit code.
+
+    Args:
+        config_path: the config file the child loads (env overrides apply there too).
+        outlets: outlet names; None for all.
+        timeout: seconds before the child gets SIGTERM (graceful stop), then SIGKILL after
+            `grace` more seconds. None: no limit beyond the config's wall_clock_limit.
+        progress: let the child draw progress and its summary (stdout is inherited).
+    """
+    cmd = [sys.executable, "-m", "crawler.run", "--config", str(config_path)]
+    for name in outlets or ():
+        cmd += ["--outlet", name]
+    cmd.append("--progress" if progress else "--quiet")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
+    # A session of its own: a terminal Ctrl-C reaches only us, and we forward exactly one
+    # SIGTERM (a second signal would make Scrapy stop uncleanly).
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        log.warning("crawl process %s passed its %ss timeout: stopping it", proc.pid, timeout)
+        return _stop(proc, grace)
+    except BaseException:
+        _stop(proc, grace)
+        raise
+
+
+def _stop(proc: subprocess.Popen[bytes], grace: float) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m crawler.run --config PATH [--outlet NAME]...`: one crawl, then exit."""
+    ap = argparse.ArgumentParser(prog="python -m crawler.run", description="Run one crawl.")
+    ap.add_argument("--config", metavar="PATH", help="config file (default ./config.yaml, env VEILLE_CONFIG)")
+    ap.add_argument("--outlet", action="append", metavar="NAME", help="only this outlet (repeatable)")
+    ap.add_argument("--progress", dest="progress", action="store_true", default=True,
+                    help="live table on a terminal and a summary table (default)")
+    ap.add_argument("--quiet", dest="progress", action="store_false", help="no tables")
+    ap.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
+    ap.add_argument("--workers", type=int, default=None, help="extraction processes (default: CPUs)")
+    ap.add_argument("--log-level", default="INFO", help="log level (default INFO)")
+    args = ap.parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+        select_outlets(cfg, args.outlet)
+    except (ConfigError, CrawlError) as exc:
+        print(f"veille crawl: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        from pipeline.logs import setup_logging
+
+        setup_logging("auto", args.log_level)
+    except ImportError:  # pragma: no cover
+        logging.basicConfig(level=args.log_level.upper())
+    console = Console(stderr=args.json)
+    try:
+        summary = run_crawl(cfg, args.outlet, progress=args.progress, console=console,
+                            workers=args.workers)
+    except CrawlError as exc:
+        print(f"veille crawl: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(summary.as_dict(), ensure_ascii=False))
+    return EXIT_OK if summary.status in ("ok", "interrupted") else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

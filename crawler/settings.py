@@ -1,0 +1,79 @@
+"""Scrapy settings built from the validated `crawl:` section; there is no global settings module.
+
+Everything politeness and robustness needs is Scrapy's own machinery, switched on and
+sized here: RobotsTxtMiddleware (ROBOTSTXT_OBEY), AutoThrottle, per-domain concurrency
+and delay, RetryMiddleware, DOWNLOAD_TIMEOUT / DOWNLOAD_MAXSIZE, OffsiteMiddleware (the
+spider's `allowed_domains`), and CLOSESPIDER_TIMEOUT for the run's wall-clock limit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.config import CrawlConfig
+
+ASYNCIO_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+
+
+def robots_token(user_agent: str) -> str:
+    """The product token robots.txt rules are matched against (`veille/0.1 (+url)` → `veille`)."""
+    token = user_agent.strip().split("/", 1)[0].split()[0] if user_agent.strip() else ""
+    return token or user_agent
+
+
+def build_settings(crawl: CrawlConfig, *, log_level: str = "INFO") -> dict[str, Any]:
+    """Settings for one CrawlerProcess (shared by every outlet's crawler).
+
+    Args:
+        crawl: the `crawl:` section of the config.
+        log_level: level Scrapy uses if it installs its own log handler (it does not
+            when the caller configured logging, see crawler.run).
+    """
+    delay = float(crawl.download_delay)
+    per_domain = int(crawl.concurrency_per_domain)
+    return {
+        "BOT_NAME": "veille",
+        "TWISTED_REACTOR": ASYNCIO_REACTOR,
+        "USER_AGENT": crawl.user_agent,
+        "DEFAULT_REQUEST_HEADERS": {
+            "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+            "Accept-Language": "fr,ar;q=0.9,en;q=0.8",
+        },
+        # politeness
+        "ROBOTSTXT_OBEY": crawl.obey_robots,
+        "ROBOTSTXT_USER_AGENT": robots_token(crawl.user_agent),
+        # one crawler per outlet: this bounds what sits in its downloader, which a graceful
+        # stop lets finish, so keep it small
+        "CONCURRENT_REQUESTS": max(2, per_domain * 2),
+        "CONCURRENT_REQUESTS_PER_DOMAIN": per_domain,
+        "DOWNLOAD_DELAY": delay,
+        "AUTOTHROTTLE_ENABLED": crawl.autothrottle,
+        "AUTOTHROTTLE_START_DELAY": delay,
+        "AUTOTHROTTLE_MAX_DELAY": max(30.0, delay * 10),
+        "AUTOTHROTTLE_TARGET_CONCURRENCY": float(per_domain),
+        "COOKIES_ENABLED": False,
+        # robustness
+        "DOWNLOAD_TIMEOUT": crawl.timeout,
+        "DNS_TIMEOUT": max(1, int(crawl.timeout)),
+        "DOWNLOAD_MAXSIZE": crawl.max_page_bytes,
+        "DOWNLOAD_WARNSIZE": crawl.max_page_bytes // 2,
+        "DOWNLOAD_FAIL_ON_DATALOSS": True,
+        "RETRY_ENABLED": crawl.retries > 0,
+        "RETRY_TIMES": crawl.retries,
+        "RETRY_HTTP_CODES": [500, 502, 503, 504, 522, 524, 408, 429],
+        "RETRY_GIVE_UP_LOG_LEVEL": "DEBUG",  # the spider logs each final failure with its reason
+        "REDIRECT_MAX_TIMES": 5,
+        "CLOSESPIDER_TIMEOUT": crawl.wall_clock_limit,
+        # components
+        "ITEM_PIPELINES": {"crawler.pipelines.ProcessorPipeline": 300},
+        "DOWNLOADER_MIDDLEWARES": {
+            "crawler.middlewares.RedirectGuardMiddleware": 60,  # after OffsiteMiddleware (50)
+            "crawler.middlewares.ChallengeMiddleware": 560,  # answers seen before RetryMiddleware
+        },
+        "EXTENSIONS": {"scrapy.extensions.logstats.LogStats": None},
+        "TELNETCONSOLE_ENABLED": False,
+        "REMOTE_CONTROL_ENABLED": False,  # Scrapy >= 2.19 opens a control port otherwise
+        "STATS_DUMP": False,
+        "LOG_LEVEL": log_level,
+        "MEMUSAGE_ENABLED": False,
+    }

@@ -1,0 +1,146 @@
+"""State of one crawl shared by every outlet's spider: per-outlet tallies and storage look-ups.
+
+One `CrawlContext` per run, handed to each `OutletSpider` as a spider argument (no
+module globals). Everything here runs in the reactor thread, so nothing is locked; the
+Rich progress thread only reads integers.
+
+An `OutletTally` becomes the `OutletCounts` saved in the crawl-run record. Status rule:
+*blocked* when a discovery source answered 403 / a bot challenge, or when article pages
+did and none came through; *failing* when every discovery source failed (none answered
+200 or 304), or when article downloads failed for server or network reasons and none
+succeeded (a few 404 links do not make an outlet failing); *ok* otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from storage import queries as q
+from storage.queries import OutletCounts
+
+if TYPE_CHECKING:
+    from pipeline.config import Config
+    from storage.db import Database
+
+log = logging.getLogger("crawler")
+
+FULL_FETCH_EVERY = timedelta(days=1)  # validators are ignored once a day (stale-ETag servers)
+MAX_ERRORS_KEPT = 200
+
+
+@dataclass
+class OutletTally:
+    name: str
+    counts: OutletCounts = field(default_factory=OutletCounts)
+    sources: int = 0
+    sources_ok: int = 0
+    not_modified: int = 0
+    sources_failed: int = 0
+    sources_blocked: int = 0
+    articles_failed: int = 0
+    articles_unreachable: int = 0  # transient failures: timeouts, 5xx, network
+    articles_blocked: int = 0
+    settled: int = 0  # known URLs not downloaded again
+    over_budget: int = 0  # left for the next run by max_pages_per_outlet
+    robots_forbidden: int = 0
+    duplicates: int = 0
+    unchanged: int = 0
+    close_reason: str | None = None
+    # conditional GET: url -> (etag, last_modified, full_fetch) to save when the run ends well
+    validators: dict[str, tuple[str | None, str | None, bool]] = field(default_factory=dict)
+    touched: set[str] = field(default_factory=set)  # answered 304
+    dirty: set[str] = field(default_factory=set)  # a source whose entries were not all fetched
+
+    def error(self, url: str, reason: str, *, level: int = logging.WARNING) -> None:
+        self.counts.failed += 1
+        if len(self.counts.errors) < MAX_ERRORS_KEPT:
+            self.counts.errors.append(f"{url}: {reason}")
+        log.log(level, "%s: %s: %s", self.name, url, reason)
+
+    def record(self, kind: str) -> None:
+        """Count a Processor outcome (new | updated | duplicate | unchanged | skipped)."""
+        c = self.counts
+        if kind == "new":
+            c.new += 1
+        elif kind == "updated":
+            c.updated += 1
+        elif kind == "duplicate":  # a copy of another outlet's article: a new row, folded
+            c.new += 1
+            self.duplicates += 1
+        elif kind == "unchanged":
+            c.skipped += 1
+            self.unchanged += 1
+        else:
+            c.skipped += 1
+
+    @property
+    def status(self) -> str:
+        c = self.counts
+        if self.sources_blocked or (self.articles_blocked and not c.fetched):
+            return "blocked"
+        if self.sources and not (self.sources_ok or self.not_modified):
+            return "failing"
+        if self.articles_unreachable and not c.fetched:
+            return "failing"
+        return "ok"
+
+    def final_counts(self) -> OutletCounts:
+        c = self.counts
+        return OutletCounts(c.discovered, c.fetched, c.new, c.updated, c.skipped, c.failed,
+                            self.status, list(c.errors))
+
+
+class CrawlContext:
+    """What the spiders and the pipeline of one run share."""
+
+    def __init__(self, cfg: Config, db: Database, pages: Any = None) -> None:
+        self.cfg = cfg
+        self.db = db
+        self.pages = pages  # crawler.pipelines.PageProcessor (None: pages are only counted)
+        self.tallies: dict[str, OutletTally] = {}
+        self.started = datetime.now(UTC)
+
+    def tally(self, outlet: str) -> OutletTally:
+        if outlet not in self.tallies:
+            self.tallies[outlet] = OutletTally(outlet)
+        return self.tallies[outlet]
+
+    # storage look-ups ------------------------------------------------------------------
+    def settled(self, urls: Iterable[str]) -> set[str]:
+        with self.db.transaction() as s:
+            return q.settled_urls(s, urls)
+
+    def conditional_headers(self, url: str) -> dict[str, str]:
+        """If-None-Match / If-Modified-Since for a source, unless a full fetch is due."""
+        with self.db.transaction() as s:
+            v = q.feed_validators(s, url)
+        if v is None or v.last_full_fetch is None:
+            return {}
+        last = v.last_full_fetch if v.last_full_fetch.tzinfo else v.last_full_fetch.replace(tzinfo=UTC)
+        if datetime.now(UTC) - last >= FULL_FETCH_EVERY:
+            return {}
+        headers = {}
+        if v.etag:
+            headers["If-None-Match"] = v.etag
+        if v.last_modified:
+            headers["If-Modified-Since"] = v.last_modified
+        return headers
+
+    def save_validators(self, tally: OutletTally, finished: bool) -> None:
+        """Remember sources' validators; forget them when their entries were not all fetched.
+
+        A source cut short (budget, failed article, interrupted run) must answer 200 next
+        time, so its validators are cleared instead of saved.
+        """
+        with self.db.transaction() as s:
+            for url in tally.touched:
+                q.save_feed_validators(s, url, None, None, full_fetch=False)
+            for url, (etag, modified, full) in tally.validators.items():
+                if finished and url not in tally.dirty:
+                    q.save_feed_validators(s, url, etag, modified, full_fetch=full)
+                else:
+                    q.save_feed_validators(s, url, None, None, full_fetch=True)

@@ -1,0 +1,261 @@
+"""The one generic outlet spider: discover article URLs from an outlet's config, fetch new ones.
+
+One instance per outlet (`name` = the outlet slug, so Scrapy's stats are per outlet).
+Discovery requests (feeds, sitemaps, sections, wp-json, Google News) are conditional GETs
+from stored validators; their entries are canonicalised, filtered (same site,
+`article_pattern`, already settled in storage) and only then requested, newest first,
+at most `max_pages_per_outlet` per run. Article responses leave as `RawPage` items for
+`crawler.pipelines`. Parsing lives in `crawler.discovery`; this module only builds
+requests and counts.
+
+The spider de-duplicates URLs itself (canonical URLs), so its requests carry
+`dont_filter`: Scrapy's dupefilter would otherwise silently drop a redirect towards a
+page already requested. `RedirectGuardMiddleware` keeps redirects on the site.
+An article reached through a redirect is stored under its final (canonical) URL, and
+the URL that redirected is folded into it (`Redirected`), so neither is fetched again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import scrapy
+from scrapy import signals
+from scrapy.http import Request, Response
+from scrapy.utils.sitemap import sitemap_urls_from_robots
+from twisted.python.failure import Failure
+
+from crawler import discovery as d
+from crawler.canonical import canonical_url, fetch_url, on_site, site_domain
+from crawler.middlewares import describe_failure, is_challenge, is_robots_refusal
+from crawler.pipelines import Redirected
+from crawler.spiders.context import CrawlContext, OutletTally
+from pipeline.config import OutletConfig
+from pipeline.types import RawPage
+
+SOURCE_PRIORITY = 100
+REDIRECTS = [301, 302, 303, 307, 308]
+MAX_CHILD_SITEMAPS = 20
+WP_POSTS = "/wp-json/wp/v2/posts?per_page=50&_fields=link,date_gmt,title"
+
+
+class OutletSpider(scrapy.Spider):
+    name = "outlet"
+
+    def __init__(self, outlet: OutletConfig, context: CrawlContext, **kwargs: Any) -> None:
+        super().__init__(name=outlet.name, **kwargs)
+        self.outlet = outlet
+        self.context = context
+        self.tally: OutletTally = context.tally(outlet.name)
+        self.domain = site_domain(outlet.url)
+        self.allowed_domains = [self.domain]
+        self.pattern = re.compile(outlet.article_pattern) if outlet.article_pattern else None
+        crawl = context.cfg.crawl
+        self.budget = crawl.max_pages_per_outlet
+        self.max_age = crawl.sitemap_max_age_days
+        self.timeout = crawl.timeout
+        self.seen: set[str] = set()  # canonical article URLs requested in this run
+        self.sources_seen: set[str] = set()
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> OutletSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider._spider_error, signal=signals.spider_error)
+        return spider  # type: ignore[no-any-return]
+
+    # sources ---------------------------------------------------------------------------
+    async def start(self) -> AsyncIterator[Request]:
+        o = self.outlet
+        for kind, urls in (("feed", o.feeds), ("sitemap", o.sitemaps), ("section", o.sections)):
+            for url in urls:
+                for request in self.source_request(url, kind):
+                    yield request
+        if o.wp_json:
+            for request in self.source_request(o.url.rstrip("/") + WP_POSTS, "wp_json"):
+                yield request
+        if o.google_news:
+            url = d.google_news_search_url(site_domain(o.url), o.language)
+            for request in self.source_request(url, "google_news", allow_offsite=True):
+                yield request
+
+    def source_request(self, url: str, kind: str, *, allow_offsite: bool = False) -> Iterator[Request]:
+        if url in self.sources_seen:
+            return
+        self.sources_seen.add(url)
+        self.tally.sources += 1
+        headers = self.context.conditional_headers(url)
+        meta = {"kind": kind, "source": url, "conditional": bool(headers),
+                "handle_httpstatus_list": [304], "allow_offsite": allow_offsite}
+        yield Request(url, callback=self.parse_source, errback=self.source_failed,
+                      headers=headers, meta=meta, priority=SOURCE_PRIORITY, dont_filter=True)
+
+    def parse_source(self, response: Response) -> Iterator[Request]:
+        kind, source = response.meta["kind"], response.meta["source"]
+        if response.status == 304:
+            self.tally.not_modified += 1
+            self.tally.touched.add(source)
+            self.crawler.stats.inc_value("veille/source_not_modified")
+            return
+        try:
+            if kind == "sitemap":
+                requests = list(self._sitemap(response))
+            elif kind == "section":
+                entries = d.parse_listing(response.body, response.url, self.domain, self.pattern)
+            elif kind == "wp_json":
+                entries = d.newest_first(d.parse_wp_json(response.body, response.url))
+            else:  # feed, google_news
+                entries = d.newest_first(d.parse_feed(response.body, response.url))
+        except d.NotAFeed as exc:
+            blocked = is_challenge(response.status, response.headers, response.body)
+            self._source_error(source, f"{exc} ({_ctype(response) or 'no content type'})",
+                               blocked=blocked)
+            return
+        self.tally.sources_ok += 1
+        if kind == "sitemap":
+            yield from requests
+            return
+        self._remember_validators(response)
+        if kind == "google_news":
+            yield from self._resolve_google(entries, source)
+        else:
+            yield from self.article_requests(entries, source, check_pattern=kind != "section")
+
+    def _sitemap(self, response: Response) -> Iterator[Request]:
+        """Child sitemaps of an index, or article requests of a urlset (validators kept)."""
+        source = response.meta["source"]
+        if response.url.endswith("/robots.txt"):
+            for url in sitemap_urls_from_robots(response.body, base_url=response.url):
+                yield from self.source_request(url, "sitemap")
+            return
+        doc = d.parse_sitemap(response.body, response.url,
+                              max_size=self.crawler.settings.getint("DOWNLOAD_MAXSIZE"))
+        entries = d.newest_first(doc.entries, self.max_age)
+        if doc.kind == "sitemapindex":  # stays unconditional: its children may change alone
+            for child in entries[:MAX_CHILD_SITEMAPS]:
+                yield from self.source_request(child.url, "sitemap")
+            return
+        self._remember_validators(response)
+        yield from self.article_requests(entries, source, check_pattern=True)
+
+    def _remember_validators(self, response: Response) -> None:
+        etag = response.headers.get("ETag")
+        modified = response.headers.get("Last-Modified")
+        self.tally.validators[response.meta["source"]] = (
+            etag.decode("latin-1") if etag else None,
+            modified.decode("latin-1") if modified else None,
+            not response.meta.get("conditional"),
+        )
+
+    def source_failed(self, failure: Failure) -> None:
+        request = failure.request  # type: ignore[attr-defined]
+        if is_robots_refusal(failure):
+            self.tally.robots_forbidden += 1
+            self._source_error(request.url, "disallowed by robots.txt")
+            return
+        info = describe_failure(failure, self.timeout)
+        self._source_error(request.meta.get("source", request.url), info.reason, blocked=info.blocked)
+
+    def _source_error(self, url: str, reason: str, *, blocked: bool = False) -> None:
+        self.tally.sources_failed += 1
+        self.tally.sources_blocked += blocked
+        self.tally.error(url, reason)
+
+    # Google News: item links are redirects to the outlet's article ---------------------
+    def _resolve_google(self, entries: list[d.Entry], source: str) -> Iterator[Request]:
+        for rank, entry in enumerate(entries[: self.budget]):
+            yield Request(entry.url, callback=self._google_target, errback=self.article_failed,
+                          priority=-rank, dont_filter=True, meta={
+                              "source": source, "allow_offsite": True, "dont_redirect": True,
+                              "handle_httpstatus_list": REDIRECTS, "canonical": entry.url})
+
+    def _google_target(self, response: Response) -> Iterator[Request]:
+        location = response.headers.get("Location")
+        target = (location.decode("latin-1") if location else
+                  d.google_news_target(response.body, self.domain))
+        if target:
+            yield from self.article_requests([d.Entry(target)], response.meta["source"],
+                                             check_pattern=True)
+
+    # articles ----------------------------------------------------------------------------
+    def article_requests(self, entries: Iterable[d.Entry], source: str,
+                         check_pattern: bool) -> Iterator[Request]:
+        """Requests for the entries not seen in this run and not settled in storage."""
+        fresh: list[tuple[str, str]] = []
+        for entry in entries:
+            url, canon = fetch_url(entry.url), canonical_url(entry.url)
+            if url is None or canon is None or canon in self.seen:
+                continue
+            if not on_site(url, self.domain) or d.NON_HTML_EXTENSION.search(url.split("?")[0]):
+                continue
+            if check_pattern and self.pattern is not None and not d.matches(self.pattern, url):
+                continue
+            self.seen.add(canon)
+            fresh.append((url, canon))
+        self.tally.counts.discovered += len(fresh)
+        settled = self.context.settled(c for _, c in fresh) if fresh else set()
+        self.tally.settled += len(settled)
+        rank = 0
+        for url, canon in fresh:
+            if canon in settled:
+                continue
+            if self.budget <= 0:
+                self.tally.over_budget += 1
+                self.tally.dirty.add(source)
+                continue
+            self.budget -= 1
+            rank += 1
+            yield Request(url, callback=self.parse_article, errback=self.article_failed,
+                          priority=-rank, dont_filter=True,
+                          meta={"canonical": canon, "source": source})
+
+    def parse_article(self, response: Response) -> Iterator[RawPage | Redirected]:
+        self.tally.counts.fetched += 1
+        requested = response.meta["canonical"]
+        final = canonical_url(response.url) or requested
+        if final != requested and not on_site(response.url, self.domain):
+            final = requested  # allowed off-site (Google News): keep the outlet's URL
+        self.seen.add(final)
+        page = RawPage(
+            url=final,
+            final_url=response.url,
+            outlet=self.outlet.name,
+            status=response.status,
+            headers={k.decode("latin-1").lower(): b", ".join(response.headers.getlist(k)).decode("latin-1")
+                     for k in response.headers},
+            body=response.body,
+            fetched_at=datetime.now(UTC),
+            language_hint=self.outlet.language,
+        )
+        yield page if final == requested else Redirected(page, requested)
+
+    def article_failed(self, failure: Failure) -> None:
+        request = failure.request  # type: ignore[attr-defined]
+        url = request.meta.get("canonical", request.url)
+        if is_robots_refusal(failure):
+            self.tally.robots_forbidden += 1
+            self.crawler.stats.inc_value("veille/robots_forbidden")
+            return
+        info = describe_failure(failure, self.timeout)
+        self.tally.articles_failed += 1
+        self.tally.articles_blocked += info.blocked
+        if info.transient:  # retried next run: its source must then answer 200, not 304
+            self.tally.articles_unreachable += 1
+            self.tally.dirty.add(request.meta.get("source", ""))
+        self.tally.error(url, info.reason)
+
+    # signals -------------------------------------------------------------------------------
+    def _spider_error(self, failure: Failure, response: Response, spider: scrapy.Spider) -> None:
+        if spider is self:
+            self.tally.error(response.url, f"crawler error: {failure.getErrorMessage()}")
+
+    def closed(self, reason: str) -> None:
+        self.tally.close_reason = reason
+        self.context.save_validators(self.tally, finished=reason == "finished")
+
+
+def _ctype(response: Response) -> str:
+    value = response.headers.get("Content-Type")
+    return value.decode("latin-1").split(";")[0].strip() if value else ""

@@ -1,0 +1,274 @@
+"""The crawler end to end: real replay server on 127.0.0.1, real SQLite file, real processes.
+
+Each crawl runs in its own process (`run_crawl_subprocess` / `python -m crawler.run`),
+as the daemon runs it, since Twisted's reactor cannot restart. What was downloaded is
+read from the replay server's access log, what was stored from the database.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import select
+
+from crawler.canonical import canonical_url
+from crawler.replay import AccessEntry, ReplayServer
+from crawler.run import PROJECT_ROOT, run_crawl_subprocess
+from storage.db import Database
+from storage.models import Article, CrawlRun, OutletRun, Page
+from tests.conftest import FIXTURE_OUTLETS, replay_config, without_env_overrides, write_config
+
+UA = "veille-test/1.0 (+https://example.org/veille-tests)"
+FAULTY = {"deadoutlet": "failing", "slowoutlet": "failing", "blockedoutlet": "blocked"}
+HANG_SECONDS = 60  # slowoutlet's feed
+
+
+def expected_of(outlet: str) -> dict[str, Any]:
+    path = FIXTURE_OUTLETS / outlet / "expected.yaml"
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+@dataclass
+class Crawl:
+    code: int
+    seconds: float
+    log: list[AccessEntry]
+
+    def paths(self, outlet: str) -> list[str]:
+        return [e.path for e in self.log if e.outlet == outlet]
+
+
+@dataclass
+class World:
+    outlets: list[str]
+    bases: dict[str, str]
+    configs: dict[str, dict[str, Any]]
+    db: Database
+    first: Crawl
+    second: Crawl
+
+    def url(self, outlet: str, path: str) -> str:
+        url = canonical_url(self.bases[outlet] + path)
+        assert url is not None
+        return url
+
+    def healthy(self) -> list[str]:
+        return [o for o in self.outlets if o not in FAULTY]
+
+
+def crawl(srv: ReplayServer, config: Path, outlets: list[str] | None = None) -> Crawl:
+    srv.clear_log()
+    t0 = time.monotonic()
+    code = run_crawl_subprocess(config, outlets, timeout=150)
+    return Crawl(code, time.monotonic() - t0, srv.access_log)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp("crawl")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("VEILLE_DATABASE_URL", raising=False)
+        with ReplayServer(FIXTURE_OUTLETS) as srv:
+            data = replay_config(srv, tmp / "veille.db", user_agent=UA)
+            config = write_config(tmp / "config.yaml", data)
+            first = crawl(srv, config)
+            second = crawl(srv, config)
+            bases = {o: srv.base(o) for o in srv.outlets}
+        db = Database(data["database"]["url"])
+        yield World(list(bases), bases, {o["name"]: o for o in data["outlets"]}, db, first, second)
+        db.dispose()
+
+
+def outlet_runs(db: Database, run_id: int) -> dict[str, OutletRun]:
+    with db.transaction() as s:
+        return {r.outlet: r for r in s.scalars(select(OutletRun).where(OutletRun.run_id == run_id))}
+
+
+# ---------------------------------------------------------------- first crawl
+
+
+def test_both_crawls_complete(world: World) -> None:
+    assert (world.first.code, world.second.code) == (0, 0)
+    with world.db.transaction() as s:
+        runs = list(s.scalars(select(CrawlRun).order_by(CrawlRun.id)))
+        assert [(r.status, r.finished_at is not None) for r in runs] == [("ok", True)] * 2
+
+
+def test_first_crawl_stores_exactly_the_expected_articles(world: World) -> None:
+    expected = {world.url(o, a["path"]) for o in world.outlets for a in expected_of(o).get("articles", [])}
+    with world.db.transaction() as s:
+        articles = set(s.scalars(select(Article.url)))
+        folded = set(s.scalars(select(Page.url).where(Page.kind == "duplicate")))
+    # an outlet's own update under a new URL, or a URL that redirects, is folded into the
+    # article (a page row of kind "duplicate", no article row)
+    assert articles <= expected
+    assert expected <= articles | folded
+    assert not articles & folded
+
+
+def test_no_listing_tag_or_video_page_becomes_an_article(world: World) -> None:
+    skipped = {world.url(o, p) for o in world.outlets for p in expected_of(o).get("skipped", [])}
+    with world.db.transaction() as s:
+        articles = set(s.scalars(select(Article.url)))
+    assert skipped and not skipped & articles
+
+
+def test_robots_disallowed_paths_are_never_requested(world: World) -> None:
+    for outlet in world.outlets:
+        never = set(expected_of(outlet).get("never_requested", []))
+        requested = set(world.first.paths(outlet)) | set(world.second.paths(outlet))
+        assert not never & requested, outlet
+
+
+def test_every_request_carries_the_configured_user_agent(world: World) -> None:
+    agents = {e.user_agent for e in world.first.log + world.second.log}
+    assert agents == {UA}
+
+
+def test_dead_hanging_and_blocked_outlets_are_reported_by_name(world: World) -> None:
+    runs = outlet_runs(world.db, 1)
+    assert set(runs) == set(world.outlets)
+    assert {o: runs[o].status for o in FAULTY} == FAULTY
+    assert all(runs[o].status == "ok" and runs[o].new > 0 for o in world.healthy())
+    dead, slow, blocked = runs["deadoutlet"], runs["slowoutlet"], runs["blockedoutlet"]
+    assert dead.failed >= 1 and any("HTTP 500" in e for e in dead.errors)
+    assert any(e.startswith(world.bases["slowoutlet"]) and "timeout after 3s" in e for e in slow.errors)
+    assert any("HTTP 403" in e for e in blocked.errors)
+
+
+def test_a_hanging_outlet_costs_only_its_timeout(world: World) -> None:
+    # the slow outlet's feed hangs 60 s; the run must not wait for it (timeout is 3 s)
+    assert world.first.seconds < HANG_SECONDS - 10
+    healthy_fetched = sum(outlet_runs(world.db, 1)[o].fetched for o in world.healthy())
+    assert healthy_fetched > 0
+
+
+def test_counts_match_storage(world: World) -> None:
+    runs = outlet_runs(world.db, 1)
+    with world.db.transaction() as s:
+        pages = len(list(s.scalars(select(Page.id))))
+    assert sum(r.new + r.updated + r.skipped for r in runs.values()) == pages
+    assert all(r.discovered >= r.fetched for r in runs.values())
+
+
+# ---------------------------------------------------------------- second crawl
+
+
+def test_second_crawl_downloads_no_page_already_stored(world: World) -> None:
+    for outlet in world.outlets:
+        exp = expected_of(outlet)
+        pages = {a["path"] for a in exp.get("articles", [])} | set(exp.get("skipped", []))
+        sources = {_path(world.bases[outlet], u) for kind in ("feeds", "sitemaps", "sections")
+                   for u in world.configs[outlet].get(kind) or []}
+        again = set(world.second.paths(outlet)) & (pages - sources)
+        assert not again, f"{outlet} downloaded again: {sorted(again)}"
+
+
+def test_second_crawl_asks_sources_conditionally(world: World) -> None:
+    for outlet in world.healthy():
+        answers = [e for e in world.second.log if e.outlet == outlet and e.path != "/robots.txt"]
+        assert any(e.conditional and e.status == 304 for e in answers), outlet
+    runs = outlet_runs(world.db, 2)
+    assert all(runs[o].fetched == 0 and runs[o].status == "ok" for o in world.healthy())
+
+
+def _path(base: str, url: str) -> str:
+    return url[len(base):] if url.startswith(base) else url
+
+
+# ---------------------------------------------------------------- faults, budget, signals
+
+
+@pytest.fixture()
+def bladi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ReplayServer, Path]]:
+    monkeypatch.delenv("VEILLE_DATABASE_URL", raising=False)
+    with ReplayServer(FIXTURE_OUTLETS, outlets=["bladi"]) as srv:
+        yield srv, tmp_path
+
+
+def _articles(outlet: str = "bladi") -> list[str]:
+    return [a["path"] for a in expected_of(outlet)["articles"]]
+
+
+def test_page_faults_are_counted_and_logged_not_fatal(bladi: tuple[ReplayServer, Path]) -> None:
+    srv, tmp = bladi
+    offsite, loop, pdf, error, ok = _articles()[:5]
+    srv.set_override("bladi", {
+        offsite: {"redirect": "http://offsite.invalid/page.html", "status": 302},
+        loop: {"redirect": loop, "status": 301},
+        pdf: {"file": "robots.txt", "type": "application/pdf"},
+        error: {"status": 404},
+    })
+    config = write_config(tmp / "config.yaml", replay_config(srv, tmp / "v.db"))
+    result = crawl(srv, config)
+    assert result.code == 0
+    db = Database(f"sqlite:///{tmp / 'v.db'}")
+    run = outlet_runs(db, 1)["bladi"]
+    reasons = {e.split(": ", 1)[0].removeprefix(srv.base("bladi")): e.split(": ", 1)[1] for e in run.errors}
+    assert run.status == "ok" and run.failed == 4
+    assert "off-site redirect to offsite.invalid" in reasons[offsite]
+    assert "redirect loop" in reasons[loop] or "too many redirects" in reasons[loop]
+    assert "not an HTML page (application/pdf)" in reasons[pdf]
+    assert reasons[error] == "HTTP 404"
+    with db.transaction() as s:
+        assert canonical_url(srv.base("bladi") + ok) in set(s.scalars(select(Article.url)))
+    db.dispose()
+
+
+def test_max_pages_per_outlet_bounds_a_run_and_the_next_run_continues(
+        bladi: tuple[ReplayServer, Path]) -> None:
+    srv, tmp = bladi
+    config = write_config(tmp / "config.yaml",
+                          replay_config(srv, tmp / "v.db", max_pages_per_outlet=3))
+    articles = set(_articles()) | set(expected_of("bladi")["skipped"])
+    seen: list[str] = []
+    for _ in range(2):
+        result = crawl(srv, config)
+        fetched = [p for p in result.paths("bladi") if p in articles and p != "/maroc/"]
+        assert result.code == 0 and len(fetched) == 3
+        seen += fetched
+    assert len(set(seen)) == 6  # the second run fetched three others, none twice
+
+
+def test_sigterm_stops_gracefully_and_in_flight_pages_commit(bladi: tuple[ReplayServer, Path]) -> None:
+    srv, tmp = bladi
+    newest = max(expected_of("bladi")["articles"], key=lambda a: a["published"])
+    slow = newest["path"]  # among the first requested (newest first), so others still queue
+    routes = yaml.safe_load((FIXTURE_OUTLETS / "bladi" / "routes.yaml").read_text(encoding="utf-8"))
+    srv.set_override("bladi", {slow: {**routes[slow], "hang": 2}})
+    data = replay_config(srv, tmp / "v.db", timeout=30, concurrency_per_domain=1)
+    config = write_config(tmp / "config.yaml", data)
+    proc = subprocess.Popen([sys.executable, "-m", "crawler.run", "--config", str(config), "--quiet"],
+                            cwd=PROJECT_ROOT, env=without_env_overrides(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not srv.requests_for("bladi", slow) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert srv.requests_for("bladi", slow), "the slow page was never requested"
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 0
+    db = Database(data["database"]["url"])
+    with db.transaction() as s:
+        run = s.scalars(select(CrawlRun)).one()
+        articles = set(s.scalars(select(Article.url)))
+        pages = set(s.scalars(select(Page.url)))
+    assert run.status == "interrupted" and run.finished_at is not None
+    assert canonical_url(srv.base("bladi") + slow) in articles  # in flight: finished and committed
+    assert articles <= pages  # every stored article is whole (its page row too)
+    fetched = [p for p in srv.requests_for("bladi") if p.path in set(_articles())]
+    assert len(fetched) < len(_articles())  # queued pages were dropped, not fetched
+    db.dispose()
