@@ -1,0 +1,578 @@
+"""Stories: the same event reported by several outlets, in their own words.
+
+Near-copies are `pipeline.dedup`'s job; here two articles share a story when they
+report the same event: they name the same people, agencies and places, quote the
+same numbers and dates, use the same rare words, and were published within a few
+days of each other.
+
+Features (``article_features``, a list of strings so it can be stored as JSON):
+
+- ``x:<id>`` a name (person, agency, country, place) from the cross-lingual ``NAMES``
+  table below (حموشي = Hammouchi, طنجة = Tanger = Tangier, المديرية العامة للأمن
+  الوطني = DGSN);
+- ``c:<id>`` a notion from ``NOTIONS`` that tells one kind of event from another
+  (الألعاب الأولمبية = JO = Olympics, النشرة الحمراء = notice rouge = red notice);
+- ``e:<name>`` a capitalised word of a Latin-script text that is not sentence-initial
+  (a person, a place, an institution), shared by French and English reports;
+- ``d:<MM-DD>`` a day and month ("28 juin", "June 28", "28 يونيو");
+- ``n:<number>`` a number of two digits or more, without a leading zero;
+- ``k:lat:<stem>`` / ``k:ar:<word>`` a content word, stop words removed, lightly
+  stemmed; Latin-script keywords (French, English) share a namespace because cut to
+  six letters many cognates meet ("explosifs" / "explosives"); Arabic ones only meet
+  Arabic reports.
+
+``StoryIndex`` keeps an inverted index feature → day → stories, so a new article is
+compared only with the stories that share one of its most selective features and
+were published within ``WINDOW_DAYS`` of the story: never all pairs. Features are
+weighted by an IDF computed incrementally over the stories seen (a name found in one
+story in a hundred weighs far more than "Maroc") and by kind (keywords weigh little:
+two reports of one event rarely choose the same words). Similarity is a weighted
+Dice coefficient over the feature namespaces both sides have: a French article is
+compared with an Arabic story on names, notions, numbers and dates only.
+
+Unrelated articles must never share a story; a missed merge only costs a second
+line in the digest. So the bar is high, and higher between Arabic and Latin-script
+reports (``CROSS_THRESHOLD``), where a handful of aliases carries the decision. On
+the replay fixtures this joins about half of the same-event pairs and no other pair;
+French↔Arabic reports of one event often stay apart (see tests/unit/test_dedup.py).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from pipeline.normalize import ARABIC_RE, CLITICS, MIN_VARIANT, Phrase, normalize, tokens
+
+WINDOW_DAYS = 7.0  # reports of one event in the fixtures span up to 6 days
+THRESHOLD = 0.42  # weighted Dice, reports in the same script (French, English)
+CROSS_THRESHOLD = 0.55  # weighted Dice, Arabic vs French or English
+MIN_SHARED = 4  # distinct shared features
+MIN_SHARED_SPECIFIC = 2  # of which names, aliases, numbers or dates
+PREFIX_FEATURES = 12  # most selective features of a query used to find candidates
+MAX_ENTRIES = 8  # feature sets kept per story (its first and latest articles)
+
+LATIN_STEM = 6
+MIN_KEYWORD = 4
+MAX_NAMES, MAX_NOTIONS, MAX_ENTITIES, MAX_DATES, MAX_NUMBERS, MAX_KEYWORDS = 15, 6, 15, 4, 8, 20
+KIND_WEIGHT = {"x": 1.5, "e": 1.5, "d": 1.5, "c": 1.0, "n": 1.0, "k": 0.25}
+SPECIFIC_KINDS = frozenset("xedn")  # names, dates and numbers identify an event; notions do not
+
+# Names: people, agencies, countries, places. Feature "x:<id>".
+NAMES: dict[str, tuple[str, ...]] = {
+    # people
+    "hammouchi": ("hammouchi", "hamouchi", "حموشي"),
+    "retailleau": ("retailleau", "ريتايو", "روتايو", "ريطايو"),
+    "darmanin": ("darmanin", "دارمانان", "دارمانين"),
+    "nunez": ("nuñez", "nunez", "نونيز", "نونييز"),
+    "berthon": ("berthon", "برتون", "بيرتون"),
+    "lerner": ("lerner", "ليرنر", "لرنر"),
+    "veaux": ("frédéric veaux", "فريديريك فو", "فريدريك فو"),
+    "laugier": ("laugier", "لوجيي", "لوجييه"),
+    "macron": ("macron", "ماكرون"),
+    "mohammed-vi": ("mohammed vi", "محمد السادس"),
+    "bourita": ("bourita", "بوريطة"),
+    "laftit": ("laftit", "لفتيت"),
+    "barrot": ("barrot", "بارو"),
+    "tebboune": ("tebboune", "تبون"),
+    "lecourtier": ("lecourtier", "لوكورتيي"),
+    # agencies
+    "dgsn": ("dgsn", "sûreté nationale", "direction générale de la sûreté nationale",
+             "المديرية العامة للأمن الوطني", "الأمن الوطني"),
+    "dgst": ("dgst", "surveillance du territoire", "مراقبة التراب الوطني",
+             "territorial surveillance"),
+    "dgsi": ("dgsi", "direction générale de la sécurité intérieure", "الأمن الداخلي",
+             "general directorate for internal security", "internal security"),
+    "dgse": ("dgse", "direction générale de la sécurité extérieure", "الأمن الخارجي",
+             "external security"),
+    "bcij": ("bcij", "المكتب المركزي للأبحاث القضائية", "central bureau of judicial investigation"),
+    "pnat": ("pnat", "parquet national antiterroriste", "النيابة العامة الوطنية لمكافحة الإرهاب"),
+    "interpol": ("interpol", "الانتربول", "انتربول"),
+    "europol": ("europol", "يوروبول"),
+    "guardia-civil": ("guardia civil", "الحرس المدني"),
+    # countries and their people
+    "morocco": ("maroc", "marocain", "marocaine", "marocains", "marocaines", "morocco",
+                "moroccan", "moroccans", "المغرب", "مغربي", "مغربية", "مغاربة"),
+    "france": ("france", "français", "française", "françaises", "french", "فرنسا", "فرنسي",
+               "فرنسية", "فرنسيين", "فرنسيون"),
+    "spain": ("espagne", "espagnol", "espagnole", "espagnols", "spain", "spanish", "إسبانيا",
+              "اسبانيا", "إسباني", "إسبانية"),
+    "algeria": ("algérie", "algérien", "algérienne", "algériens", "algeria", "algerian",
+                "الجزائر", "جزائري", "جزائرية"),
+    "belgium": ("belgique", "belge", "belgium", "belgian", "بلجيكا", "بلجيكي"),
+    "portugal": ("portugal", "البرتغال"),
+    # places
+    "paris": ("paris", "باريس"),
+    "rabat": ("rabat", "الرباط"),
+    "tanger": ("tanger", "tangier", "tangiers", "طنجة"),
+    "casablanca": ("casablanca", "الدار البيضاء"),
+    "marrakech": ("marrakech", "marrakesh", "مراكش"),
+    "fes": ("fès", "fez", "فاس"),
+    "oujda": ("oujda", "وجدة"),
+    "nador": ("nador", "الناظور"),
+    "tetouan": ("tétouan", "tetouan", "تطوان"),
+    "agadir": ("agadir", "أكادير"),
+    "kenitra": ("kénitra", "kenitra", "القنيطرة"),
+    "madrid": ("madrid", "مدريد"),
+    "lyon": ("lyon", "ليون"),
+    "marseille": ("marseille", "مرسيليا"),
+    "bruxelles": ("bruxelles", "brussels", "بروكسيل", "بروكسل"),
+    "ile-de-france": ("île-de-france", "île de france", "إيل دو فرانس"),
+    "sahel": ("sahel", "الساحل"),
+}
+
+# Notions that tell one kind of event from another. Feature "c:<id>". Words every
+# story of the subject uses (security, police, cooperation, visit) are left out:
+# they say nothing about which event it is.
+NOTIONS: dict[str, tuple[str, ...]] = {
+    "olympics": ("jeux olympiques", "jo", "olympiques", "olympics", "olympic games", "olympic",
+                 "الألعاب الأولمبية", "الأولمبية", "الأولمبياد", "أولمبياد"),
+    "world-cup": ("coupe du monde", "world cup", "كأس العالم", "المونديال", "مونديال"),
+    "afcon": ("coupe d'afrique des nations", "africa cup of nations", "afcon",
+              "كأس إفريقيا", "كأس أفريقيا"),
+    "terror-plot": ("attentat", "attentats", "projet d'attentat", "attack plot", "attack",
+                    "عمل إرهابي", "هجوم", "اعتداء"),
+    "jihadist": ("djihadiste", "djihadistes", "jihadiste", "jihadistes", "jihadist",
+                 "jihadists", "داعش", "daech", "daesh", "isis", "état islamique", "islamic state"),
+    "extradition": ("extradition", "extradé", "extradée", "extrader", "extradited",
+                    "extradite", "تسليم", "تسليمه"),
+    "red-notice": ("notice rouge", "red notice", "النشرة الحمراء", "نشرة حمراء"),
+    "arrest-warrant": ("mandat d'arrêt", "arrest warrant", "مذكرة توقيف", "مذكرة بحث"),
+    "fugitive": ("fugitif", "fugitive", "fugitifs", "الفار", "فار", "هارب", "مبحوث عنه"),
+    "drugs": ("drogue", "drogues", "stupéfiants", "cocaïne", "haschich", "drug", "drugs",
+              "cocaine", "hashish", "المخدرات", "مخدرات", "الكوكايين", "الشيرا"),
+    "explosives": ("explosifs", "explosif", "engins explosifs", "explosives", "explosive",
+                   "متفجرات", "المتفجرات"),
+    "canine": ("cynotechnique", "cynotechniques", "maîtres-chiens", "maîtres chiens",
+               "dog handlers", "sniffer dogs", "cynotechnic", "الكلاب المدربة", "السينوتقنية"),
+    "deployment": ("déploiement", "déployés", "détachement", "contingent", "renforts",
+                   "deployment", "deployed", "تعزيزات", "انتشار"),
+    "terror-cell": ("cellule terroriste", "terror cell", "خلية إرهابية"),
+    "cybercrime": ("cybercriminalité", "cybercrime", "الجريمة الإلكترونية"),
+    "espionage": ("espionnage", "espionage", "التجسس"),
+    "weapons": ("armes", "arme à feu", "firearms", "weapons", "أسلحة", "الأسلحة"),
+    "trafficking": ("traite des êtres humains", "human trafficking", "passeurs", "smugglers",
+                    "الاتجار بالبشر", "تهريب البشر"),
+    "medal": ("médaille", "medal", "وسام", "الميدالية", "ميدالية"),
+    "legion-honour": ("légion d'honneur", "legion of honour", "legion of honor", "جوقة الشرف"),
+    "migration": ("migration", "migratoire", "migrants", "الهجرة", "المهاجرين"),
+    "recruitment": ("recrutement", "concours", "recruitment", "مباراة", "توظيف"),
+    "trial": ("procès", "trial", "محاكمة"),
+    "trade": ("échanges commerciaux", "exportations", "importations", "trade", "exports",
+              "imports", "المبادلات التجارية", "الصادرات", "الواردات"),
+    "interior-minister": ("ministre de l'intérieur", "interior minister",
+                          "minister of the interior", "وزير الداخلية"),
+}
+
+MONTHS: dict[str, int] = {}
+for _n, _names in enumerate(
+    (
+        "janvier january يناير جانفي",
+        "février february فبراير فيفري",
+        "mars march مارس",
+        "avril april أبريل ابريل أفريل",
+        "mai may ماي مايو",
+        "juin june يونيو جوان",
+        "juillet july يوليوز يوليو جويلية",
+        "août august غشت أغسطس اوت",
+        "septembre september شتنبر سبتمبر",
+        "octobre october أكتوبر",
+        "novembre november نونبر نوفمبر",
+        "décembre december دجنبر ديسمبر",
+    ),
+    start=1,
+):
+    for _name in _names.split():
+        MONTHS[tokens(_name)[0]] = _n
+
+STOP_WORDS = frozenset(
+    t
+    for words in (
+        # French
+        "au aux avec ce ces cet cette dans de des du elle en et eux il ils je la le les leur leurs"
+        " lui ma mais me meme mes moi mon ne nos notre nous on ou par pas pour qu que qui sa se"
+        " ses son sur ta te tes toi ton tu un une vos votre vous ete etre avoir avait sont est ont"
+        " fait faire ainsi alors apres aussi autre autres avant bien car cela celle celui comme"
+        " contre depuis deux dont encore entre lors leurs moins plus plusieurs selon sous tous tout"
+        " toute toutes tres trois vers via chez lundi mardi mercredi jeudi vendredi samedi dimanche"
+        " hier aujourd demain semaine mois annee annees jour jours dernier derniere derniers"
+        " premier premiere cours cadre part notamment egalement afin ainsi selon indique precise"
+        " souligne ajoute rapporte affirme declare explique estime lire aussi monsieur madame"
+        " mme m",
+        # English
+        " a an and are as at be been but by for from had has have he her his in into is it its"
+        " of on or that the their them they this to was were which while who will with would"
+        " after also about against all any before between both during each more most other over"
+        " said says such than then there these those through under until very what when where"
+        " monday tuesday wednesday thursday friday saturday sunday yesterday today week month"
+        " year years last first new one two three mr mrs ms according read",
+        # Arabic (normalised and stripped of the article by tokens())
+        " في من على الى إلى عن مع هذا هذه ذلك تلك التي الذي الذين اللذين هو هي هم كان كانت"
+        " يكون تم قد لقد ان أن إن او أو ثم كما بين بعد قبل خلال حول عند منذ حيث لدى غير كل"
+        " بعض اي أي ما لا لم لن هناك وقد وفي ومن وعلى وأن التى عبر ضد الى اليوم امس أمس"
+        " الاثنين الثلاثاء الأربعاء الخميس الجمعة السبت الأحد يوم أيام شهر سنة عام اطار إطار"
+        " وذلك وهو وهي أنه انه بها به فيها فيه منها منه عليها عليه اليها إليها لها له لهم"
+        " حسب وفق وفقا قال وقال أكد وأكد أضاف وأضاف أوضح وأوضح أفاد مصدر مصادر اقرأ أيضا",
+    )
+    for t in tokens(words)
+)
+
+# generic words of institution and event names ("General Directorate for National
+# Security", "Médaille d'honneur"): capitalised there, but they name no one
+NAME_PARTS = frozenset(
+    tokens(
+        "director directorate general national security police office ministry minister interior"
+        " kingdom royal games honor honour court prosecutor department service services agency"
+        " bureau central state president prime foreign affairs european union united nations cup"
+        " world africa african chief head deputy international public order medal gold olympic"
+        " direction directeur directrice generale nationale surete securite surveillance territoire"
+        " ministere ministre interieur royaume jeux medaille honneur parquet coupe monde afrique"
+        " europe union nations etat republique president premier chef officier commissaire"
+        " prefecture brigade judiciaire affaires etrangeres conseil assemblee justice tribunal"
+    )
+)
+
+_WORD_RE = re.compile(r"[^\W\d_]+")
+_SENTENCE_RE = re.compile(r"[.!?…:;«»\"“”()\[\]\n]+")
+RANGE_WORDS = frozenset(tokens("au et a to and through و الى"))
+
+Feature = str
+
+
+# Arabic spellings of foreign names vary in emphatic letters (بيرطون / بيرتون): alias
+# lookups compare a folded form
+_ALIAS_FOLD = str.maketrans({"ط": "ت", "ص": "س", "ض": "د", "ظ": "ز", "ث": "ت", "ذ": "د", "ق": "ك"})
+
+
+def _compile_aliases() -> tuple[dict[Phrase, str], int]:
+    """Folded token sequence → feature, for NAMES (x:) and NOTIONS (c:)."""
+    table: dict[Phrase, str] = {}
+    for prefix, aliases in (("x:", NAMES), ("c:", NOTIONS)):
+        for ident, names in aliases.items():
+            for name in names:
+                phrase = tuple(t.translate(_ALIAS_FOLD) for t in tokens(name))
+                if phrase:
+                    table.setdefault(phrase, prefix + ident)
+    return table, max(len(p) for p in table)
+
+
+_ALIAS_INDEX, _ALIAS_MAX = _compile_aliases()
+
+
+def kind(feature: Feature) -> str:
+    """The kind letter of a feature: x, c, e, d, n or k."""
+    return feature[0]
+
+
+def namespace(feature: Feature) -> str:
+    """Features of one namespace can meet: keywords only within one language."""
+    if feature.startswith("k:"):
+        return feature[: feature.index(":", 2)]
+    return feature[0]
+
+
+def _alias_at(folded: Sequence[str], i: int) -> tuple[str, int] | None:
+    """The alias starting at token i (longest first) and its length in tokens.
+
+    `folded` are the text's tokens translated with _ALIAS_FOLD.
+    """
+    for n in range(min(_ALIAS_MAX, len(folded) - i), 0, -1):
+        ident = _ALIAS_INDEX.get(tuple(folded[i : i + n]))
+        if ident:
+            return ident, n
+    tok = folded[i]
+    if ARABIC_RE.match(tok):
+        for k in (1, 2):  # بطنجة → طنجة, وبطنجة → طنجة
+            if all(c in CLITICS for c in tok[:k]) and len(tok) - k >= MIN_VARIANT:
+                ident = _ALIAS_INDEX.get((tok[k:],))
+                if ident:
+                    return ident, 1
+    return None
+
+
+def _entities(text: str) -> set[str]:
+    """Normalised words of a Latin-script text that are names: capitalised where they do
+    not open a sentence, and never written in lower case ("Berthon", not "Police" when
+    the text also says "la police")."""
+    capitalised: set[str] = set()
+    lower: set[str] = set()
+    for sentence in _SENTENCE_RE.split(text):
+        for pos, word in enumerate(_WORD_RE.findall(sentence)):
+            if word[0].isupper():
+                if pos:
+                    capitalised.add(normalize(word))
+            elif word[0].islower():
+                lower.add(normalize(word))
+    return {
+        w for w in capitalised - lower if len(w) >= 3 and w not in STOP_WORDS and w not in NAME_PARTS
+    }
+
+
+def _keyword(tok: str) -> str:
+    """Namespace and light stem of a content word.
+
+    Arabic words lose a plural or feminine ending. French and English words are cut to
+    their first LATIN_STEM letters, which folds inflections ("policiers", "policier")
+    and many French–English cognates ("explosifs", "explosives").
+    """
+    if ARABIC_RE.match(tok):
+        if len(tok) > 4 and tok.endswith(("ات", "ين", "ون")):
+            tok = tok[:-2]
+        elif len(tok) > 3 and tok.endswith("ه"):
+            tok = tok[:-1]
+        return "k:ar:" + tok
+    return "k:lat:" + tok[:LATIN_STEM]
+
+
+def _top(counter: Counter[str], limit: int) -> list[str]:
+    """The most frequent features; among equals the longest (longer words are rarer)."""
+    ranked = sorted(counter.items(), key=lambda kv: (-kv[1], -len(kv[0]), kv[0]))
+    return [f for f, _ in ranked[:limit]]
+
+
+def _is_day(tok: str) -> bool:
+    return len(tok) <= 2 and tok.isdigit() and 1 <= int(tok) <= 31
+
+
+def _date_at(toks: Sequence[str], i: int) -> tuple[list[str], int] | None:
+    """Day-and-month features at token i and how many tokens they span.
+
+    Reads "28 juin", "26 au 28 juin", "26 و28 يونيو", "June 28", "June 26-28".
+    """
+    n = len(toks)
+    if _is_day(toks[i]):
+        days, j = [toks[i]], i + 1
+        if j + 1 < n and toks[j] in RANGE_WORDS and _is_day(toks[j + 1]):
+            days.append(toks[j + 1])
+            j += 2
+        elif j + 1 < n and _is_day(toks[j]) and toks[j + 1] in MONTHS:
+            days.append(toks[j])  # "26 و28 يونيو": the و is glued to the digits
+            j += 1
+        if j < n and toks[j] in MONTHS:
+            return [f"d:{MONTHS[toks[j]]:02d}-{int(d):02d}" for d in days], j + 1 - i
+        return None
+    if toks[i] in MONTHS and i + 1 < n and _is_day(toks[i + 1]):
+        days, j = [toks[i + 1]], i + 2
+        if j < n and _is_day(toks[j]):
+            days.append(toks[j])  # "June 26-28"
+            j += 1
+        elif j + 1 < n and toks[j] in RANGE_WORDS and _is_day(toks[j + 1]):
+            days.append(toks[j + 1])
+            j += 2
+        return [f"d:{MONTHS[toks[i]]:02d}-{int(d):02d}" for d in days], j - i
+    return None
+
+
+def _prepare(toks: list[str]) -> list[str]:
+    """Split the Arabic conjunction off digits (و28 → 28)."""
+    return [t[1:] if t[:1] == "و" and t[1:].isdigit() else t for t in toks]
+
+
+def article_features(title: str, text: str, language: str | None = None) -> list[Feature]:
+    """The salient features of an article, most telling first (see the module doc).
+
+    Args:
+        title: the headline.
+        text: the extracted body.
+        language: fr, ar or en; kept for callers, the script of each word decides.
+
+    Returns:
+        At most ~80 distinct feature strings: names, notions, capitalised names, dates,
+        numbers, keywords, in that order (a caller that truncates keeps the best).
+    """
+    names = _entities(text or "")
+    counts: dict[str, Counter[str]] = {k: Counter() for k in "xcednk"}
+    for field_text, weight in ((title, 3), (text, 1)):
+        toks = _prepare(tokens(field_text or ""))
+        folded = [t.translate(_ALIAS_FOLD) for t in toks]
+        i = 0
+        while i < len(toks):
+            alias = _alias_at(folded, i)
+            if alias:
+                counts[alias[0][0]][alias[0]] += weight
+                i += alias[1]
+                continue
+            date_hit = _date_at(toks, i)
+            if date_hit:
+                for feat in date_hit[0]:
+                    counts["d"][feat] += weight
+                i += date_hit[1]
+                continue
+            tok = toks[i]
+            if tok.isdigit():
+                if len(tok) >= 2 and not tok.startswith("0"):  # not "07" of 07:34
+                    counts["n"]["n:" + tok] += weight
+            elif tok in names:
+                counts["e"]["e:" + tok] += weight
+            elif tok not in STOP_WORDS and tok not in MONTHS and len(tok) >= MIN_KEYWORD:
+                counts["k"][_keyword(tok)] += weight
+            i += 1
+    return (
+        _top(counts["x"], MAX_NAMES)
+        + _top(counts["c"], MAX_NOTIONS)
+        + _top(counts["e"], MAX_ENTITIES)
+        + _top(counts["d"], MAX_DATES)
+        + _top(counts["n"], MAX_NUMBERS)
+        + _top(counts["k"], MAX_KEYWORDS)
+    )
+
+
+def _day(when: datetime | date) -> int:
+    return when.toordinal() if not isinstance(when, datetime) else when.date().toordinal()
+
+
+def _distance(a: datetime | date, b: datetime | date) -> timedelta:
+    if isinstance(a, datetime) and isinstance(b, datetime):
+        if (a.tzinfo is None) != (b.tzinfo is None):
+            a, b = a.replace(tzinfo=None), b.replace(tzinfo=None)
+        return abs(a - b)
+    return timedelta(days=abs(_day(a) - _day(b)))
+
+
+@dataclass
+class _Story:
+    features: set[str] = field(default_factory=set)
+    entries: list[frozenset[str]] = field(default_factory=list)
+    dates: list[datetime | date] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A story compared with an article: its similarity and the features they share."""
+
+    story: str
+    similarity: float
+    shared: tuple[str, ...]
+    cross_language: bool
+    accepted: bool
+
+
+class StoryIndex:
+    """Which known story an article belongs to, if any (in memory; rebuilt per run).
+
+    Args:
+        window_days: an article joins a story only if published within this many days
+            of one of the story's articles.
+        threshold: weighted Dice needed when the two share a language.
+        cross_threshold: weighted Dice needed across languages.
+        min_shared: distinct features the two must share.
+    """
+
+    def __init__(
+        self,
+        window_days: float = WINDOW_DAYS,
+        threshold: float = THRESHOLD,
+        cross_threshold: float = CROSS_THRESHOLD,
+        min_shared: int = MIN_SHARED,
+    ) -> None:
+        self.window = timedelta(days=window_days)
+        self.threshold = threshold
+        self.cross_threshold = cross_threshold
+        self.min_shared = min_shared
+        self._stories: dict[str, _Story] = {}
+        self._df: Counter[str] = Counter()  # stories having each feature
+        self._postings: defaultdict[str, defaultdict[int, set[str]]] = defaultdict(
+            lambda: defaultdict(set)
+        )
+        self.comparisons = 0  # entries scored so far (for benchmarks and tests)
+
+    def __len__(self) -> int:
+        return len(self._stories)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._stories
+
+    def add(self, story_key: str, features: Iterable[str], published: datetime | date | None) -> None:
+        """Record an article (or a stored story's features) as part of `story_key`.
+
+        A story with no date is kept but never matched: the window cannot be checked.
+        """
+        story = self._stories.setdefault(story_key, _Story())
+        feats = frozenset(features)
+        new = feats - story.features
+        for f in new:
+            self._df[f] += 1
+        story.features |= new
+        if feats and feats not in story.entries:
+            story.entries.append(feats)
+            if len(story.entries) > MAX_ENTRIES:
+                del story.entries[1]  # keep the first article and the latest ones
+        days = {_day(d) for d in story.dates}
+        if published is not None and published not in story.dates:
+            story.dates.append(published)
+        if published is not None and _day(published) not in days:
+            days.add(_day(published))
+            for f in story.features:
+                self._postings[f][_day(published)].add(story_key)
+        for f in new:
+            for d in days:
+                self._postings[f][d].add(story_key)
+
+    def weight(self, feature: str) -> float:
+        """IDF over the stories seen so far, counting the article being matched as one more
+        story (so a feature it alone has is not infinitely rare), times the kind's weight."""
+        n = len(self._stories) + 1
+        df = self._df.get(feature, 0) + 1
+        return KIND_WEIGHT.get(kind(feature), 1.0) * math.log((n + 1) / df)
+
+    def match(self, features: Iterable[str], published: datetime | date | None) -> str | None:
+        """The story this article belongs to, or None for a new story."""
+        for cand in self.candidates(features, published):
+            if cand.accepted:
+                return cand.story
+        return None
+
+    def candidates(
+        self, features: Iterable[str], published: datetime | date | None
+    ) -> list[Candidate]:
+        """Stories within the window sharing a selective feature, best first (for debugging)."""
+        query = frozenset(features)
+        if published is None or not query:
+            return []
+        reach = self.window.days + 1
+        day = _day(published)
+        known = sorted((f for f in query if self._df.get(f)), key=self.weight, reverse=True)
+        selective = [f for f in known if kind(f) != "k"][:PREFIX_FEATURES]
+        selective += [f for f in known if kind(f) == "k"][:PREFIX_FEATURES]
+        keys: set[str] = set()
+        for f in selective:
+            postings = self._postings.get(f)
+            if postings:
+                for d in range(day - reach, day + reach + 1):
+                    keys.update(postings.get(d, ()))
+        out: list[Candidate] = []
+        for key in keys:
+            story = self._stories[key]
+            if not any(_distance(published, d) <= self.window for d in story.dates):
+                continue
+            best: Candidate | None = None
+            for entry in story.entries:
+                self.comparisons += 1
+                cand = self._score(key, query, entry)
+                if best is None or cand.similarity > best.similarity:
+                    best = cand
+            if best is not None:
+                out.append(best)
+        out.sort(key=lambda c: (-c.accepted, -c.similarity, c.story))
+        return out
+
+    def _score(self, key: str, query: frozenset[str], entry: frozenset[str]) -> Candidate:
+        common_ns = {namespace(f) for f in query} & {namespace(f) for f in entry}
+        w_query = sum(self.weight(f) for f in query if namespace(f) in common_ns)
+        w_entry = sum(self.weight(f) for f in entry if namespace(f) in common_ns)
+        shared = query & entry
+        w_shared = sum(self.weight(f) for f in shared)
+        sim = 2.0 * w_shared / (w_query + w_entry) if w_query + w_entry else 0.0
+        cross = not any(ns.startswith("k:") for ns in common_ns)
+        specific = sum(1 for f in shared if kind(f) in SPECIFIC_KINDS)
+        accepted = (
+            sim >= (self.cross_threshold if cross else self.threshold)
+            and len(shared) >= self.min_shared
+            and specific >= MIN_SHARED_SPECIFIC
+        )
+        ordered = tuple(sorted(shared, key=self.weight, reverse=True))
+        return Candidate(key, round(sim, 4), ordered, cross, accepted)
