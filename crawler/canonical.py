@@ -5,7 +5,7 @@ Two functions, two jobs:
 - `canonical_url` is the page's identity (what `pages.url` / `articles.url` store and
   what `settled_urls` is asked about): scheme and host lower-cased, default port,
   fragment and tracking parameters (utm_*, fbclid, gclid, ...) dropped, query parameters
-  sorted, percent-encoding normalised (courlan), and *no* trailing slash on a non-root
+  sorted, percent-escapes upper-cased (courlan and RFC 3986), and *no* trailing slash on a non-root
   path (`/politique/slug_ID/` and `/politique/slug_ID` are one page).
 - `fetch_url` is what is downloaded: the URL as the site wrote it, minus the fragment and
   tracking parameters only. Servers do not all accept the canonical spelling (a dropped
@@ -27,6 +27,8 @@ TRACKING_PARAM = re.compile(
     r"|xtor|at_[a-z_]+|ocid|cmpid|ns_[a-z_]+|__twitter_impression|amp_[a-z_]+)$",
     re.IGNORECASE,
 )
+
+_ESCAPE = re.compile(r"%[0-9a-f]{2}", re.IGNORECASE)
 
 
 def _absolute(url: str, base: str | None) -> str | None:
@@ -87,7 +89,7 @@ def canonical_url(url: str, base: str | None = None) -> str | None:
         normal = normalize_url(fetched, trailing_slash=False)
     except (ValueError, UnicodeError):
         return None
-    parts = urlsplit(normal)
+    parts = urlsplit(_ESCAPE.sub(lambda m: m.group(0).upper(), normal))
     path = parts.path or "/"
     if len(path) > 1:
         path = path.rstrip("/") or "/"

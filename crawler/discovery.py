@@ -238,7 +238,8 @@ def parse_listing(body: bytes, page_url: str, domain: str,
     """
     response = HtmlResponse(url=page_url, body=body)
     extractor = LinkExtractor(unique=True, canonicalize=False)
-    urls = [link.url for link in extractor.extract_links(response) if _on_site(link.url, domain)]
+    links = (link.url.split("#", 1)[0] for link in extractor.extract_links(response))
+    urls = list(dict.fromkeys(u for u in links if _on_site(u, domain)))
     if pattern is not None:
         return [Entry(u) for u in urls if matches(pattern, u)]
     return [Entry(u) for u in urls if looks_like_article(u)]
