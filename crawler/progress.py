@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from rich import box
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -28,13 +29,21 @@ def _status(status: str) -> str:
     return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
 
 
+def _table(title: str, columns: tuple[str, ...]) -> Table:
+    # light borders so eight columns and a long outlet name fit in 80 columns
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                  show_edge=False, collapse_padding=True)
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("outlet", "status") else "right",
+                         no_wrap=col == "outlet")
+    return table
+
+
 def live_table(tallies: Mapping[str, OutletTally]) -> Table:
-    table = Table(title="crawling", title_justify="left", expand=False)
-    for col in ("outlet", "discovered", "fetched", "new", "updated", "failed", "status"):
-        table.add_column(col, justify="left" if col in ("outlet", "status") else "right")
+    table = _table("crawling", ("outlet", "discovered", "fetched", "new", "updated", "failed", "status"))
     for name, t in list(tallies.items()):
         c = t.counts
-        state = t.status if t.close_reason or t.status != "ok" else "running"
+        state = t.status if t.close_reason or (t.counts.failed and t.status != "ok") else "running"
         table.add_row(name, str(c.discovered), str(c.fetched), str(c.new), str(c.updated),
                       str(c.failed), _status(state))
     return table
@@ -42,9 +51,8 @@ def live_table(tallies: Mapping[str, OutletTally]) -> Table:
 
 def summary_table(outlets: Mapping[str, OutletCounts], totals: OutletCounts,
                   title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for col in ("outlet", "discovered", "fetched", "new", "updated", "skipped", "failed", "status"):
-        table.add_column(col, justify="left" if col in ("outlet", "status") else "right")
+    table = _table(title, ("outlet", "discovered", "fetched", "new", "updated", "skipped", "failed",
+                           "status"))
     for name, c in outlets.items():
         table.add_row(name, str(c.discovered), str(c.fetched), str(c.new), str(c.updated),
                       str(c.skipped), str(c.failed), _status(c.status))

@@ -128,10 +128,15 @@ def run_crawl(cfg: Config, outlets: Sequence[str] | None = None, *, progress: bo
         _quiet_robots_tracebacks()
         settings = build_settings(cfg.crawl)
         settings["LOG_INSTALL_ROOT_HANDLER"] = not logging.getLogger().handlers
-        process = CrawlerProcess(settings)
+        previous = logging.root.manager.disable
+        logging.disable(logging.INFO)  # Scrapy's start-up banner, logged before we can quiet it
+        try:
+            process = CrawlerProcess(settings)
+        finally:
+            logging.disable(previous)
+        _keep_scrapy_quiet()
         for o in selected:
             process.crawl(OutletSpider, outlet=o, context=context)
-        _keep_scrapy_quiet()
         _reactor_used = True
         with live_progress(context.tallies, console, enabled=progress):
             process.start(install_signal_handlers=threading.current_thread() is threading.main_thread())

@@ -224,6 +224,33 @@ def test_page_faults_are_counted_and_logged_not_fatal(bladi: tuple[ReplayServer,
     db.dispose()
 
 
+def test_oversized_pages_are_cut_off_and_counted(bladi: tuple[ReplayServer, Path]) -> None:
+    srv, tmp = bladi
+    data = replay_config(srv, tmp / "v.db", max_page_bytes=12_000)  # articles are ~12-13 kB
+    result = crawl(srv, write_config(tmp / "config.yaml", data))
+    assert result.code == 0
+    db = Database(data["database"]["url"])
+    run = outlet_runs(db, 1)["bladi"]
+    too_big = [e for e in run.errors if e.endswith("body larger than the size limit (crawl.max_page_bytes)")]
+    assert run.status == "ok" and len(too_big) >= 5 and run.failed == len(too_big)
+    db.dispose()
+
+
+def test_wall_clock_limit_stops_the_run_as_interrupted(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VEILLE_DATABASE_URL", raising=False)
+    with ReplayServer(FIXTURE_OUTLETS, outlets=["bladi", "slowoutlet"]) as srv:
+        data = replay_config(srv, tmp_path / "v.db", wall_clock_limit=1)
+        result = crawl(srv, write_config(tmp_path / "config.yaml", data))
+    assert result.code == 0  # interrupted is not a failure: the next run continues
+    assert result.seconds < HANG_SECONDS / 2
+    db = Database(data["database"]["url"])
+    with db.transaction() as s:
+        run = s.scalars(select(CrawlRun)).one()
+        assert (run.status, run.message) == ("interrupted", "wall-clock limit of 1s reached")
+    db.dispose()
+
+
 def test_max_pages_per_outlet_bounds_a_run_and_the_next_run_continues(
         bladi: tuple[ReplayServer, Path]) -> None:
     srv, tmp = bladi
@@ -271,4 +298,126 @@ def test_sigterm_stops_gracefully_and_in_flight_pages_commit(bladi: tuple[Replay
     assert articles <= pages  # every stored article is whole (its page row too)
     fetched = [p for p in srv.requests_for("bladi") if p.path in set(_articles())]
     assert len(fetched) < len(_articles())  # queued pages were dropped, not fetched
+    db.dispose()
+
+
+def test_run_crawl_runs_once_per_process(bladi: tuple[ReplayServer, Path]) -> None:
+    srv, tmp = bladi
+    config = write_config(tmp / "config.yaml", replay_config(srv, tmp / "v.db"))
+    script = ("import sys\n"
+              "from crawler.run import CrawlError, run_crawl\n"
+              "from pipeline.config import load_config\n"
+              "cfg = load_config(sys.argv[1])\n"
+              "print(run_crawl(cfg, progress=False).status)\n"
+              "try:\n"
+              "    run_crawl(cfg, progress=False)\n"
+              "except CrawlError as exc:\n"
+              "    print(exc)\n")
+    out = subprocess.run([sys.executable, "-c", script, str(config)], cwd=PROJECT_ROOT,
+                         env=without_env_overrides(), capture_output=True, text=True, timeout=60)
+    assert out.stdout.splitlines() == [
+        "ok", "a crawl already ran in this process (Twisted's reactor cannot restart): "
+              "use crawler.run.run_crawl_subprocess"]
+
+
+# ---------------------------------------------------------------- discovery sources
+
+
+def _page(title: str, lang: str, date: str, paragraphs: list[str]) -> str:
+    body = "\n".join(f"<p>{p}</p>" for p in paragraphs)
+    return (f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="{{{{CHARSET}}}}">'
+            f"<title>{title}</title><meta property=\"og:title\" content=\"{title}\">"
+            f'<meta property="article:published_time" content="{date}"></head><body>'
+            f'<nav><a href="/">Accueil</a></nav><article><h1>{title}</h1>{body}</article>'
+            "<footer>© Wpsite</footer></body></html>")
+
+
+FR = ["La Direction générale de la sûreté nationale a présenté mardi à Rabat le bilan de sa "
+      "coopération avec les services de police européens, en insistant sur l'échange de "
+      "renseignements et sur la formation commune des officiers de liaison.",
+      "Selon le communiqué, plusieurs opérations conjointes ont permis de démanteler des réseaux "
+      "de trafic de stupéfiants et de migration irrégulière au cours des derniers mois, avec "
+      "l'appui des magistrats de liaison en poste dans les deux pays.",
+      "Les responsables ont annoncé un nouveau programme d'échanges pour l'année prochaine."]
+FR_B = ["Un programme d'échanges destiné aux officiers de liaison marocains et européens "
+        "démarrera au printemps, a indiqué mercredi la direction de la coopération internationale.",
+        "Une trentaine de cadres suivront des stages de trois semaines dans des écoles de police, "
+        "consacrés à l'analyse criminelle, à la cybercriminalité et à la sécurité des grands "
+        "événements sportifs prévus ces prochaines années.",
+        "Les premiers participants seront désignés à l'issue d'un concours interne organisé en mars, "
+        "et un bilan sera présenté devant les deux administrations à la fin de l'année."]
+AR = ["أعلنت المديرية العامة للأمن الوطني، يوم الثلاثاء بالرباط، عن حصيلة تعاونها مع أجهزة الشرطة "
+      "الأوروبية، مؤكدة على أهمية تبادل المعلومات والتكوين المشترك لضباط الاتصال.",
+      "وحسب البلاغ، مكنت عدة عمليات مشتركة من تفكيك شبكات للاتجار في المخدرات والهجرة غير النظامية "
+      "خلال الأشهر الأخيرة، بدعم من قضاة الاتصال المعتمدين في البلدين.",
+      "وأعلن المسؤولون عن برنامج جديد للتبادل خلال السنة المقبلة، يشمل دورات تكوينية في التحليل "
+      "الجنائي ومكافحة الجريمة الإلكترونية وتأمين التظاهرات الرياضية الكبرى.",
+      "وسيتم اختيار المشاركين الأوائل بعد مباراة داخلية تنظم في شهر مارس المقبل."]
+
+WPSITE = {
+    "outlet.yaml": {"name": "wpsite", "url": "{{BASE}}/", "language": "fr", "wp_json": True,
+                    "feeds": ["{{BASE}}/feed-ar.xml"], "sitemaps": ["{{BASE}}/robots.txt"]},
+    "routes.yaml": {
+        "/robots.txt": {"file": "robots.txt", "type": "text/plain"},
+        "/sitemap_index.xml": {"file": "index.xml", "type": "application/xml"},
+        "/post-sitemap.xml": {"file": "posts.xml", "type": "application/xml"},
+        "/wp-json/wp/v2/posts?per_page=50&_fields=link,date_gmt,title":
+            {"file": "posts.json", "type": "application/json"},
+        "/feed-ar.xml": {"file": "feed-ar.xml", "type": "application/rss+xml", "charset": "windows-1256"},
+        "/2025/04/14/la-dgsn-presente-le-bilan-de-sa-cooperation/": {"file": "a.html"},
+        "/2025/04/15/un-nouveau-programme-d-echanges-pour-les-officiers/": {"file": "b.html"},
+        "/2020/01/01/un-article-trop-ancien-pour-ce-crawl/": {"file": "a.html"},
+        "/brouillon/2025/04/16/un-brouillon-a-ne-pas-lire/": {"file": "a.html"},
+        "/2025/04/16/الأمن-الوطني-يقدم-حصيلة-التعاون-1533800.html":
+            {"file": "d.html", "charset": "windows-1256", "header_charset": False},
+    },
+    "robots.txt": "User-agent: *\nDisallow: /brouillon/\nSitemap: {{BASE}}/sitemap_index.xml\n",
+    "index.xml": '<?xml version="1.0"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+                 "<sitemap><loc>{{BASE}}/post-sitemap.xml</loc><lastmod>2025-04-16</lastmod></sitemap>"
+                 "</sitemapindex>",
+    "posts.xml": '<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+                 "<url><loc>{{BASE}}/2025/04/14/la-dgsn-presente-le-bilan-de-sa-cooperation/</loc>"
+                 "<lastmod>2025-04-14T10:00:00Z</lastmod></url>"
+                 "<url><loc>{{BASE}}/brouillon/2025/04/16/un-brouillon-a-ne-pas-lire/</loc>"
+                 "<lastmod>2025-04-16T10:00:00Z</lastmod></url>"
+                 "<url><loc>{{BASE}}/2020/01/01/un-article-trop-ancien-pour-ce-crawl/</loc>"
+                 "<lastmod>2020-01-01T10:00:00Z</lastmod></url></urlset>",
+    "posts.json": '[{"link": "{{BASE}}/2025/04/15/un-nouveau-programme-d-echanges-pour-les-officiers/",'
+                  ' "date_gmt": "2025-04-15T09:00:00", "title": {"rendered": "B"}}]',
+    "feed-ar.xml": '<?xml version="1.0" encoding="windows-1256"?><rss version="2.0"><channel>'
+                   "<item><title>الأمن الوطني يقدم حصيلة التعاون</title>"
+                   "<link>{{BASE}}/2025/04/16/الأمن-الوطني-يقدم-حصيلة-التعاون-1533800.html</link>"
+                   "</item></channel></rss>",
+    "a.html": _page("La DGSN présente le bilan de sa coopération policière", "fr",
+                    "2025-04-14T10:00:00Z", FR).replace("{{CHARSET}}", "utf-8"),
+    "b.html": _page("Un nouveau programme d'échanges pour les officiers de liaison", "fr",
+                    "2025-04-15T09:00:00Z", FR_B).replace("{{CHARSET}}", "utf-8"),
+    "d.html": _page("الأمن الوطني يقدم حصيلة التعاون مع الشرطة الأوروبية", "ar",
+                    "2025-04-16T09:00:00Z", AR).replace("{{CHARSET}}", "windows-1256"),
+}
+
+
+def test_wp_json_robots_sitemaps_index_recency_and_a_windows_1256_feed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VEILLE_DATABASE_URL", raising=False)
+    folder = tmp_path / "outlets" / "wpsite"
+    folder.mkdir(parents=True)
+    for name, content in WPSITE.items():
+        text = yaml.safe_dump(content, allow_unicode=True) if isinstance(content, dict) else content
+        (folder / name).write_text(text, encoding="utf-8")
+    with ReplayServer(tmp_path / "outlets") as srv:
+        data = replay_config(srv, tmp_path / "v.db", sitemap_max_age_days=30)
+        result = crawl(srv, write_config(tmp_path / "config.yaml", data))
+        base = srv.base("wpsite")
+    assert result.code == 0
+    paths = result.paths("wpsite")
+    assert "/post-sitemap.xml" in paths and any(p.startswith("/wp-json/") for p in paths)
+    assert not [p for p in paths if p.startswith(("/brouillon/", "/2020/"))]  # robots, too old
+    db = Database(data["database"]["url"])
+    with db.transaction() as s:
+        stored = {a.url: a for a in s.scalars(select(Article))}
+    routes = [p for p in WPSITE["routes.yaml"] if p.startswith("/2025/")]  # type: ignore[union-attr]
+    assert set(stored) == {canonical_url(base + p) for p in routes}
+    arabic = stored[canonical_url(base + routes[2])]
+    assert arabic.title.startswith("الأمن الوطني") and AR[1][:40] in arabic.text
     db.dispose()
