@@ -173,10 +173,7 @@ class Processor:
                 if root.content_hash == digest:
                     q.record_page(s, page.url, outlet_id, "duplicate", root.id, "same text")
                     return Outcome("unchanged", page.url, root.id, root.story_id, topics=topics)
-                if self._is_newer(art, root):
-                    self._update(s, root, art, digest, sig, matches, after)
-                q.record_page(s, page.url, outlet_id, "duplicate", root.id, "update of an earlier URL")
-                return Outcome("updated", page.url, root.id, root.story_id, "same article, new URL", topics)
+                return self._fold_update(s, page, art, root, outlet_id, digest, sig, matches, after)
             row = self._insert(s, page, art, outlet_id, digest, sig, matches, root.story_id, root.id)
             q.record_page(s, page.url, outlet_id, "article", row.id)
             if root.story_id is not None:
@@ -189,10 +186,38 @@ class Processor:
         after.append(("dup", (str(row.id), sig)))
         return Outcome("new", page.url, row.id, story_id, topics=topics)
 
-    @staticmethod
-    def _is_newer(art: Article, row: ArticleRow) -> bool:
-        new, old = _aware(art.published), _aware(row.published)
-        return new is None or old is None or new >= old
+    def _fold_update(
+        self,
+        s: Session,
+        page: RawPage,
+        art: Article,
+        root: ArticleRow,
+        outlet_id: int,
+        digest: str,
+        sig: Signature,
+        matches: Sequence[TopicMatch],
+        after: list[tuple[str, object]],
+    ) -> Outcome:
+        """Two versions of one outlet's article under two URLs, met in either order.
+
+        The newest text wins; the earliest-published URL stays the article's identity
+        (the other becomes an alias page), so the result does not depend on crawl order.
+        """
+        mine, theirs = _aware(art.published), _aware(root.published)
+        if mine is not None and (theirs is None or mine < theirs):  # we are the original
+            q.record_page(s, root.url, outlet_id, "duplicate", root.id, "later version of this article")
+            root.url, root.final_url, root.published = page.url, page.final_url, mine
+            s.flush()
+            q.record_page(s, page.url, outlet_id, "article", root.id)
+            return Outcome("updated", page.url, root.id, root.story_id, "earlier URL of a stored article", tuple(m.topic for m in matches))
+        if mine and theirs and mine != theirs:
+            newer = mine > theirs
+        else:  # same day or undated: the longer version is the update
+            newer = len(art.text) > len(root.text)
+        if newer:
+            self._update(s, root, art, digest, sig, matches, after)
+        q.record_page(s, page.url, outlet_id, "duplicate", root.id, "update of an earlier URL")
+        return Outcome("updated", page.url, root.id, root.story_id, "same article, new URL", tuple(m.topic for m in matches))
 
     def _insert(
         self,
@@ -239,7 +264,8 @@ class Processor:
         """The newest copy wins: text, title and date follow the latest version."""
         row.title, row.text, row.content_hash = art.title, art.text, digest
         row.minhash = signature_bytes(sig)
-        row.published = _aware(art.published) or row.published
+        new, old = _aware(art.published), _aware(row.published)
+        row.published = min(new, old) if new and old else new or old  # first publication
         row.author = art.author or row.author
         row.updated_at = utcnow()
         row.versions += 1
