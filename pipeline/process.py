@@ -154,10 +154,15 @@ class Processor:
         matches = classify(art.title, art.text, self.topics)
         topics = tuple(m.topic for m in matches)
 
+        seen_hash, seen_article = q.page_content_hash(s, page.url)
+        if seen_hash == digest and seen_article is not None:  # this very page, processed before
+            row = s.get(ArticleRow, seen_article)
+            return Outcome("unchanged", page.url, seen_article, row.story_id if row else None, topics=topics)
+
         existing = q.article_by_url(s, page.url)
         if existing is not None:  # the same URL again
             if existing.content_hash == digest and existing.title == art.title:
-                q.record_page(s, page.url, outlet_id, "article", existing.id)
+                q.record_page(s, page.url, outlet_id, "article", existing.id, content_hash=digest)
                 return Outcome("unchanged", page.url, existing.id, existing.story_id, topics=topics)
             self._update(s, existing, art, digest, sig, matches, after)
             return Outcome("updated", page.url, existing.id, existing.story_id, topics=topics)
@@ -171,18 +176,18 @@ class Processor:
             assert root is not None
             if root.outlet_id == outlet_id:  # the outlet's own update under another URL
                 if root.content_hash == digest:
-                    q.record_page(s, page.url, outlet_id, "duplicate", root.id, "same text")
+                    q.record_page(s, page.url, outlet_id, "duplicate", root.id, "same text", content_hash=digest)
                     return Outcome("unchanged", page.url, root.id, root.story_id, topics=topics)
                 return self._fold_update(s, page, art, root, outlet_id, digest, sig, matches, after)
             row = self._insert(s, page, art, outlet_id, digest, sig, matches, root.story_id, root.id)
-            q.record_page(s, page.url, outlet_id, "article", row.id)
+            q.record_page(s, page.url, outlet_id, "article", row.id, content_hash=digest)
             if root.story_id is not None:
                 self._touch_story(s, root.story_id, art)
             return Outcome("duplicate", page.url, row.id, root.story_id, "copy of another outlet's article", topics)
 
         story_id = self._story_for(s, art, after)
         row = self._insert(s, page, art, outlet_id, digest, sig, matches, story_id, None)
-        q.record_page(s, page.url, outlet_id, "article", row.id)
+        q.record_page(s, page.url, outlet_id, "article", row.id, content_hash=digest)
         after.append(("dup", (str(row.id), sig)))
         return Outcome("new", page.url, row.id, story_id, topics=topics)
 
@@ -208,7 +213,7 @@ class Processor:
             q.record_page(s, root.url, outlet_id, "duplicate", root.id, "later version of this article")
             root.url, root.final_url, root.published = page.url, page.final_url, mine
             s.flush()
-            q.record_page(s, page.url, outlet_id, "article", root.id)
+            q.record_page(s, page.url, outlet_id, "article", root.id, content_hash=digest)
             return Outcome("updated", page.url, root.id, root.story_id, "earlier URL of a stored article", tuple(m.topic for m in matches))
         if mine and theirs and mine != theirs:
             newer = mine > theirs
@@ -216,7 +221,7 @@ class Processor:
             newer = len(art.text) > len(root.text)
         if newer:
             self._update(s, root, art, digest, sig, matches, after)
-        q.record_page(s, page.url, outlet_id, "duplicate", root.id, "update of an earlier URL")
+        q.record_page(s, page.url, outlet_id, "duplicate", root.id, "update of an earlier URL", content_hash=digest)
         return Outcome("updated", page.url, root.id, root.story_id, "same article, new URL", tuple(m.topic for m in matches))
 
     def _insert(

@@ -137,6 +137,7 @@ class Page(Base):
     kind: Mapped[str] = mapped_column(String(16))  # article | duplicate | skipped
     article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id"))
     reason: Mapped[str | None] = mapped_column(String(200))
+    content_hash: Mapped[str | None] = mapped_column(String(64))  # of the text last seen here
     fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -67,14 +67,21 @@ def record_page(
     kind: str,
     article_id: int | None = None,
     reason: str | None = None,
+    content_hash: str | None = None,
 ) -> None:
     row = session.scalar(select(Page).where(Page.url == url))
     if row is None:
-        session.add(
-            Page(url=url, outlet_id=outlet_id, kind=kind, article_id=article_id, reason=reason)
-        )
-    else:
-        row.kind, row.article_id, row.reason, row.fetched_at = kind, article_id, reason, utcnow()
+        row = Page(url=url, outlet_id=outlet_id)
+        session.add(row)
+    row.kind, row.article_id, row.reason, row.fetched_at = kind, article_id, reason, utcnow()
+    if content_hash is not None:
+        row.content_hash = content_hash
+
+
+def page_content_hash(session: Session, url: str) -> tuple[str | None, int | None]:
+    """(hash of the text last processed at this URL, its article id), or (None, None)."""
+    row = session.execute(select(Page.content_hash, Page.article_id).where(Page.url == url)).first()
+    return (row[0], row[1]) if row else (None, None)
 
 
 # ---------------------------------------------------------------- feed validators
