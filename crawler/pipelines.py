@@ -1,9 +1,12 @@
 """The one adapter from Scrapy to the pipeline: a fetched `RawPage` → `Processor` → counts.
 
-Extraction (`pipeline.extract.extract`, pure and CPU-bound) runs in a process pool so
-both cores work while the reactor keeps downloading; storing (`Processor.store`, one
-transaction per article) runs in the reactor thread, one page at a time, so the
-in-memory duplicate and story indexes never race. A page that fails to process is
+Extraction (`pipeline.extract.extract`, pure and CPU-bound, ~10-20 ms a page) runs in
+the crawl process for the first POOL_AFTER_PAGES pages of a run; a bigger run then
+starts a process pool (one worker per CPU) in the background and hands extraction to it
+once its workers are warm (they import trafilatura and load its lazy models: ~2 s), so
+both cores work. Small incremental runs never pay the workers' start-up. Storing
+(`Processor.store`, one transaction per article) runs in the reactor thread, one page
+at a time, so the in-memory duplicate and story indexes never race. A page that fails to process is
 counted and logged with its URL; nothing is half-written (the transaction rolls back).
 """
 
@@ -14,9 +17,10 @@ import logging
 import multiprocessing
 import os
 import signal
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pipeline.types import RawPage, Skipped
@@ -30,6 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("crawler")
 
+POOL_AFTER_PAGES = 50
 HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
 
 
@@ -56,6 +61,21 @@ def _worker_init() -> None:
     import pipeline.extract  # noqa: F401  (import once per worker, not per page)
 
 
+_WARM_UP = RawPage(
+    url="http://warm-up.invalid/a", final_url="http://warm-up.invalid/a", outlet="warm-up",
+    status=200, headers={"content-type": "text/html; charset=utf-8"},
+    body=("<html lang='fr'><head><title>Essai</title></head><body><article><h1>Essai de page</h1>"
+          + "<p>Une phrase en français pour charger les modèles paresseux du lecteur. </p>" * 12
+          + "</article></body></html>").encode(),
+    fetched_at=datetime(2024, 1, 1, tzinfo=UTC), language_hint="fr")
+
+
+def _ready() -> bool:
+    """Run once per worker: a first extraction loads the extractor's lazy models."""
+    _extract(_WARM_UP)
+    return True
+
+
 def _extract(page: RawPage) -> Any:
     from pipeline.extract import extract
 
@@ -69,20 +89,27 @@ class PageProcessor:
         from pipeline.process import Processor
 
         self.processor = Processor(db, cfg)
-        n = workers if workers is not None else (os.cpu_count() or 1)
+        self.workers = workers if workers is not None else (os.cpu_count() or 1)
+        self.pages = 0
         self.pool: Executor | None = None
-        if n > 1:
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["pipeline.extract"])
-            self.pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init)
+        self._warming: list[Future[bool]] = []
+
+    def _start_pool(self) -> None:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["pipeline.extract"])
+        self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_worker_init)
+        self._warming = [self.pool.submit(_ready) for _ in range(self.workers)]
 
     async def extract(self, page: RawPage) -> Any:
-        if self.pool is not None:
+        self.pages += 1
+        if self.pool is None and self.workers > 1 and self.pages == POOL_AFTER_PAGES:
+            self._start_pool()  # a big run: worth the workers' start-up
+        if self.pool is not None and all(f.done() for f in self._warming):
             try:
                 return await asyncio.wrap_future(self.pool.submit(_extract, page))
             except BrokenProcessPool:
                 log.warning("extraction workers died; extracting in the crawl process from now on")
-                self.pool = None
+                self.workers, self.pool = 1, None
         return _extract(page)
 
     async def handle(self, page: RawPage, tally: OutletTally, alias: str | None = None) -> None:

@@ -421,3 +421,46 @@ def test_wp_json_robots_sitemaps_index_recency_and_a_windows_1256_feed(
     arabic = stored[canonical_url(base + routes[2])]
     assert arabic.title.startswith("الأمن الوطني") and AR[1][:40] in arabic.text
     db.dispose()
+
+
+# ---------------------------------------------------------------- extraction workers
+
+
+def test_a_big_run_hands_extraction_to_worker_processes(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    from datetime import UTC, datetime
+
+    import crawler.pipelines as pipelines
+    from crawler.spiders.context import OutletTally
+    from pipeline.config import config_from_dict
+    from pipeline.types import RawPage
+
+    monkeypatch.delenv("VEILLE_DATABASE_URL", raising=False)
+    monkeypatch.setattr(pipelines, "POOL_AFTER_PAGES", 1)
+    routes = yaml.safe_load((FIXTURE_OUTLETS / "bladi" / "routes.yaml").read_text(encoding="utf-8"))
+    base = "http://127.0.0.1:1"
+    pages = [RawPage(base + a, base + a, "bladi", 200, {"content-type": "text/html; charset=utf-8"},
+                     (FIXTURE_OUTLETS / "bladi" / routes[a]["file"]).read_bytes()
+                     .replace(b"{{BASE}}", base.encode()), datetime.now(UTC), "fr")
+             for a in _articles()]
+    cfg = config_from_dict({"database": {"url": f"sqlite:///{tmp_path / 'v.db'}"},
+                            "outlets": [{"name": "bladi", "url": base + "/", "language": "fr"}]})
+    db = Database(cfg.database.url)
+    processor = pipelines.PageProcessor(db, cfg, workers=2)
+    tally = OutletTally("bladi")
+
+    async def handle_all() -> None:
+        await processor.handle(pages[0], tally)  # in this process; starts the pool
+        while not all(f.done() for f in processor._warming):
+            await asyncio.sleep(0.05)
+        await asyncio.gather(*(processor.handle(p, tally) for p in pages[1:]))
+
+    try:
+        asyncio.run(handle_all())
+        assert processor.pool is not None  # the workers did the rest, and did not break
+    finally:
+        processor.close()
+        db.dispose()
+    assert tally.counts.failed == 0
+    assert tally.counts.new + tally.counts.updated + tally.counts.skipped == len(pages)
