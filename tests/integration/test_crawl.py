@@ -464,3 +464,42 @@ def test_a_big_run_hands_extraction_to_worker_processes(tmp_path: Path,
         db.dispose()
     assert tally.counts.failed == 0
     assert tally.counts.new + tally.counts.updated + tally.counts.skipped == len(pages)
+
+
+# ---------------------------------------------------------------- conditional GET state
+
+
+def test_validators_serve_for_a_day_and_are_dropped_when_a_source_was_cut_short(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from crawler.spiders.context import CrawlContext, OutletTally
+    from pipeline.config import config_from_dict
+    from storage.models import FeedState
+
+    monkeypatch.delenv("VEILLE_DATABASE_URL", raising=False)
+    cfg = config_from_dict({"database": {"url": f"sqlite:///{tmp_path / 'v.db'}"}})
+    db = Database(cfg.database.url)
+    ctx = CrawlContext(cfg, db)
+    feed, modified = "https://www.example.ma/feed", "Mon, 01 Jan 2024 00:00:00 GMT"
+
+    def after_run(etag: str, *, full: bool, dirty: bool = False, finished: bool = True) -> dict[str, str]:
+        tally = OutletTally("x")
+        tally.validators[feed] = (etag, modified, full)
+        if dirty:
+            tally.dirty.add(feed)
+        ctx.save_validators(tally, finished=finished)
+        return ctx.conditional_headers(feed)
+
+    assert ctx.conditional_headers(feed) == {}
+    assert after_run('"a"', full=True) == {"If-None-Match": '"a"', "If-Modified-Since": modified}
+    with db.transaction() as s:  # a day later the stored validators are not trusted
+        s.execute(update(FeedState).values(last_full_fetch=datetime.now(UTC) - timedelta(hours=25)))
+    assert ctx.conditional_headers(feed) == {}
+    assert after_run('"b"', full=True) == {"If-None-Match": '"b"', "If-Modified-Since": modified}
+    assert after_run('"c"', full=False, dirty=True) == {}  # entries left: ask for 200 next time
+    assert after_run('"d"', full=True) != {}
+    assert after_run('"e"', full=False, finished=False) == {}  # interrupted run: same
+    db.dispose()
