@@ -41,7 +41,11 @@ log = logging.getLogger(__name__)
 
 EXIT_LOCKED = 3
 STOP_GRACE = 25.0  # seconds a child gets between SIGTERM and SIGKILL
+# The crawl closes itself at crawl.wall_clock_limit (Scrapy's CLOSESPIDER_TIMEOUT); the
+# daemon's limit, this much later, is for a crawl stuck beyond that.
+LIMIT_SLACK = 60.0
 DIGEST_LIMIT = 600.0  # wall-clock limit of a digest child, seconds
+_QUIET = ("alembic",)  # child loggers relayed from WARNING only (schema checks at every start)
 _LOGRECORD_KEYS = {"time", "level", "logger", "message"} | set(vars(logging.makeLogRecord({})))
 
 
@@ -95,12 +99,14 @@ def _lock_free(url: str) -> bool:
         return False
 
 
-def close_abandoned_runs(db: Database, *, stale_after: timedelta = timedelta(hours=1)) -> int:
+def close_abandoned_runs(db: Database, *, holding_lock: bool = False,
+                         stale_after: timedelta = timedelta(hours=1)) -> int:
     """Close as interrupted the runs left "running" by processes that are gone.
 
     A run of this host is abandoned when its pid is dead (or reused). A crawl of another
-    host is abandoned when nobody holds the crawl lock; a digest of another host when it
-    is older than `stale_after`. Returns how many runs were closed.
+    host is abandoned when nobody holds the crawl lock (`holding_lock`: the caller holds
+    it, e.g. `veille crawl` before it starts); a digest of another host when it is older
+    than `stale_after`. Returns how many runs were closed.
     """
     host, now = socket.gethostname(), datetime.now(UTC)
     with db.transaction() as s:
@@ -111,7 +117,8 @@ def close_abandoned_runs(db: Database, *, stale_after: timedelta = timedelta(hou
         if run.host == host:
             gone = not process_alive(run.pid, run.started_at)
         elif run.kind == "crawl":
-            lock_free = _lock_free(db.url) if lock_free is None else lock_free
+            if lock_free is None:
+                lock_free = holding_lock or _lock_free(db.url)
             gone = lock_free
         else:
             gone = now - run.started_at > stale_after
@@ -139,7 +146,7 @@ class Child:
         self.killed = False
         self.terminated = False
         self._stop_lock = threading.Lock()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "160"}  # summary lines unwrapped
         # A session of its own: a Ctrl-C on the terminal reaches only the daemon, which
         # forwards one SIGTERM (a second signal would make Scrapy shut down uncleanly).
         self.proc = subprocess.Popen(
@@ -167,7 +174,6 @@ class Child:
             except ValueError:
                 doc = None
             if isinstance(doc, dict) and "message" in doc:
-                self.tail.append(str(doc["message"]))
                 extra = {k: v for k, v in doc.items() if k not in _LOGRECORD_KEYS}
                 levelname = str(doc.get("level", "info")).upper()
                 levelno = logging.getLevelName(levelname)
@@ -176,7 +182,9 @@ class Child:
                     "levelno": levelno if isinstance(levelno, int) else logging.INFO,
                     "levelname": levelname, "child_pid": self.pid, **extra,
                 })
-                logging.getLogger(record.name).handle(record)
+                if record.levelno >= logging.WARNING or not record.name.startswith(_QUIET):
+                    self.tail.append(record.msg)
+                    logging.getLogger(record.name).handle(record)
             else:
                 self.tail.append(line)
                 plain.log(level, line, extra={"child_pid": self.pid})
@@ -251,7 +259,7 @@ class Daemon:
 
     # jobs ------------------------------------------------------------------------------
     def crawl_job(self) -> None:
-        self._run_job("crawl", self.argv("crawl"), self.cfg.crawl.wall_clock_limit)
+        self._run_job("crawl", self.argv("crawl"), self.cfg.crawl.wall_clock_limit + LIMIT_SLACK)
 
     def digest_job(self) -> None:
         self._run_job("digest", self.argv("digest"), DIGEST_LIMIT)
@@ -307,7 +315,8 @@ class Daemon:
                 run_id = q.start_run(s, kind=kind)
                 q.finish_run(s, run_id, "failed", message=message)
         rss = psutil.Process().memory_info().rss / 1e6
-        level = logging.INFO if status in {"ok", "interrupted"} and code in (0, None) else logging.ERROR
+        failed = status == "failed" or (code != 0 and not child.terminated)
+        level = logging.ERROR if failed else logging.INFO
         log.log(level, "%s finished: run %s %s in %.1fs (exit %s)%s", kind, run_id, status, seconds, code,
                 f": {last}" if level == logging.ERROR and last else "",
                 extra={"job": kind, "run_id": run_id, "status": status, "exit_code": code,
@@ -365,8 +374,9 @@ def run_daemon(cfg: Config, *, config_path: str | os.PathLike[str] | None = None
         config_path: the config file the child processes load (default: `cfg.source`).
     """
     path = str(Path(config_path or cfg.source).resolve())
-    logging.getLogger("apscheduler").setLevel(
-        logging.DEBUG if logging.getLogger().isEnabledFor(logging.DEBUG) else logging.WARNING)
+    for noisy in ("apscheduler", "alembic"):
+        logging.getLogger(noisy).setLevel(
+            logging.DEBUG if logging.getLogger().isEnabledFor(logging.DEBUG) else logging.WARNING)
     db = Database(cfg.database.url)
     close_abandoned_runs(db)
     daemon = Daemon(cfg, path, db)

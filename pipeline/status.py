@@ -79,7 +79,8 @@ def _run_json(run: CrawlRun, iso: Any) -> dict[str, Any]:
         "started": iso(run.started_at), "finished": iso(end),
         "duration_s": round((end - run.started_at).total_seconds(), 1) if end else None,
         "outlets": len(run.outlets), "totals": totals,
-        "errors": len(run.errors or []) + sum(len(o.errors or []) for o in run.outlets),
+        # a crawl repeats its outlets' errors in its own list: count each once
+        "errors": max(len(run.errors or []), sum(len(o.errors or []) for o in run.outlets)),
         "message": run.message,
     }
 
@@ -153,7 +154,13 @@ _RUN_STYLE = {"ok": "green", "failed": "bold red", "interrupted": "yellow", "run
 
 
 def _short(value: str | None) -> str:
+    """`2025-04-14T11:30:00+01:00` → `2025-04-14 11:30`."""
     return value.replace("T", " ")[:16] if value else "—"
+
+
+def _shorter(value: str | None) -> str:
+    """`2025-04-14T11:30:00+01:00` → `04-14 11:30`, for table cells."""
+    return _short(value)[5:] if value else "—"
 
 
 def print_status(status: dict[str, Any], console: Any = None) -> None:
@@ -172,23 +179,27 @@ def print_status(status: dict[str, Any], console: Any = None) -> None:
     console.print(f"next crawl: {_short(nxt['crawl'])} ({sched['crawl']})   next digest: {digest}")
 
     runs = Table(title="Last runs", title_justify="left")
-    for col in ("id", "kind", "started", "duration", "status", "new", "fetched", "failed", "errors"):
-        runs.add_column(col, justify="right" if col not in {"kind", "started", "status"} else "left")
+    for col in ("id", "kind", "started", "took", "status", "new", "fetched", "failed", "errors"):
+        runs.add_column(col, no_wrap=True,
+                        justify="left" if col in {"kind", "started", "status"} else "right")
     for r in status["runs"]:
         t = r["totals"]
-        dur = f"{r['duration_s']:.0f}s" if r["duration_s"] is not None else "—"
+        took = f"{r['duration_s']:.0f}s" if r["duration_s"] is not None else "—"
         style = _RUN_STYLE.get(r["status"], "")
-        runs.add_row(str(r["id"]), r["kind"], _short(r["started"]), dur,
+        runs.add_row(str(r["id"]), r["kind"], _shorter(r["started"]), took,
                      f"[{style}]{r['status']}[/]" if style else r["status"],
                      str(t["new"]), str(t["fetched"]), str(t["failed"]), str(r["errors"]))
     console.print(runs if status["runs"] else "no runs recorded yet")
 
-    health = Table(title="Outlets", title_justify="left")
-    for col in ("outlet", "state", "last success", "failures in a row", "articles 7d", "last error"):
-        health.add_column(col, justify="right" if col in {"failures in a row", "articles 7d"} else "left")
+    health = Table(title="Outlets (articles: new in the last 7 days)", title_justify="left")
+    for col in ("outlet", "state", "last success", "failures in a row", "articles"):
+        health.add_column(col, no_wrap=True,
+                          justify="right" if col in {"failures in a row", "articles"} else "left")
     for o in status["outlets"]:
         style = _STATE_STYLE.get(o["state"], "")
-        health.add_row(o["name"], f"[{style}]{o['state']}[/]", _short(o["last_success"]),
-                       str(o["consecutive_failures"]), str(o["articles_7d"]),
-                       (o["last_error"] or "")[:60])
+        health.add_row(o["name"], f"[{style}]{o['state']}[/]", _shorter(o["last_success"]),
+                       str(o["consecutive_failures"]), str(o["articles_7d"]))
     console.print(health)
+    for o in status["outlets"]:
+        if o["state"] in {"failing", "blocked"} and o["last_error"]:
+            console.print(f"{o['name']}: {o['last_error']}", markup=False, highlight=False)
