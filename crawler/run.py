@@ -180,7 +180,7 @@ def print_summary(summary: CrawlSummary, console: Console) -> None:
     if summary.message:
         console.print(f"[bold]{summary.status}[/]: {summary.message}")
     for line in problems(summary.outlets):
-        console.print(line, markup=False, highlight=False)
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _keep_scrapy_quiet() -> None:

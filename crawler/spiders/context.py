@@ -59,7 +59,8 @@ class OutletTally:
         self.counts.failed += 1
         if len(self.counts.errors) < MAX_ERRORS_KEPT:
             self.counts.errors.append(f"{url}: {reason}")
-        log.log(level, "%s: %s: %s", self.name, url, reason)
+        log.log(level, "%s: %s: %s", self.name, url, reason,
+                extra={"outlet": self.name, "url": url, "reason": reason})
 
     def record(self, kind: str) -> None:
         """Count a Processor outcome (new | updated | duplicate | unchanged | skipped)."""

@@ -21,6 +21,7 @@ import re
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urljoin
 
 import scrapy
 from scrapy import signals
@@ -173,11 +174,13 @@ class OutletSpider(scrapy.Spider):
 
     def _google_target(self, response: Response) -> Iterator[Request]:
         location = response.headers.get("Location")
-        target = (location.decode("latin-1") if location else
+        target = (urljoin(response.url, location.decode("latin-1")) if location else
                   d.google_news_target(response.body, self.domain))
-        if target:
-            yield from self.article_requests([d.Entry(target)], response.meta["source"],
-                                             check_pattern=True)
+        if not target:
+            self.tally.error(response.url, "no link to the outlet in the Google News item")
+            return
+        yield from self.article_requests([d.Entry(target)], response.meta["source"],
+                                         check_pattern=True)
 
     # articles ----------------------------------------------------------------------------
     def article_requests(self, entries: Iterable[d.Entry], source: str,
