@@ -146,6 +146,7 @@ def run_crawl(cfg: Config, outlets: Sequence[str] | None = None, *, progress: bo
     except Exception as exc:
         log.debug("crawl failed", exc_info=True)
         status, message = "failed", f"{type(exc).__name__}: {exc}"
+        log.error("crawl failed: %s", message)
     finally:
         if context.pages is not None:
             context.pages.close()
