@@ -23,7 +23,13 @@ import yaml
 from sqlalchemy import func, select
 
 from crawler.replay import ReplayServer
-from pipeline.daemon import close_abandoned_runs, process_alive
+from pipeline.daemon import (
+    close_abandoned_runs,
+    make_trigger,
+    needs_catch_up,
+    process_alive,
+    schedule_period,
+)
 from storage import queries as q
 from storage.db import Database
 from storage.lock import LockHeld, crawl_lock
@@ -37,11 +43,21 @@ OUTLET = "bladi"  # the fixture outlet the tests crawl
 # ---------------------------------------------------------------- helpers
 
 
-def make_config(tmp_path: Path, srv: ReplayServer, *, crawl: str = "1h", name: str = "config.yaml",
-                db: str = "veille.db", **crawl_opts: Any) -> tuple[Path, Database]:
+def make_config(tmp_path: Path, srv: ReplayServer, *, crawl: str = "1h", digest: str | None = None,
+                name: str = "config.yaml", db: str = "veille.db",
+                **crawl_opts: Any) -> tuple[Path, Database]:
     data = replay_config(srv, tmp_path / db, **crawl_opts)
-    data["schedule"] = {"timezone": "Africa/Casablanca", "crawl": crawl, "digest": None}
+    data["schedule"] = {"timezone": "Africa/Casablanca", "crawl": crawl, "digest": digest}
+    if digest:  # an SMTP server that refuses connections: every digest fails
+        data["digest"] = {"to": ["analyst@example.org"], "send_empty": True,
+                          "smtp": {"host": "127.0.0.1", "port": closed_port(), "timeout": 2}}
     return write_config(tmp_path / name, data), Database(data["database"]["url"])
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _env() -> dict[str, str]:
@@ -131,12 +147,17 @@ def replay() -> Iterator[ReplayServer]:
 
 
 def test_daemon_crawls_on_schedule_and_stops_on_sigterm(tmp_path: Path, replay: ReplayServer) -> None:
-    config, db = make_config(tmp_path, replay, crawl="2s")
+    config, db = make_config(tmp_path, replay, crawl="2s", digest="3s")
     log = tmp_path / "daemon.log"
     daemon = spawn(config, "run", log=log)
     try:
         wait_for("two finished crawls",
                  lambda: len([r for r in runs(db) if r.status == "ok"]) >= 2, 90, daemon)
+        # a failing digest is recorded and logged; the daemon goes on crawling
+        wait_for("a failed digest", lambda: any(r.status == "failed" for r in runs(db, "digest")),
+                 30, daemon)
+        crawls = len(runs(db))
+        wait_for("one more crawl", lambda: len(runs(db)) > crawls, 30, daemon)
     finally:
         code, seconds = stop(daemon)
     assert code == 0 and seconds < 30, (code, seconds, log.read_text()[-3000:])
@@ -149,6 +170,8 @@ def test_daemon_crawls_on_schedule_and_stops_on_sigterm(tmp_path: Path, replay: 
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     ends = {d["run_id"]: d["status"] for d in lines if d.get("job") == "crawl" and "run_id" in d}
     assert {r.id: r.status for r in done if r.status == "ok"}.items() <= ends.items()
+    failed = [d for d in lines if d.get("job") == "digest" and d.get("status") == "failed"]
+    assert failed and "SMTP" in failed[0]["message"], failed
     assert not lock_held(db)
 
 
@@ -285,3 +308,19 @@ def test_close_abandoned_runs_spares_live_processes(tmp_path: Path) -> None:
         alive.kill()
         alive.wait()
 
+
+
+# ---------------------------------------------------------------- schedules (no processes)
+
+
+def test_schedule_periods_and_catch_up() -> None:
+    tz = "Africa/Casablanca"
+    now = datetime(2025, 4, 14, 10, 0, tzinfo=UTC)
+    assert schedule_period("15m", tz) == timedelta(minutes=15)
+    assert schedule_period("*/30 * * * *", tz, now) == timedelta(minutes=30)
+    assert schedule_period("0 7 * * *", tz, now) == timedelta(days=1)
+    fire = make_trigger("0 7 * * *", tz).get_next_fire_time(None, now)
+    assert fire is not None and fire.isoformat() == "2025-04-15T07:00:00+01:00"
+    assert needs_catch_up(None, timedelta(minutes=30), now)
+    assert needs_catch_up(now - timedelta(minutes=31), timedelta(minutes=30), now)
+    assert not needs_catch_up(now - timedelta(minutes=29), timedelta(minutes=30), now)
