@@ -241,10 +241,11 @@ def _find_run(db: Database, kind: str, child: Child) -> CrawlRun | None:
 class Daemon:
     """The scheduler, its two jobs and the running children."""
 
-    def __init__(self, cfg: Config, config_path: str, db: Database) -> None:
+    def __init__(self, cfg: Config, config_path: str, db: Database,
+                 stopping: threading.Event | None = None) -> None:
         self.cfg, self.config_path, self.db = cfg, config_path, db
         self.tz = ZoneInfo(cfg.schedule.timezone)
-        self.stopping = threading.Event()
+        self.stopping = stopping or threading.Event()
         self._lock = threading.Condition()
         self._children: dict[str, Child] = {}
         self._active = 0
@@ -324,33 +325,36 @@ class Daemon:
 
     # lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
+        """Add the jobs (the crawl at once when no crawl succeeded within one period) and start."""
         sched = self.cfg.schedule
         now = datetime.now(self.tz)
-        period = schedule_period(sched.crawl, sched.timezone, now)
         with self.db.transaction() as s:
             last = q.last_successful_run(s, kind="crawl")
+        period = schedule_period(sched.crawl, sched.timezone, now)
         catch_up = needs_catch_up(last.started_at if last else None, period, now)
-        extra: dict[str, Any] = {"next_run_time": now} if catch_up else {}
-        grace = int(max(1, min(period.total_seconds(), 3600)))
-        self.scheduler.add_job(self.crawl_job, make_trigger(sched.crawl, sched.timezone), id="crawl",
-                               name="crawl", misfire_grace_time=grace, **extra)
+        self._add(self.crawl_job, sched.crawl, now, **({"next_run_time": now} if catch_up else {}))
         if sched.digest:
-            dperiod = schedule_period(sched.digest, sched.timezone, now)
-            self.scheduler.add_job(self.digest_job, make_trigger(sched.digest, sched.timezone),
-                                   id="digest", name="digest",
-                                   misfire_grace_time=int(max(1, min(dperiod.total_seconds(), 3600))))
+            self._add(self.digest_job, sched.digest, now)
         self.scheduler.start()
         nxt = {job.id: job.next_run_time for job in self.scheduler.get_jobs()}
-        digest = f"{sched.digest!r} next at {_fmt(nxt.get('digest'))}" if sched.digest else "off"
+        digest = f"{sched.digest!r} next at {_fmt(nxt.get('digest_job'))}" if sched.digest else "off"
         log.info("daemon started (pid %d) on %s: crawl %r next at %s%s; digest %s",
-                 os.getpid(), describe(self.db.url), sched.crawl, _fmt(nxt.get("crawl")),
+                 os.getpid(), describe(self.db.url), sched.crawl, _fmt(nxt.get("crawl_job")),
                  " (catch-up: no successful crawl within one period)" if catch_up else "", digest)
+
+    def _add(self, job: Any, spec: str, now: datetime, **kwargs: Any) -> None:
+        """A job that runs one at a time; missed runs coalesce, late ones run within a period."""
+        period = schedule_period(spec, self.cfg.schedule.timezone, now)
+        self.scheduler.add_job(job, make_trigger(spec, self.cfg.schedule.timezone), id=job.__name__,
+                               misfire_grace_time=int(max(1, min(period.total_seconds(), 3600))),
+                               **kwargs)
 
     def shutdown(self, budget: float = 28.0) -> None:
         """Stop scheduling, SIGTERM the children, SIGKILL them after the grace period."""
         deadline = time.monotonic() + budget
         self.stopping.set()
-        self.scheduler.shutdown(wait=False)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
         with self._lock:
             children = list(self._children.values())
         for child in children:
@@ -377,17 +381,18 @@ def run_daemon(cfg: Config, *, config_path: str | os.PathLike[str] | None = None
     for noisy in ("apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(
             logging.DEBUG if logging.getLogger().isEnabledFor(logging.DEBUG) else logging.WARNING)
-    db = Database(cfg.database.url)
-    close_abandoned_runs(db)
-    daemon = Daemon(cfg, path, db)
+    stopping = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
-        if not daemon.stopping.is_set():
+        if not stopping.is_set():
             log.info("received %s: stopping", signal.Signals(signum).name)
-        daemon.stopping.set()
+        stopping.set()
 
+    db = Database(cfg.database.url)
+    daemon = Daemon(cfg, path, db, stopping)
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
+        close_abandoned_runs(db)
         daemon.start()
         while not daemon.stopping.wait(1.0):
             pass
