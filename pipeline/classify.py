@@ -150,7 +150,8 @@ def _evaluate(fields: _Fields, topic: TopicConfig) -> Evaluation:
             continue
         found.add(phrase)
         factor = BOOST_FACTOR if phrase in boost else 1.0
-        for field, count, weight in (("title", in_title, topic.title_weight), ("text", in_text, 1.0)):
+        per_field = (("title", in_title, topic.title_weight), ("text", in_text, 1.0))
+        for field, count, weight in per_field:
             if count:
                 hits.append(TermHit(term, _field(field), count))
                 score += min(count, COUNT_CAP) * weight * factor
