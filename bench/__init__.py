@@ -1,0 +1,1 @@
+"""Benchmarks of veille (not tests): `python -m bench`, see bench/README.md."""
