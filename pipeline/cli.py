@@ -170,6 +170,9 @@ def cmd_crawl(args: argparse.Namespace) -> int:
 
     try:
         with crawl_lock(cfg.database.url, wait=args.wait):
+            from pipeline.daemon import close_abandoned_runs
+
+            close_abandoned_runs(_db(cfg), holding_lock=True)
             summary = run_crawl(cfg, names, progress=True)
     except LockHeld as exc:
         raise CliError(str(exc), EXIT_LOCKED) from None
