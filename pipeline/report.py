@@ -11,8 +11,18 @@ from rich.table import Table
 from storage.queries import StoryView
 
 
-def _why(matched: Sequence[dict[str, Any]]) -> str:
-    return ", ".join(f"{m['term']} ({m['field']})" for m in matched[:8])
+def _why(matched: Sequence[dict[str, Any]], most: int = 6) -> str:
+    """Title hits first (they weigh most), each term once: 'title: dgsn · text: dgsi, …'."""
+    parts = []
+    shown: set[str] = set()
+    for field in ("title", "text"):
+        terms = [m["term"] for m in matched if m["field"] == field and m["term"] not in shown]
+        terms = list(dict.fromkeys(terms))[: max(0, most - len(shown))]
+        shown.update(terms)
+        if terms:
+            parts.append(f"{field}: {', '.join(terms)}")
+    rest = len({m["term"] for m in matched} - shown)
+    return " · ".join(parts) + (f" (+{rest} more)" if rest else "")
 
 
 def print_stories(stories: Sequence[StoryView], console: Console | None = None) -> None:
@@ -29,7 +39,7 @@ def print_stories(stories: Sequence[StoryView], console: Console | None = None) 
     for st in stories:
         when = (st.published or st.first_seen).strftime("%Y-%m-%d")
         outlets = ", ".join(dict.fromkeys(a.outlet for a in st.articles))
-        why = "; ".join(f"{t.name} {t.score:g}: {_why(t.matched)}" for t in st.topics) or "-"
+        why = "\n".join(f"[green]{t.name}[/] ({t.score:g})\n{_why(t.matched)}" for t in st.topics) or "-"
         table.add_row(str(st.id), when, st.title, outlets, why)
     console.print(table)
 
