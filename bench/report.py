@@ -1,0 +1,66 @@
+"""The results table (Rich) and bench/results.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.common import Figure
+
+
+def _num(x: float | None) -> str:
+    if x is None:
+        return "—"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    if abs(x) >= 100:
+        return f"{x:.0f}"
+    if abs(x) >= 10:
+        return f"{x:.1f}"
+    return f"{x:.3g}"
+
+
+def table(figures: list[Figure], info: dict[str, Any]) -> Table:
+    t = Table(title=f"veille benchmarks — {info.get('cpus')} CPUs ({info.get('cpu_model')}), "
+                    f"Python {info.get('python')}, {info.get('date')}", show_lines=False)
+    for col, kw in (("bench", {}), ("figure", {}), ("value", {"justify": "right"}),
+                    ("baseline", {"justify": "right"}), ("ratio", {"justify": "right"}),
+                    ("target", {}), ("met?", {"justify": "center"})):
+        t.add_column(col, **kw)
+    for f in figures:
+        met = "—" if f.met is None else "[green]yes[/]" if f.met else "[red]no[/]"
+        base = f"{_num(f.baseline)} {f.baseline_name}".strip() if f.baseline is not None else "—"
+        t.add_row(f.bench, f.name, f"{_num(f.value)} {f.unit}".strip(), base, _num(f.ratio), f.target or "—", met)
+    return t
+
+
+def print_table(figures: list[Figure], info: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console(width=160)
+    console.print(table(figures, info))
+    notes = [f for f in figures if f.note]
+    if notes:
+        console.print("[bold]notes[/]")
+        for f in notes:
+            console.print(f"  {f.bench} · {f.name}: {f.note}", highlight=False, markup=False)
+
+
+def write_json(path: Path, figures: list[Figure], info: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Write results.json: machine, parameters, and every figure (merged with a previous file
+    for benchmarks not run this time, so `--only` updates one part)."""
+    previous: dict[str, Any] = {}
+    if path.exists():
+        try:
+            previous = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            previous = {}
+    ran = {f.bench for f in figures}
+    kept = [f for f in previous.get("figures", []) if f.get("bench") not in ran]
+    data = {"machine": info, **extra, "figures": kept + [f.as_dict() for f in figures]}
+    if kept:
+        data["note"] = ("figures of " + ", ".join(sorted({f['bench'] for f in kept}))
+                        + " are from an earlier run (see their machine in git history)")
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

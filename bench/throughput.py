@@ -1,0 +1,186 @@
+"""Throughput: `veille crawl` end to end against bare trafilatura, on the same HTML bytes.
+
+(A) baseline: `trafilatura.extract(html, url=url)` over every article page of the corpus,
+    one after the other in this process: pages/s.
+(B) `veille crawl` of the corpus served on 127.0.0.1 (child process, fresh SQLite, no
+    download delay, high concurrency): article pages stored / wall time from spawn to
+    exit, pages/s. Target B/A >= 1.0 on 2 cores.
+
+Also measured, to explain B: the CPU the crawl used (cores busy = CPU s / wall s), and
+the cost of each pipeline stage per page in one process (pipeline extract, classify,
+hashes, story features, index look-ups) as a multiple of a bare trafilatura extraction.
+With `profile=True` a second crawl runs under py-spy (or pyinstrument, see bench.profile);
+the top of its profile goes to bench/profile_throughput.txt.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.common import ROOT, Figure, Workspace, crawl, log, machine, ratio
+
+PROFILE_TXT = ROOT / "bench" / "profile_throughput.txt"
+STAGE_SAMPLE = 500
+WARM_UP = 20
+
+
+def load_pages(ws: Workspace) -> list[tuple[str, str, bytes]]:
+    """(outlet, url, body) of every article page, exactly as the server sends them."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    srv = ws.server
+    out = []
+    for outlet, paths in sorted(ws.article_paths().items()):
+        folder = ws.corpus / outlet
+        routes = yaml.load((folder / "routes.yaml").read_text(encoding="utf-8"), Loader=loader)
+        base = srv.base(outlet)
+        for path in sorted(paths):
+            body = (folder / routes[path]["file"]).read_text(encoding="utf-8").replace("{{BASE}}", base)
+            out.append((outlet, base + path, body.encode("utf-8")))
+    return out
+
+
+def bare_extraction(pages: list[tuple[str, str, bytes]]) -> tuple[float, int]:
+    """Seconds for trafilatura.extract over every page (after a short warm-up), and texts got."""
+    import trafilatura
+
+    for _, url, body in pages[:WARM_UP]:
+        trafilatura.extract(body, url=url)
+    ok = 0
+    t0 = time.perf_counter()
+    for _, url, body in pages:
+        ok += bool(trafilatura.extract(body, url=url))
+    return time.perf_counter() - t0, ok
+
+
+def stage_costs(pages: list[tuple[str, str, bytes]], topics: Any) -> dict[str, float]:
+    """Milliseconds per page of each pipeline stage, in this process, on a sample of pages."""
+    from pipeline.classify import classify
+    from pipeline.dedup import DuplicateIndex, content_hash, minhash
+    from pipeline.extract import extract
+    from pipeline.stories import StoryIndex, article_features
+    from pipeline.types import Article, RawPage
+
+    step = max(1, len(pages) // STAGE_SAMPLE)
+    sample = pages[::step][:STAGE_SAMPLE]
+    now = datetime.now(UTC)
+    raw = [RawPage(url, url, outlet, 200, {"content-type": "text/html; charset=utf-8"}, body, now)
+           for outlet, url, body in sample]
+    for page in raw[:WARM_UP]:
+        extract(page)
+    spent = dict.fromkeys(("extract", "classify", "hashes", "features", "indexes"), 0.0)
+    dup, stories = DuplicateIndex(), StoryIndex()
+    for i, page in enumerate(raw):
+        t0 = time.perf_counter()
+        art = extract(page)
+        t1 = time.perf_counter()
+        spent["extract"] += t1 - t0
+        if not isinstance(art, Article):
+            continue
+        classify(art.title, art.text, topics)
+        t2 = time.perf_counter()
+        content_hash(art.text)
+        sig = minhash(art.text)
+        t3 = time.perf_counter()
+        feats = article_features(art.title, art.text, art.language)
+        t4 = time.perf_counter()
+        if dup.find(sig) is None:
+            dup.add(str(i), sig)
+            key = stories.match(feats, art.published) or str(i)
+            stories.add(key, feats, art.published)
+        t5 = time.perf_counter()
+        spent["classify"] += t2 - t1
+        spent["hashes"] += t3 - t2
+        spent["features"] += t4 - t3
+        spent["indexes"] += t5 - t4
+    return {k: 1000 * v / len(raw) for k, v in spent.items()}
+
+
+def run(ws: Workspace, profile: bool = True) -> list[Figure]:
+    from bench.common import repo_topics
+    from pipeline.config import config_from_dict
+
+    figures: list[Figure] = []
+    pages = load_pages(ws)
+    n = len(pages)
+    log(f"throughput: (A) bare trafilatura.extract over {n} pages")
+    a_seconds, a_ok = bare_extraction(pages)
+    a_pps = n / a_seconds
+    figures.append(Figure("throughput", "A: bare trafilatura.extract, 1 process", round(a_pps, 1),
+                          "pages/s", note=f"{n} pages, {1000 * a_seconds / n:.2f} ms/page, {a_ok} with text"))
+
+    log("throughput: (B) veille crawl, end to end")
+    first = crawl(ws, ws.workdir / "throughput.db")
+    ws.first_crawl = first
+    cpu = first.cpu_seconds
+    stored = first.counts.get("pages_article", 0)
+    b_pps = stored / first.seconds
+    ok = first.code == 0 and stored > 0
+    figures.append(Figure(
+        "throughput", "B: veille crawl end to end", round(b_pps, 1), "pages/s", round(a_pps, 1), "A",
+        ratio(b_pps, a_pps), "B/A ≥ 1.0", ok and b_pps >= a_pps,
+        f"{stored} article pages stored of {n} in {first.seconds:.1f}s (exit {first.code}); "
+        f"{first.counts.get('stories', 0)} stories"))
+    figures.append(Figure("throughput", "B: cores busy during the crawl", round(cpu / first.seconds, 2),
+                          "cores", note=f"{cpu:.1f} CPU s (crawl + extraction workers, psutil) / {first.seconds:.1f} wall s; "
+                          f"peak RSS of the process tree {first.peak_rss / 2**20:.0f} MiB"))
+
+    log("throughput: pipeline stages, per page, in one process")
+    topics = config_from_dict({"topics": repo_topics()}).topics
+    stages = stage_costs(pages, topics)
+    a_ms = 1000 * a_seconds / n
+    for stage, ms in stages.items():
+        figures.append(Figure("throughput", f"stage {stage}", round(ms, 2), "ms/page", round(a_ms, 2),
+                              "A ms/page", ratio(ms, a_ms), note="one process, sample of pages"))
+
+    if profile:
+        from bench import profile as prof
+
+        out = ws.workdir / "throughput.profile"
+        prefix, kind = prof.command(out)
+        log(f"throughput: (B) again under {kind}")
+        run = crawl(ws, ws.workdir / "throughput-profile.db", profiler=prefix)
+        if run.code == 0 and out.exists():
+            sec, text = prof.summarize(out, kind, n, run.seconds)
+            PROFILE_TXT.write_text(text, encoding="utf-8")
+            busy = sec.get("crawl process busy") or 1.0
+            top = sorted(((k, v) for k, v in sec.items() if k in prof.STEPS[1:] or k.startswith("sql")),
+                         key=lambda kv: -kv[1])[:5]
+            figures.append(Figure(
+                "throughput", f"profile ({kind}): crawl process busy / wall", round(busy / run.seconds, 2),
+                "share", note=f"Processor.store {sec.get('Processor.store', 0) / busy:.0%} of the crawl process; "
+                + ", ".join(f"{k} {v / busy:.0%}" for k, v in top)
+                + f"; workers busy {sec.get('extraction workers busy', 0):.0f} s of {run.seconds:.0f} s wall; "
+                f"see {PROFILE_TXT.relative_to(ROOT)}"))
+        else:
+            figures.append(Figure("throughput", f"profile ({kind})", None,
+                                  note=f"profiled crawl failed (exit {run.code}): {run.stderr_tail[-300:]}"))
+    return figures
+
+
+def main() -> int:
+    import argparse
+    import tempfile
+
+    from bench.report import print_table
+
+    ap = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__.split("\n\n")[0])
+    ap.add_argument("-n", type=int, default=2000, help="corpus pages")
+    ap.add_argument("--no-profile", action="store_true")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="veille-bench-") as tmp:
+        ws = Workspace(Path(tmp), args.n)
+        try:
+            figures = run(ws, profile=not args.no_profile)
+        finally:
+            ws.close()
+    print_table(figures, machine())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
