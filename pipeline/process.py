@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -44,6 +44,14 @@ class Outcome:
     story_id: int | None = None
     reason: str | None = None
     topics: tuple[str, ...] = ()
+
+
+@dataclass
+class _IndexUpdates:
+    """What to add to the in-memory indexes once the transaction has committed."""
+
+    signatures: list[tuple[str, Signature]] = field(default_factory=list)
+    stories: list[tuple[str, list[str], datetime | None]] = field(default_factory=list)
 
 
 def _matches_json(matches: Sequence[TopicMatch]) -> list[tuple[str, float, list[dict[str, object]]]]:
@@ -112,7 +120,7 @@ class Processor:
         raise AssertionError("unreachable")
 
     def _store_once(self, page: RawPage, extracted: Article | Skipped) -> Outcome:
-        after: list[tuple[str, object]] = []
+        after = _IndexUpdates()
         with self.db.transaction() as s:
             outlet_id = self._outlet_id(s, page.outlet)
             if not isinstance(extracted, Skipped):
@@ -123,13 +131,10 @@ class Processor:
                 outcome = Outcome("skipped", page.url, reason=extracted.reason)
             else:
                 outcome = self._store_article(s, page, extracted, outlet_id, after)
-        for kind, payload in after:  # only once committed
-            if kind == "dup":
-                key, sig = payload  # type: ignore[misc]
-                self.duplicates.add(key, sig)
-            else:
-                key, feats, published = payload  # type: ignore[misc]
-                self.stories.add(key, feats, published)
+        for key, sig in after.signatures:  # only once committed
+            self.duplicates.add(key, sig)
+        for key, feats, published in after.stories:
+            self.stories.add(key, feats, published)
         return outcome
 
     # ------------------------------------------------------------ the steps
@@ -147,7 +152,7 @@ class Processor:
         page: RawPage,
         art: Article,
         outlet_id: int,
-        after: list[tuple[str, object]],
+        after: _IndexUpdates,
     ) -> Outcome:
         digest = content_hash(art.text)
         sig = minhash(art.text)
@@ -188,7 +193,7 @@ class Processor:
         story_id = self._story_for(s, art, after)
         row = self._insert(s, page, art, outlet_id, digest, sig, matches, story_id, None)
         q.record_page(s, page.url, outlet_id, "article", row.id, content_hash=digest)
-        after.append(("dup", (str(row.id), sig)))
+        after.signatures.append((str(row.id), sig))
         return Outcome("new", page.url, row.id, story_id, topics=topics)
 
     def _fold_update(
@@ -201,7 +206,7 @@ class Processor:
         digest: str,
         sig: Signature,
         matches: Sequence[TopicMatch],
-        after: list[tuple[str, object]],
+        after: _IndexUpdates,
     ) -> Outcome:
         """Two versions of one outlet's article under two URLs, met in either order.
 
@@ -264,7 +269,7 @@ class Processor:
         digest: str,
         sig: Signature,
         matches: Sequence[TopicMatch],
-        after: list[tuple[str, object]],
+        after: _IndexUpdates,
     ) -> None:
         """The newest copy wins: text, title and date follow the latest version."""
         row.title, row.text, row.content_hash = art.title, art.text, digest
@@ -275,11 +280,11 @@ class Processor:
         row.updated_at = utcnow()
         row.versions += 1
         q.replace_topic_matches(s, row, _matches_json(matches))
-        after.append(("dup", (str(row.id), sig)))
+        after.signatures.append((str(row.id), sig))
         if row.story_id is not None:
             self._touch_story(s, row.story_id, art)
 
-    def _story_for(self, s: Session, art: Article, after: list[tuple[str, object]]) -> int:
+    def _story_for(self, s: Session, art: Article, after: _IndexUpdates) -> int:
         feats = article_features(art.title, art.text, art.language)
         published = _aware(art.published)
         key = self.stories.match(feats, published)
@@ -292,7 +297,7 @@ class Processor:
             merged = list(dict.fromkeys(list(story.features) + feats))[:MAX_STORY_FEATURES]
             story.features = merged
             self._touch_story(s, story.id, art)
-        after.append(("story", (str(story.id), list(story.features), _aware(story.published))))
+        after.stories.append((str(story.id), list(story.features), _aware(story.published)))
         return story.id
 
     @staticmethod

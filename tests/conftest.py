@@ -20,6 +20,7 @@ import yaml
 
 from crawler.replay import ReplayServer
 from pipeline.config import Config, config_from_dict
+from tests.pg import db_url, pg_cluster  # noqa: F401 - shared fixtures (SQLite + PostgreSQL)
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE_OUTLETS = ROOT / "tests" / "fixtures" / "outlets"

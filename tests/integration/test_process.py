@@ -24,7 +24,6 @@ from pipeline.types import RawPage
 from storage.db import Database
 from storage.models import Article, Page, Story, TopicMatchRow
 from tests.conftest import FIXTURE_OUTLETS, TEST_CRAWL, repo_topics
-from tests.pg import db_url, pg_cluster  # noqa: F401 - fixtures
 
 TOPIC = "maroc-france-securite"
 

@@ -11,7 +11,6 @@ from sqlalchemy.exc import IntegrityError
 from storage import queries as q
 from storage.db import Database, current_revision, table_names
 from storage.models import Article, CrawlRun, Page, Story, TopicMatchRow
-from tests.pg import db_url, pg_cluster  # noqa: F401 - fixtures
 
 
 @pytest.fixture()
