@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 EXCERPT_CHARS = 220  # about two lines of the HTML part
+REASON_TERMS = 8  # matched terms shown per topic; the rest are counted
 FIRST_DIGEST_LOOKBACK = timedelta(days=2)
 _ARABIC = re.compile(r"[\u0600-\u06FF\u0750-\u077F\u08A0-\u08FF\uFB50-\uFDFF\uFE70-\uFEFF]")
 _LATIN = re.compile(r"[A-Za-z\u00C0-\u024F]")
@@ -81,11 +82,13 @@ class Reason:
     label: str
     score: float
     terms: tuple[Term, ...]
+    more: int = 0  # matched terms not shown
 
     @property
     def line(self) -> str:
         terms = "; ".join(f"{t.term} ({t.where})" for t in self.terms)
-        return f"{self.label}, score {self.score:g} — {terms}"
+        more = f"; +{self.more} more" if self.more else ""
+        return f"{self.label}, score {self.score:g} — {terms}{more}"
 
 
 @dataclass(frozen=True)
@@ -174,8 +177,13 @@ def excerpt(text: str, title: str = "", limit: int = EXCERPT_CHARS) -> str:
     return cut.rstrip(" ,;:.-–—،؛") + "…"
 
 
-def _terms(matched: Sequence[dict[str, Any]]) -> tuple[Term, ...]:
+def _terms(matched: Sequence[dict[str, Any]]) -> tuple[tuple[Term, ...], int]:
+    """The strongest evidence first (title hits, then most frequent), and how many more.
+
+    A reader scans the reason in a second: a long list of every inflection hides it.
+    """
     by_term: dict[str, list[str]] = {}
+    weight: dict[str, tuple[int, int]] = {}
     for m in matched:
         term = str(m.get("term", "")).strip()
         if not term:
@@ -183,7 +191,11 @@ def _terms(matched: Sequence[dict[str, Any]]) -> tuple[Term, ...]:
         count = int(m.get("count") or 1)
         fld = str(m.get("field") or "text")
         by_term.setdefault(term, []).append(fld if count == 1 else f"{fld} ×{count}")
-    return tuple(Term(t, ", ".join(w)) for t, w in by_term.items())
+        in_title, total = weight.get(term, (0, 0))
+        weight[term] = (max(in_title, int(fld == "title")), total + count)
+    ranked = sorted(by_term, key=lambda t: (-weight[t][0], -weight[t][1]))
+    shown = ranked[:REASON_TERMS]
+    return tuple(Term(t, ", ".join(by_term[t])) for t in shown), len(ranked) - len(shown)
 
 
 def _story(view: StoryView, labels: dict[str, str], draft_tz: ZoneInfo) -> DigestStory:
@@ -198,7 +210,7 @@ def _story(view: StoryView, labels: dict[str, str], draft_tz: ZoneInfo) -> Diges
     text = excerpt(source.text, source.title) if source else ""
     by_name = {t.name: t for t in view.topics}
     reasons = tuple(
-        Reason(name, label, by_name[name].score, _terms(by_name[name].matched))
+        Reason(name, label, by_name[name].score, *_terms(by_name[name].matched))
         for name, label in labels.items()
         if name in by_name
     )

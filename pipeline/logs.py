@@ -64,5 +64,5 @@ def setup_logging(
         fh.setFormatter(JsonFormatter() if fmt != "text" else formatter)
         root.addHandler(fh)
     root.setLevel(level.upper())
-    for noisy in ("scrapy", "twisted", "trafilatura", "htmldate", "filelock", "charset_normalizer"):
+    for noisy in ("scrapy", "twisted", "trafilatura", "htmldate", "filelock", "charset_normalizer", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -194,3 +194,14 @@ def test_bad_subject_template_is_a_one_line_error(subject: str) -> None:
     draft = draft_from_stories(stories(), config(), now=NOW)
     with pytest.raises(DigestError, match=r"^digest\.subject: .*use only \{date\} and \{count\}$"):
         build_message(draft, config(subject=subject))
+
+
+def test_reasons_show_the_strongest_terms_and_count_the_rest() -> None:
+    from pipeline.digest import REASON_TERMS, _terms
+
+    matched = [{"term": f"t{i}", "field": "text", "count": i} for i in range(1, 13)]
+    matched.append({"term": "t1", "field": "title", "count": 1})
+    terms, more = _terms(matched)
+    assert [t.term for t in terms][:3] == ["t1", "t12", "t11"]  # title hit first, then frequency
+    assert len(terms) == REASON_TERMS and more == 12 - REASON_TERMS
+    assert terms[0].where == "text, title"
