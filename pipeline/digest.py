@@ -2,7 +2,7 @@
 
 Three layers, each usable alone:
 
-- `draft_from_stories` turns `StoryView`s into a `DigestDraft` (pure: grouping by topic,
+- `draft_from_stories` (pipeline.digest_draft) turns `StoryView`s into a `DigestDraft` (pure: grouping by topic,
   excerpts, reasons, local times); `build_digest` queries the stories first.
 - `render_text` / `render_html` / `build_message` turn a draft into an email (pure).
 - `send_digest` delivers it and records it: a story is in exactly one successfully sent
@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -39,231 +37,31 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from pipeline.config import Config
+from pipeline.digest_draft import (  # noqa: F401 - re-exported: the digest's public API
+    EXCERPT_CHARS,
+    REASON_TERMS,
+    DigestDraft,
+    DigestSection,
+    DigestStory,
+    Link,
+    Reason,
+    Term,
+    draft_from_stories,
+    excerpt,
+    is_rtl,
+)
 from pipeline.mailer import MailerError, send_message
 from storage import queries as q
 from storage.db import Database, describe
-from storage.queries import StoryView
 
 log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-EXCERPT_CHARS = 220  # about two lines of the HTML part
-REASON_TERMS = 8  # matched terms shown per topic; the rest are counted
 FIRST_DIGEST_LOOKBACK = timedelta(days=2)
-_ARABIC = re.compile(r"[\u0600-\u06FF\u0750-\u077F\u08A0-\u08FF\uFB50-\uFDFF\uFE70-\uFEFF]")
-_LATIN = re.compile(r"[A-Za-z\u00C0-\u024F]")
 
 
 class DigestError(Exception):
     """The digest could not be built, written or sent; one line, worded for the user."""
-
-
-# ---------------------------------------------------------------- the draft (pure data)
-
-
-@dataclass(frozen=True)
-class Link:
-    outlet: str
-    label: str  # the outlet, numbered when it has several articles in the story
-    url: str
-    title: str
-    safe: bool  # http(s) URL: rendered as a link
-
-
-@dataclass(frozen=True)
-class Term:
-    term: str
-    where: str  # "title, text ×3"
-
-
-@dataclass(frozen=True)
-class Reason:
-    topic: str
-    label: str
-    score: float
-    terms: tuple[Term, ...]
-    more: int = 0  # matched terms not shown
-
-    @property
-    def line(self) -> str:
-        terms = "; ".join(f"{t.term} ({t.where})" for t in self.terms)
-        more = f"; +{self.more} more" if self.more else ""
-        return f"{self.label}, score {self.score:g} — {terms}{more}"
-
-
-@dataclass(frozen=True)
-class DigestStory:
-    id: int
-    title: str
-    title_rtl: bool
-    first_seen: datetime
-    first_seen_local: str
-    excerpt: str
-    excerpt_rtl: bool
-    links: tuple[Link, ...]
-    reasons: tuple[Reason, ...]
-
-    @property
-    def outlets(self) -> list[str]:
-        return list(dict.fromkeys(link.outlet for link in self.links))
-
-    @property
-    def href(self) -> str | None:
-        """The earliest article's URL, for the title link."""
-        return next((link.url for link in self.links if link.safe), None)
-
-
-@dataclass(frozen=True)
-class DigestSection:
-    topic: str
-    label: str
-    stories: tuple[DigestStory, ...]
-
-
-@dataclass(frozen=True)
-class DigestDraft:
-    generated_at: datetime
-    timezone: str
-    sections: tuple[DigestSection, ...]
-    since: datetime | None = None  # explicit lower bound (--since)
-    last_sent: datetime | None = None  # the previous sent digest for this list
-
-    @property
-    def stories(self) -> list[DigestStory]:
-        return [s for sec in self.sections for s in sec.stories]
-
-    @property
-    def story_ids(self) -> list[int]:
-        return [s.id for s in self.stories]
-
-    @property
-    def count(self) -> int:
-        return len(self.stories)
-
-    def local(self, value: datetime) -> str:
-        return f"{value.astimezone(ZoneInfo(self.timezone)):%Y-%m-%d %H:%M}"
-
-    @property
-    def date(self) -> str:
-        return f"{self.generated_at.astimezone(ZoneInfo(self.timezone)):%Y-%m-%d}"
-
-    @property
-    def window(self) -> str:
-        """What the digest covers, in words, for its header."""
-        if self.since is not None:
-            return f"first seen since {self.local(self.since)}"
-        if self.last_sent is not None:
-            return f"new since the last digest ({self.local(self.last_sent)})"
-        return "first digest for these recipients"
-
-
-def is_rtl(text: str) -> bool:
-    """True when Arabic script dominates the letters of `text`."""
-    return len(_ARABIC.findall(text)) > len(_LATIN.findall(text))
-
-
-def excerpt(text: str, title: str = "", limit: int = EXCERPT_CHARS) -> str:
-    """About two lines of `text`: whitespace folded, a leading title dropped, cut at a word."""
-    flat = " ".join(text.split())
-    head = " ".join(title.split())
-    if head and flat.startswith(head):
-        flat = flat[len(head) :].lstrip(" .:-–—")
-    if len(flat) <= limit:
-        return flat
-    cut = flat[:limit]
-    space = cut.rfind(" ")
-    if space > limit * 0.6:
-        cut = cut[:space]
-    return cut.rstrip(" ,;:.-–—،؛") + "…"
-
-
-def _terms(matched: Sequence[dict[str, Any]]) -> tuple[tuple[Term, ...], int]:
-    """The strongest evidence first (title hits, then most frequent), and how many more.
-
-    A reader scans the reason in a second: a long list of every inflection hides it.
-    """
-    by_term: dict[str, list[str]] = {}
-    weight: dict[str, tuple[int, int]] = {}
-    for m in matched:
-        term = str(m.get("term", "")).strip()
-        if not term:
-            continue
-        count = int(m.get("count") or 1)
-        fld = str(m.get("field") or "text")
-        by_term.setdefault(term, []).append(fld if count == 1 else f"{fld} ×{count}")
-        in_title, total = weight.get(term, (0, 0))
-        weight[term] = (max(in_title, int(fld == "title")), total + count)
-    ranked = sorted(by_term, key=lambda t: (-weight[t][0], -weight[t][1]))
-    shown = ranked[:REASON_TERMS]
-    return tuple(Term(t, ", ".join(by_term[t])) for t in shown), len(ranked) - len(shown)
-
-
-def _story(view: StoryView, labels: dict[str, str], draft_tz: ZoneInfo) -> DigestStory:
-    seen: dict[str, int] = {}
-    links = []
-    for a in view.articles:
-        seen[a.outlet] = seen.get(a.outlet, 0) + 1
-        label = a.outlet if seen[a.outlet] == 1 else f"{a.outlet} ({seen[a.outlet]})"
-        safe = a.url.lower().startswith(("https://", "http://"))
-        links.append(Link(a.outlet, label, a.url, a.title, safe))
-    source = next((a for a in view.articles if a.text.strip()), None)
-    text = excerpt(source.text, source.title) if source else ""
-    by_name = {t.name: t for t in view.topics}
-    reasons = tuple(
-        Reason(name, label, by_name[name].score, *_terms(by_name[name].matched))
-        for name, label in labels.items()
-        if name in by_name
-    )
-    return DigestStory(
-        id=view.id,
-        title=view.title,
-        title_rtl=is_rtl(view.title),
-        first_seen=view.first_seen,
-        first_seen_local=f"{view.first_seen.astimezone(draft_tz):%Y-%m-%d %H:%M}",
-        excerpt=text,
-        excerpt_rtl=is_rtl(text),
-        links=tuple(links),
-        reasons=reasons,
-    )
-
-
-def draft_from_stories(
-    stories: Sequence[StoryView],
-    cfg: Config,
-    *,
-    now: datetime | None = None,
-    since: datetime | None = None,
-    last_sent: datetime | None = None,
-) -> DigestDraft:
-    """Group `stories` by the first of `digest.topics` they match, keeping their order.
-
-    A story flagged for several digest topics appears once, under the first; its reasons
-    list every digest topic it matched.
-    """
-    labels = {name: name for name in cfg.digest.topics}
-    for t in cfg.topics:
-        if t.name in labels and t.label:
-            labels[t.name] = t.label
-    tz = ZoneInfo(cfg.schedule.timezone)
-    placed: dict[str, list[DigestStory]] = {name: [] for name in labels}
-    done: set[int] = set()
-    for view in stories:
-        names = {t.name for t in view.topics}
-        home = next((n for n in labels if n in names), None)
-        if home is None or view.id in done:
-            continue
-        done.add(view.id)
-        placed[home].append(_story(view, labels, tz))
-    sections = tuple(
-        DigestSection(name, labels[name], tuple(items)) for name, items in placed.items() if items
-    )
-    return DigestDraft(
-        generated_at=now or datetime.now(UTC),
-        timezone=cfg.schedule.timezone,
-        sections=sections,
-        since=since,
-        last_sent=last_sent,
-    )
 
 
 def build_digest(

@@ -197,7 +197,7 @@ def test_bad_subject_template_is_a_one_line_error(subject: str) -> None:
 
 
 def test_reasons_show_the_strongest_terms_and_count_the_rest() -> None:
-    from pipeline.digest import REASON_TERMS, _terms
+    from pipeline.digest_draft import REASON_TERMS, _terms
 
     matched = [{"term": f"t{i}", "field": "text", "count": i} for i in range(1, 13)]
     matched.append({"term": "t1", "field": "title", "count": 1})
