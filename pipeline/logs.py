@@ -12,7 +12,7 @@ import logging.handlers
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 LogFormat = Literal["auto", "text", "json"]
 
@@ -35,6 +35,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, ensure_ascii=False)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at emit time, not at set-up time.
+
+    A thread that logs after stderr was swapped (pytest's capture, a daemon's redirect)
+    must not hit a closed stream.
+    """
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def setup_logging(
     fmt: LogFormat = "auto",
     level: str = "INFO",
@@ -53,7 +69,9 @@ def setup_logging(
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
-    handler: logging.Handler = logging.StreamHandler(out)  # type: ignore[arg-type]
+    handler: logging.Handler = (
+        _StderrHandler() if stream is None else logging.StreamHandler(out)  # type: ignore[arg-type]
+    )
     handler.setFormatter(formatter)
     root.addHandler(handler)
     if log_file:
