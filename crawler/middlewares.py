@@ -8,7 +8,17 @@
 - `RedirectGuardMiddleware`: the spider sends its requests with `dont_filter` (it
   de-duplicates URLs itself, and Scrapy's dupefilter would silently drop a redirect to a
   page already requested), which also exempts them from OffsiteMiddleware; this guard
-  gives redirects their off-site check back and names redirect loops.
+  gives redirects their off-site check back and names redirect loops. With a shared
+  queue it also refuses a redirect to an article URL another worker claimed
+  (`RedirectClaimed`; the spider folds the redirecting URL into it instead).
+- `RobotsTxtMiddleware`: Scrapy's, except that every request waiting for a site's
+  robots.txt gets its rules. Scrapy >= 2.13 awaits the shared Deferred from each
+  waiting request (`maybe_deferred_to_future`, scrapy/scrapy#6802); under the asyncio
+  reactor the first waiter consumes the result and the others get None, i.e. "no
+  robots.txt, allow everything". Without a queue the first requests of a site are its
+  few sources, so this went unnoticed; a worker of a shared queue takes article
+  requests for a site whose robots.txt it is still fetching, and fetched disallowed
+  pages.
 - `describe_failure`: a Twisted failure (timeout, DNS, HttpError, robots, offsite,
   truncated body, size limit...) as a one-line reason for the crawl-run record.
 """
@@ -19,13 +29,18 @@ import re
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from scrapy import Request
+from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware as _ScrapyRobotsTxt
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.httpobj import urlparse_cached
+from twisted.internet.defer import Deferred
+
+from crawler.canonical import canonical_url
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
+    from scrapy.robotstxt import RobotParser
     from twisted.python.failure import Failure
 
 CHALLENGE_STATUSES = frozenset({403, 429, 503})
@@ -100,6 +115,14 @@ class ChallengeMiddleware:
         return response
 
 
+class RedirectClaimed(IgnoreRequest):
+    """A redirect towards an article URL that another request (or worker) fetches."""
+
+    def __init__(self, alias: str, target: str) -> None:
+        super().__init__(f"redirects to {target}, fetched by another request")
+        self.alias, self.target = alias, target
+
+
 class RedirectGuardMiddleware:
     """Refuse a redirect that leaves the outlet's site, or comes back to a URL already visited."""
 
@@ -121,6 +144,19 @@ class RedirectGuardMiddleware:
         if domains and not request.meta.get("allow_offsite") and not any(
                 host == d or host.endswith("." + d) for d in domains):
             raise IgnoreRequest(f"off-site redirect to {host}")
+        claim = getattr(self.crawler.spider, "claim_redirect", None)
+        if claim is not None and not claim(request):
+            raise RedirectClaimed(previous[0], canonical_url(request.url) or request.url)
+
+
+class RobotsTxtMiddleware(_ScrapyRobotsTxt):
+    """Scrapy's robots.txt middleware; every waiting request gets the parsed rules."""
+
+    async def robot_parser(self, request: Request) -> RobotParser | None:
+        parser = await super().robot_parser(request)
+        # once robots.txt is settled, the cache holds its rules (None if it failed: allow)
+        settled = self._parsers.get(urlparse_cached(request).netloc, parser)
+        return parser if isinstance(settled, Deferred) else settled
 
 
 class FailureInfo(NamedTuple):

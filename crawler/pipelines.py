@@ -46,6 +46,17 @@ class Redirected:
     alias: str
 
 
+@dataclass(frozen=True)
+class ClaimedAlias:
+    """Shared queue: `alias` redirects to `target`, which another request fetches.
+
+    Folded into what `target` became when the run ends (by then it is stored)."""
+
+    outlet: str
+    alias: str
+    target: str
+
+
 def non_html_reason(page: RawPage) -> str | None:
     """Why a fetched page cannot be an article because of its type, or None."""
     ctype = page.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -93,6 +104,7 @@ class PageProcessor:
         self.pages = 0
         self.pool: Executor | None = None
         self._warming: list[Future[bool]] = []
+        self.aliases: list[ClaimedAlias] = []
 
     def _start_pool(self) -> None:
         ctx = multiprocessing.get_context("forkserver")
@@ -142,7 +154,27 @@ class PageProcessor:
             else:
                 q.record_page(s, alias, outlet_id, "skipped", reason=f"redirects to {page.url}"[:200])
 
+    def settle_aliases(self) -> None:
+        """Fold each ClaimedAlias into the article its target became (skipped if none)."""
+        from storage import queries as q
+
+        aliases, self.aliases = self.aliases, []
+        for a in aliases:
+            reason = f"redirects to {a.target}"[:200]
+            try:
+                with self.processor.db.transaction() as s:
+                    outlet_id = q.ensure_outlet(s, a.outlet)
+                    _, article_id = q.page_content_hash(s, a.target)
+                    if article_id is not None:
+                        q.record_page(s, a.alias, outlet_id, "duplicate", article_id, reason)
+                    else:
+                        q.record_page(s, a.alias, outlet_id, "skipped", reason=reason)
+            except Exception as exc:  # unsettled: fetched again by a later run
+                log.warning("%s: could not fold %s into %s: %s", a.outlet, a.alias, a.target, exc,
+                            extra={"outlet": a.outlet, "url": a.alias})
+
     def close(self) -> None:
+        self.settle_aliases()
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
@@ -159,10 +191,14 @@ class ProcessorPipeline:
         return cls(crawler)
 
     async def process_item(self, item: Any, spider: Any = None) -> Any:
+        context = self.crawler.spider.context  # type: ignore[union-attr]
+        if isinstance(item, ClaimedAlias):
+            if context.pages is not None:
+                context.pages.aliases.append(item)
+            return item
         page, alias = (item.page, item.alias) if isinstance(item, Redirected) else (item, None)
         if not isinstance(page, RawPage):
             return item
-        context = self.crawler.spider.context  # type: ignore[union-attr]
         if context.pages is not None:
             await context.pages.handle(page, context.tally(page.outlet), alias)
         return item

@@ -14,8 +14,12 @@ in-flight pages finish and commit, queued ones are dropped, the run ends
 "interrupted"; a second signal forces the stop. Rows are never half-written: each
 article is one transaction (pipeline.process).
 
+With `crawl.queue` set the crawl is one worker of a shared frontier in Redis
+(crawler.frontier): any number of them, on any machines, crawl into one database, each
+article fetched by one of them; each worker records its own run.
+
 Run status: ok; interrupted (signal or wall-clock limit); failed (the crawl could not
-run, or not one outlet could be crawled). Exit codes of `python -m crawler.run`:
+run, or not one outlet could be crawled, or the shared queue is unreachable). Exit codes of `python -m crawler.run`:
 0 ok or interrupted, 1 failed, 2 bad usage or config.
 """
 
@@ -31,12 +35,14 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from crawler.frontier import Frontier, QueueError
 from crawler.progress import live_progress, problems, summary_table
 from crawler.spiders.context import CrawlContext
 from pipeline.config import Config, ConfigError, OutletConfig, load_config
@@ -115,15 +121,20 @@ def run_crawl(cfg: Config, outlets: Sequence[str] | None = None, *, progress: bo
     from storage.db import Database
 
     console = console or Console()
-    db = Database(cfg.database.url)
+    frontier = (Frontier.from_config(cfg.crawl.queue, cfg.crawl.wall_clock_limit)
+                if cfg.crawl.queue else None)
+    with frontier.schema_lock() if frontier else nullcontext():  # workers starting together
+        db = Database(cfg.database.url)
     with db.transaction() as s:
         run_id = q.start_run(s)
     started = time.monotonic()
-    context = CrawlContext(cfg, db)
+    context = CrawlContext(cfg, db, frontier=frontier)
     for o in selected:
         context.tally(o.name)
     status, message = "failed", None
     try:
+        if frontier is not None:
+            frontier.check()
         context.pages = PageProcessor(db, cfg, workers)
         _quiet_robots_tracebacks()
         settings = build_settings(cfg.crawl)
@@ -143,6 +154,9 @@ def run_crawl(cfg: Config, outlets: Sequence[str] | None = None, *, progress: bo
         status, message = run_status(context)
     except KeyboardInterrupt:
         status, message = "interrupted", "interrupted before the crawl started"
+    except QueueError as exc:
+        status, message = "failed", str(exc)
+        log.error("crawl failed: %s", message)
     except Exception as exc:
         log.debug("crawl failed", exc_info=True)
         status, message = "failed", f"{type(exc).__name__}: {exc}"
@@ -150,6 +164,8 @@ def run_crawl(cfg: Config, outlets: Sequence[str] | None = None, *, progress: bo
     finally:
         if context.pages is not None:
             context.pages.close()
+        if frontier is not None:
+            frontier.close()
         counts = {name: t.final_counts() for name, t in context.tallies.items()}
         with db.transaction() as s:
             for name, c in counts.items():

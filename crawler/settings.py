@@ -3,13 +3,15 @@
 Everything politeness and robustness needs is Scrapy's own machinery, switched on and
 sized here: RobotsTxtMiddleware (ROBOTSTXT_OBEY), AutoThrottle, per-domain concurrency
 and delay, RetryMiddleware, DOWNLOAD_TIMEOUT / DOWNLOAD_MAXSIZE, OffsiteMiddleware (the
-spider's `allowed_domains`), and CLOSESPIDER_TIMEOUT for the run's wall-clock limit.
+spider's `allowed_domains`), and CLOSESPIDER_TIMEOUT for the run's wall-clock limit. With `crawl.queue`, scrapy-redis's
+scheduler keeps the article requests in Redis (crawler.frontier.queue_settings).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from crawler.frontier import queue_settings
 from pipeline.config import CrawlConfig
 
 ASYNCIO_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
@@ -31,7 +33,8 @@ def build_settings(crawl: CrawlConfig, *, log_level: str = "INFO") -> dict[str, 
     """
     delay = float(crawl.download_delay)
     per_domain = int(crawl.concurrency_per_domain)
-    return {
+    shared = queue_settings(crawl.queue) if crawl.queue else {}
+    return shared | {
         "BOT_NAME": "veille",
         "TWISTED_REACTOR": ASYNCIO_REACTOR,
         "USER_AGENT": crawl.user_agent,
@@ -67,6 +70,9 @@ def build_settings(crawl: CrawlConfig, *, log_level: str = "INFO") -> dict[str, 
         # components
         "ITEM_PIPELINES": {"crawler.pipelines.ProcessorPipeline": 300},
         "DOWNLOADER_MIDDLEWARES": {
+            # Scrapy's, with every waiting request getting the rules (see the module)
+            "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+            "crawler.middlewares.RobotsTxtMiddleware": 100,
             "crawler.middlewares.RedirectGuardMiddleware": 60,  # after OffsiteMiddleware (50)
             "crawler.middlewares.ChallengeMiddleware": 560,  # answers seen before RetryMiddleware
         },

@@ -168,6 +168,19 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     from crawler.run import run_crawl
     from storage.lock import LockHeld, crawl_lock
 
+    if args.worker:
+        # One of many workers of the shared frontier (crawler.frontier): no exclusive crawl
+        # lock (workers run side by side; Redis claims keep each article to one of them,
+        # database constraints and the Processor's lock keep stories whole), and no
+        # closing of other runs (they are other workers' live runs).
+        from sqlalchemy.engine import make_url
+
+        if make_url(cfg.database.url).get_backend_name() != "postgresql":
+            raise CliError(f"{cfg.source}: database.url: --worker needs a PostgreSQL database "
+                           "that every worker shares (SQLite is one machine's file)", EXIT_USAGE)
+        summary = run_crawl(cfg, names, progress=True)
+        return EXIT_OK if summary.status in {"ok", "interrupted"} else EXIT_FAILED
+
     try:
         with crawl_lock(cfg.database.url, wait=args.wait):
             from pipeline.daemon import close_abandoned_runs

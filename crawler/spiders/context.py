@@ -9,6 +9,9 @@ An `OutletTally` becomes the `OutletCounts` saved in the crawl-run record. Statu
 did and none came through; *failing* when every discovery source failed (none answered
 200 or 304), or when article downloads failed for server or network reasons and none
 succeeded (a few 404 links do not make an outlet failing); *ok* otherwise.
+
+With a shared queue (`frontier`, see crawler.frontier) URL claims and the sources cut
+short are shared with the other workers; without one, `claim` grants every URL.
 """
 
 from __future__ import annotations
@@ -19,10 +22,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import IntegrityError
+
 from storage import queries as q
 from storage.queries import OutletCounts
 
 if TYPE_CHECKING:
+    from crawler.frontier import Frontier
     from pipeline.config import Config
     from storage.db import Database
 
@@ -46,6 +52,7 @@ class OutletTally:
     articles_blocked: int = 0
     settled: int = 0  # known URLs not downloaded again
     over_budget: int = 0  # left for the next run by max_pages_per_outlet
+    claimed_elsewhere: int = 0  # shared queue: left to the worker that claimed them
     robots_forbidden: int = 0
     duplicates: int = 0
     unchanged: int = 0
@@ -98,10 +105,12 @@ class OutletTally:
 class CrawlContext:
     """What the spiders and the pipeline of one run share."""
 
-    def __init__(self, cfg: Config, db: Database, pages: Any = None) -> None:
+    def __init__(self, cfg: Config, db: Database, pages: Any = None,
+                 frontier: Frontier | None = None) -> None:
         self.cfg = cfg
         self.db = db
         self.pages = pages  # crawler.pipelines.PageProcessor (None: pages are only counted)
+        self.frontier = frontier  # the shared queue's claims (None: this process crawls alone)
         self.tallies: dict[str, OutletTally] = {}
         self.started = datetime.now(UTC)
 
@@ -109,6 +118,20 @@ class CrawlContext:
         if outlet not in self.tallies:
             self.tallies[outlet] = OutletTally(outlet)
         return self.tallies[outlet]
+
+    # the shared frontier ------------------------------------------------------------------
+    def claim(self, urls: Iterable[str]) -> set[str]:
+        """The URLs this process may request: all of them, or those it claimed first."""
+        if self.frontier is None:
+            return set(urls)
+        return self.frontier.claim(urls)
+
+    def release(self, *urls: str | None) -> None:
+        """Give claims back after a failure worth retrying (no-op without a shared queue)."""
+        if self.frontier is not None:
+            for url in urls:
+                if url:
+                    self.frontier.release(url)
 
     # storage look-ups ------------------------------------------------------------------
     def settled(self, urls: Iterable[str]) -> set[str]:
@@ -135,13 +158,29 @@ class CrawlContext:
         """Remember sources' validators; forget them when their entries were not all fetched.
 
         A source cut short (budget, failed article, interrupted run) must answer 200 next
-        time, so its validators are cleared instead of saved.
+        time, so its validators are cleared instead of saved. With a shared queue, an
+        article of a source may fail in another worker than the one that parsed the
+        source: cut-short sources are shared in Redis, and whoever saves last sees them.
+        Two workers saving the same new source race on its row: the loser retries.
         """
-        with self.db.transaction() as s:
-            for url in tally.touched:
-                q.save_feed_validators(s, url, None, None, full_fetch=False)
-            for url, (etag, modified, full) in tally.validators.items():
-                if finished and url not in tally.dirty:
-                    q.save_feed_validators(s, url, etag, modified, full_fetch=full)
-                else:
-                    q.save_feed_validators(s, url, None, None, full_fetch=True)
+        dirty, foreign = set(tally.dirty), set()
+        if self.frontier is not None:
+            self.frontier.mark_dirty(tally.dirty)
+            dirty |= self.frontier.dirty(tally.validators)
+            foreign = tally.dirty - set(tally.validators) - {""}
+        for attempt in (1, 2):
+            try:
+                with self.db.transaction() as s:
+                    for url in tally.touched:
+                        q.save_feed_validators(s, url, None, None, full_fetch=False)
+                    for url, (etag, modified, full) in tally.validators.items():
+                        if finished and url not in dirty:
+                            q.save_feed_validators(s, url, etag, modified, full_fetch=full)
+                        else:
+                            q.save_feed_validators(s, url, None, None, full_fetch=True)
+                    for url in foreign:  # parsed by another worker, cut short here
+                        q.save_feed_validators(s, url, None, None, full_fetch=True)
+                return
+            except IntegrityError:
+                if attempt == 2 or self.frontier is None:
+                    raise

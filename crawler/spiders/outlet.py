@@ -13,11 +13,17 @@ The spider de-duplicates URLs itself (canonical URLs), so its requests carry
 page already requested. `RedirectGuardMiddleware` keeps redirects on the site.
 An article reached through a redirect is stored under its final (canonical) URL, and
 the URL that redirected is folded into it (`Redirected`), so neither is fetched again.
+
+With a shared queue (`crawl.queue`, see crawler.frontier) the same spider is a worker:
+discovery requests stay local (meta LOCAL), each article URL is claimed in Redis before
+it is requested (one worker fetches it, whichever discovered it first), and the spider
+stays open while the shared queue may still receive requests from other workers.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -25,14 +31,16 @@ from urllib.parse import urljoin
 
 import scrapy
 from scrapy import signals
+from scrapy.exceptions import DontCloseSpider
 from scrapy.http import Request, Response
 from scrapy.utils.sitemap import sitemap_urls_from_robots
 from twisted.python.failure import Failure
 
 from crawler import discovery as d
 from crawler.canonical import canonical_url, fetch_url, on_site, site_domain
-from crawler.middlewares import describe_failure, is_challenge, is_robots_refusal
-from crawler.pipelines import Redirected
+from crawler.frontier import LOCAL
+from crawler.middlewares import RedirectClaimed, describe_failure, is_challenge, is_robots_refusal
+from crawler.pipelines import ClaimedAlias, Redirected
 from crawler.spiders.context import CrawlContext, OutletTally
 from pipeline.config import OutletConfig
 from pipeline.types import RawPage
@@ -60,11 +68,15 @@ class OutletSpider(scrapy.Spider):
         self.timeout = crawl.timeout
         self.seen: set[str] = set()  # canonical article URLs requested in this run
         self.sources_seen: set[str] = set()
+        self._idle_since: float | None = None  # shared queue: when this spider fell idle
+        self._idle_mark = -1
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> OutletSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
         crawler.signals.connect(spider._spider_error, signal=signals.spider_error)
+        if spider.context.frontier is not None:
+            crawler.signals.connect(spider._spider_idle, signal=signals.spider_idle)
         return spider  # type: ignore[no-any-return]
 
     # sources ---------------------------------------------------------------------------
@@ -89,7 +101,7 @@ class OutletSpider(scrapy.Spider):
         self.tally.sources += 1
         headers = self.context.conditional_headers(url)
         meta = {"kind": kind, "source": url, "conditional": bool(headers),
-                "handle_httpstatus_list": [304], "allow_offsite": allow_offsite}
+                "handle_httpstatus_list": [304], "allow_offsite": allow_offsite, LOCAL: True}
         yield Request(url, callback=self.parse_source, errback=self.source_failed,
                       headers=headers, meta=meta, priority=SOURCE_PRIORITY, dont_filter=True)
 
@@ -169,7 +181,7 @@ class OutletSpider(scrapy.Spider):
         for rank, entry in enumerate(entries[: self.budget]):
             yield Request(entry.url, callback=self._google_target, errback=self.article_failed,
                           priority=-rank, dont_filter=True, meta={
-                              "source": source, "allow_offsite": True, "dont_redirect": True,
+                              "source": source, "allow_offsite": True, "dont_redirect": True, LOCAL: True,
                               "handle_httpstatus_list": REDIRECTS, "canonical": entry.url})
 
     def _google_target(self, response: Response) -> Iterator[Request]:
@@ -185,7 +197,8 @@ class OutletSpider(scrapy.Spider):
     # articles ----------------------------------------------------------------------------
     def article_requests(self, entries: Iterable[d.Entry], source: str,
                          check_pattern: bool) -> Iterator[Request]:
-        """Requests for the entries not seen in this run and not settled in storage."""
+        """Requests for the entries not seen in this run, not settled in storage and (with a
+        shared queue) not claimed by another worker."""
         fresh: list[tuple[str, str]] = []
         for entry in entries:
             url, canon = fetch_url(entry.url), canonical_url(entry.url)
@@ -200,19 +213,23 @@ class OutletSpider(scrapy.Spider):
         self.tally.counts.discovered += len(fresh)
         settled = self.context.settled(c for _, c in fresh) if fresh else set()
         self.tally.settled += len(settled)
+        pending = [(u, c) for u, c in fresh if c not in settled]
         rank = 0
-        for url, canon in fresh:
-            if canon in settled:
-                continue
-            if self.budget <= 0:
-                self.tally.over_budget += 1
-                self.tally.dirty.add(source)
-                continue
-            self.budget -= 1
-            rank += 1
-            yield Request(url, callback=self.parse_article, errback=self.article_failed,
-                          priority=-rank, dont_filter=True,
-                          meta={"canonical": canon, "source": source})
+        while pending and self.budget > 0:
+            batch, pending = pending[: self.budget], pending[self.budget:]
+            mine = self.context.claim(c for _, c in batch)
+            for url, canon in batch:
+                if canon not in mine:  # another worker has it
+                    self.tally.claimed_elsewhere += 1
+                    continue
+                self.budget -= 1
+                rank += 1
+                yield Request(url, callback=self.parse_article, errback=self.article_failed,
+                              priority=-rank, dont_filter=True,
+                              meta={"canonical": canon, "source": source})
+        if pending:
+            self.tally.over_budget += len(pending)
+            self.tally.dirty.add(source)
 
     def parse_article(self, response: Response) -> Iterator[RawPage | Redirected]:
         self.tally.counts.fetched += 1
@@ -234,25 +251,61 @@ class OutletSpider(scrapy.Spider):
         )
         yield page if final == requested else Redirected(page, requested)
 
-    def article_failed(self, failure: Failure) -> None:
+    def claim_redirect(self, request: Request) -> bool:
+        """With a shared queue: may this redirected article request be fetched here?
+
+        A redirect to the URL requested (a slash, an escape) always; to another article
+        URL only if this worker can claim it, otherwise its holder fetches it and the
+        URL that redirected is folded into it when the run ends.
+        """
+        requested = request.meta.get("canonical")
+        if self.context.frontier is None or requested is None:
+            return True
+        target = canonical_url(request.url)
+        if target is None or target in (requested, request.meta.get("claimed")):
+            return True
+        if target in self.seen or not self.context.claim([target]):
+            return False
+        request.meta["claimed"] = target  # a retry of this request keeps its claim
+        self.seen.add(target)
+        return True
+
+    def article_failed(self, failure: Failure) -> list[ClaimedAlias]:
         request = failure.request  # type: ignore[attr-defined]
         url = request.meta.get("canonical", request.url)
+        if isinstance(failure.value, RedirectClaimed):
+            self.tally.claimed_elsewhere += 1
+            return [ClaimedAlias(self.outlet.name, url, failure.value.target)]
         if is_robots_refusal(failure):
             self.tally.robots_forbidden += 1
             self.crawler.stats.inc_value("veille/robots_forbidden")
-            return
+            return []
         info = describe_failure(failure, self.timeout)
         self.tally.articles_failed += 1
         self.tally.articles_blocked += info.blocked
         if info.transient:  # retried next run: its source must then answer 200, not 304
             self.tally.articles_unreachable += 1
             self.tally.dirty.add(request.meta.get("source", ""))
+            self.context.release(url, request.meta.get("claimed"))
         self.tally.error(url, info.reason)
+        return []
 
     # signals -------------------------------------------------------------------------------
     def _spider_error(self, failure: Failure, response: Response, spider: scrapy.Spider) -> None:
         if spider is self:
             self.tally.error(response.url, f"crawler error: {failure.getErrorMessage()}")
+
+    def _spider_idle(self, spider: scrapy.Spider) -> None:
+        """Shared queue: stay open until it has been empty for `frontier.idle` seconds."""
+        frontier = self.context.frontier
+        if spider is not self or frontier is None:
+            return
+        now = time.monotonic()
+        taken = self.crawler.stats.get_value("scheduler/dequeued/redis", 0)
+        if taken != self._idle_mark or self._idle_since is None:  # work came since
+            self._idle_mark, self._idle_since = taken, now
+        if now - self._idle_since < frontier.idle:
+            raise DontCloseSpider
 
     def closed(self, reason: str) -> None:
         self.tally.close_reason = reason

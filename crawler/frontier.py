@@ -1,0 +1,186 @@
+"""The shared frontier of distributed workers (`crawl.queue: redis://host:port/db`).
+
+With a queue configured, every crawl process is a *worker* of one frontier in Redis, so
+any number of them, on any machines, crawl the outlets together into one PostgreSQL
+database. The parts are existing engines, not a protocol of ours:
+
+- **Request queue**: scrapy-redis's scheduler (crawler.scheduler.SharedScheduler) keeps
+  each outlet's article requests in a Redis sorted set (`veille:<outlet>:requests`);
+  a worker pops one at a time (MULTI/EXEC, so two workers never pop the same one),
+  whichever worker discovered it. The worker's own discovery requests (feeds,
+  sitemaps, sections, Google News items, meta `LOCAL`) stay in a local queue: every
+  worker discovers for itself (idempotent), so its sources' validators and its health
+  counts stay its own. SCHEDULER_PERSIST: closing a worker never clears the shared
+  queue; what an interrupted round leaves there is fetched by the next one.
+- **Seen-URL filter**: the spider's requests carry `dont_filter` (see
+  crawler.spiders.outlet), so the filter that matters is ours, at the URL level: an
+  article URL is *claimed* (`SET veille:claim:<sha1> NX EX ttl`) before it is
+  requested; a URL some worker already claimed is left to it. A redirect to a URL
+  claimed elsewhere is not followed (`RedirectGuardMiddleware`); the redirecting URL
+  is folded into it at the end of the run. Claims expire after `claim_ttl` (twice the
+  wall-clock limit: longer than any worker that could hold them lives), and a
+  transient failure releases its claim, so a later round retries the page. Settled
+  URLs need no claim: storage is checked first, as without a queue.
+- **Finishing**: a worker's outlet spider closes once the shared queue has stayed
+  empty and the worker idle for `idle` seconds (env `VEILLE_QUEUE_IDLE`, default 30),
+  so a worker that ran out of work first still takes requests another worker's
+  slower discovery adds.
+
+Requests are pickled into Redis (scrapy-redis's serializer): the Redis server must be
+reachable only by the team's own machines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+log = logging.getLogger("crawler")
+
+PREFIX = "veille"
+LOCAL = "veille_local"  # request meta: this worker's own discovery request, never shared
+IDLE_ENV = "VEILLE_QUEUE_IDLE"
+DEFAULT_IDLE = 30.0
+SCHEMA_LOCK_SECONDS = 300
+_PASSWORD = re.compile(r"(//[^/@]*:)[^/@]*@")
+
+
+class QueueError(Exception):
+    """The shared queue cannot be used (worded for the user)."""
+
+
+def describe(url: str) -> str:
+    """The queue URL without its password, for messages."""
+    return _PASSWORD.sub(r"\1***@", url)
+
+
+def queue_settings(url: str) -> dict[str, Any]:
+    """The Scrapy settings that put the request queue in Redis (scrapy-redis)."""
+    return {
+        "SCHEDULER": "crawler.scheduler.SharedScheduler",
+        "SCHEDULER_QUEUE_CLASS": "scrapy_redis.queue.PriorityQueue",
+        "SCHEDULER_QUEUE_KEY": f"{PREFIX}:%(spider)s:requests",
+        # every request carries dont_filter (the URL claims below are the filter), so
+        # this stays empty; namespaced anyway, like every key of ours
+        "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
+        "SCHEDULER_DUPEFILTER_KEY": f"{PREFIX}:%(spider)s:dupefilter",
+        "SCHEDULER_PERSIST": True,  # other workers are still using the queue
+        "SCHEDULER_FLUSH_ON_START": False,
+        "SCHEDULER_IDLE_BEFORE_CLOSE": 0,  # a blocking pop would block the reactor
+        "REDIS_URL": url,
+    }
+
+
+class Frontier:
+    """This worker's handle on the shared frontier: URL claims and shared crawl state."""
+
+    def __init__(self, url: str, *, claim_ttl: float, idle: float | None = None) -> None:
+        """No I/O here: a problem with Redis is reported by `check`, inside the run."""
+        self.url = url
+        self.claim_ttl = max(60, int(claim_ttl))
+        self.idle = idle if idle is not None else idle_seconds()
+        self.redis: Any = None
+        self._problem: str | None = None
+        self._errors: tuple[type[BaseException], ...] = (OSError,)
+        try:
+            import redis
+        except ImportError:  # pragma: no cover - an optional dependency
+            self._problem = "crawl.queue needs the redis extra: pip install 'veille[redis]'"
+            return
+        self._errors = (redis.RedisError, OSError)
+        try:
+            self.redis = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=10)
+        except ValueError as exc:
+            self._problem = f"crawl.queue: {describe(url)} is not a usable Redis URL ({exc})"
+
+    @classmethod
+    def from_config(cls, url: str, wall_clock_limit: float) -> Frontier:
+        return cls(url, claim_ttl=2 * wall_clock_limit)
+
+    def check(self) -> None:
+        """Raise QueueError unless Redis answers."""
+        if self._problem is not None:
+            raise QueueError(self._problem)
+        try:
+            self.redis.ping()
+        except self._errors as exc:
+            raise QueueError(f"crawl.queue: cannot reach Redis at {describe(self.url)} ({exc})") from None
+
+    @staticmethod
+    def _key(kind: str, url: str) -> str:
+        return f"{PREFIX}:{kind}:{hashlib.sha1(url.encode()).hexdigest()}"
+
+    # claims ------------------------------------------------------------------------------
+    def claim(self, urls: Iterable[str]) -> set[str]:
+        """Claim the URLs for this worker; return those it got (nobody held them)."""
+        wanted = list(dict.fromkeys(urls))
+        if not wanted:
+            return set()
+        pipe = self.redis.pipeline(transaction=False)
+        for url in wanted:
+            pipe.set(self._key("claim", url), os.getpid(), nx=True, ex=self.claim_ttl)
+        return {url for url, won in zip(wanted, pipe.execute(), strict=True) if won}
+
+    def release(self, url: str) -> None:
+        """Give a claim back (the fetch failed for a reason worth retrying)."""
+        self.redis.delete(self._key("claim", url))
+
+    # sources cut short, across workers ------------------------------------------------------
+    def mark_dirty(self, sources: Iterable[str]) -> None:
+        """Sources whose entries were not all fetched, by any worker: their validators
+        must not be saved by whichever worker parsed them."""
+        pipe = self.redis.pipeline(transaction=False)
+        for url in sources:
+            pipe.set(self._key("dirty", url), 1, ex=self.claim_ttl)
+        pipe.execute()
+
+    def dirty(self, sources: Iterable[str]) -> set[str]:
+        wanted = [u for u in dict.fromkeys(sources) if u]
+        if not wanted:
+            return set()
+        found = self.redis.mget([self._key("dirty", u) for u in wanted])
+        return {u for u, v in zip(wanted, found, strict=True) if v is not None}
+
+    # schema --------------------------------------------------------------------------------
+    @contextmanager
+    def schema_lock(self) -> Iterator[None]:
+        """Serialise the schema check of workers starting together on a fresh database.
+
+        Without Redis the crawl fails right after with a clear message (`check`), so a
+        lock that cannot be taken is skipped rather than reported twice.
+        """
+        held = False
+        if self.redis is not None:
+            lock = self.redis.lock(f"{PREFIX}:schema", timeout=SCHEMA_LOCK_SECONDS,
+                                   blocking_timeout=SCHEMA_LOCK_SECONDS)
+            try:
+                held = bool(lock.acquire())
+            except self._errors:
+                held = False
+        try:
+            yield
+        finally:
+            if held:
+                try:
+                    lock.release()
+                except self._errors:
+                    log.debug("schema lock already expired", exc_info=True)
+
+    def close(self) -> None:
+        if self.redis is not None:
+            self.redis.close()
+
+
+def idle_seconds() -> float:
+    """How long a worker waits on an empty shared queue before it stops (env VEILLE_QUEUE_IDLE)."""
+    raw = os.environ.get(IDLE_ENV, "")
+    try:
+        return max(0.0, float(raw)) if raw.strip() else DEFAULT_IDLE
+    except ValueError:
+        log.warning("%s=%r is not a number of seconds; using %g", IDLE_ENV, raw, DEFAULT_IDLE)
+        return DEFAULT_IDLE

@@ -1,0 +1,261 @@
+"""The distributed crawl for real: a redis-server, a PostgreSQL cluster, the replay, processes.
+
+Two `veille crawl --worker` processes share one frontier in Redis and one PostgreSQL
+database; their crawl is compared with a single-process SQLite crawl of the same replay
+(what was downloaded from the replay server's access log, what was stored from the
+databases). Then several processes store the same pages at the same moment, to show
+that the database, not luck, keeps one copy of each article and one story per event.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+import yaml
+from sqlalchemy import func, select
+
+from crawler.canonical import canonical_url
+from crawler.replay import AccessEntry, ReplayServer
+from crawler.run import PROJECT_ROOT, run_crawl_subprocess
+from pipeline.config import config_from_dict
+from pipeline.process import Processor
+from pipeline.types import RawPage
+from storage.db import Database
+from storage.models import Article, CrawlRun, FeedState, OutletRun, Page, Story
+from tests.conftest import FIXTURE_OUTLETS, replay_config, without_env_overrides, write_config
+from tests.pg import Cluster, pg_cluster  # noqa: F401 - fixture
+from tests.redis_server import RedisServer, redis_server  # noqa: F401 - fixture
+
+OUTLETS = ["bladi", "hespress", "le360", "maghress", "moroccoworldnews"]
+WORKERS = 2
+SLOW_PAGE = 0.3  # seconds an article page takes during the workers' crawl, so both get work
+WORKER_TIMEOUT = 120
+
+
+def expected_of(outlet: str) -> dict[str, Any]:
+    return yaml.safe_load((FIXTURE_OUTLETS / outlet / "expected.yaml").read_text(encoding="utf-8")) or {}
+
+
+def partition(db: Database) -> set[frozenset[str]]:
+    """The stories, each as the set of its articles' URLs."""
+    with db.transaction() as s:
+        groups: dict[int | None, set[str]] = defaultdict(set)
+        for url, story in s.execute(select(Article.url, Article.story_id)):
+            groups[story].add(url)
+    return {frozenset(g) for g in groups.values()}
+
+
+@dataclass
+class Crawl:
+    codes: list[int]
+    log: list[AccessEntry]
+    db: Database
+
+
+@dataclass
+class World:
+    srv: ReplayServer
+    reference: Crawl  # one process, SQLite
+    workers: Crawl  # WORKERS processes, Redis + PostgreSQL
+    sources: set[tuple[str, str]]  # (outlet, path) of discovery requests
+
+    def pages(self, crawl: Crawl) -> Counter[tuple[str, str]]:
+        """How often each page (anything but robots.txt and discovery sources) was requested."""
+        return Counter((e.outlet, e.path) for e in crawl.log if (e.outlet, e.path) not in self.sources)
+
+
+def _path(srv: ReplayServer, outlet: str, url: str) -> str:
+    return url[len(srv.base(outlet)):]
+
+
+def _slow_articles(srv: ReplayServer) -> None:
+    for outlet in OUTLETS:
+        routes = yaml.safe_load((FIXTURE_OUTLETS / outlet / "routes.yaml").read_text(encoding="utf-8"))
+        srv.set_override(outlet, {a["path"]: {**routes[a["path"]], "hang": SLOW_PAGE}
+                                  for a in expected_of(outlet)["articles"]})
+
+
+def _run_workers(config: Path, logs: Path) -> list[int]:
+    env = without_env_overrides() | {"VEILLE_QUEUE_IDLE": "1", "PYTHONPATH": str(PROJECT_ROOT)}
+    procs = []
+    for i in range(WORKERS):
+        out = (logs / f"worker-{i}.log").open("wb")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", "crawl", "--worker", "--config", str(config),
+             "--log-format", "text"],
+            cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+        out.close()
+    deadline = time.monotonic() + WORKER_TIMEOUT
+    try:
+        return [p.wait(timeout=max(1, deadline - time.monotonic())) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, pg_cluster: Cluster,  # noqa: F811
+          redis_server: RedisServer) -> Iterator[World]:  # noqa: F811
+    tmp = tmp_path_factory.mktemp("distributed")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("VEILLE_DATABASE_URL", raising=False)
+        with ReplayServer(FIXTURE_OUTLETS, outlets=OUTLETS) as srv:
+            data = replay_config(srv, tmp / "reference.db")
+            code = run_crawl_subprocess(write_config(tmp / "reference.yaml", data), timeout=WORKER_TIMEOUT)
+            reference = Crawl([code], srv.access_log, Database(data["database"]["url"]))
+
+            srv.clear_log()
+            _slow_articles(srv)
+            shared = replay_config(srv, tmp / "unused.db", queue=redis_server.url,
+                                   concurrency_per_domain=2)
+            shared["database"]["url"] = pg_cluster.create_database()
+            codes = _run_workers(write_config(tmp / "worker.yaml", shared), tmp)
+            workers = Crawl(codes, srv.access_log, Database(shared["database"]["url"]))
+
+            with reference.db.transaction() as s:
+                parsed = set(s.scalars(select(FeedState.url)))
+            sources = {(o["name"], _path(srv, o["name"], u)) for o in data["outlets"]
+                       for u in [*(o.get("feeds") or []), *(o.get("sitemaps") or []),
+                                 *(o.get("sections") or []), *parsed]
+                       if u.startswith(srv.base(o["name"]))}
+            sources |= {(o, "/robots.txt") for o in OUTLETS}
+            yield World(srv, reference, workers, sources)
+        reference.db.dispose()
+        workers.db.dispose()
+
+
+def test_both_workers_complete_and_share_the_work(world: World) -> None:
+    assert world.reference.codes == [0]
+    assert world.workers.codes == [0] * WORKERS, "see the worker-*.log files in the test's tmp dir"
+    with world.workers.db.transaction() as s:
+        runs = list(s.scalars(select(CrawlRun)))
+        fetched = {r.id: sum(o.fetched for o in s.scalars(select(OutletRun).where(OutletRun.run_id == r.id)))
+                   for r in runs}
+    assert [r.status for r in runs] == ["ok"] * WORKERS  # one run record per worker
+    assert all(n > 0 for n in fetched.values()), f"a worker fetched nothing: {fetched}"
+
+
+def test_every_article_page_is_fetched_exactly_once_across_workers(world: World) -> None:
+    reference, workers = world.pages(world.reference), world.pages(world.workers)
+    assert set(workers) == set(reference)  # the same pages, articles, 404s and redirects
+    twice = {page: n for page, n in workers.items() if n != 1}
+    assert not twice, f"fetched more than once: {twice}"
+    articles = {(o, a["path"]) for o in OUTLETS for a in expected_of(o)["articles"]}
+    assert articles <= {(o, unquote(p)) for o, p in workers}
+    # discovery runs in every worker: each fetched each feed once
+    feeds = {(o, _path(world.srv, o, u)) for o in OUTLETS
+             for u in [c for c in world.srv.outlet_configs() if c["name"] == o][0].get("feeds") or []}
+    assert all(Counter((e.outlet, e.path) for e in world.workers.log)[f] == WORKERS for f in feeds)
+
+
+def test_robots_disallowed_paths_are_never_requested(world: World) -> None:
+    never = {(o, p) for o in OUTLETS for p in expected_of(o).get("never_requested", [])}
+    requested = {(e.outlet, unquote(e.path)) for e in world.workers.log}
+    assert never and not never & requested
+
+
+def test_every_article_is_stored_exactly_once(world: World) -> None:
+    def stored(db: Database) -> tuple[list[str], set[str]]:
+        with db.transaction() as s:
+            return list(s.scalars(select(Article.url))), set(s.scalars(select(Page.url)))
+
+    ref_articles, ref_pages = stored(world.reference.db)
+    articles, pages = stored(world.workers.db)
+    assert len(articles) == len(set(articles))
+    assert sorted(articles) == sorted(ref_articles)
+    assert pages == ref_pages  # every URL settled, aliases included: none fetched again
+
+
+def test_stories_are_those_of_a_single_process_crawl(world: World) -> None:
+    stories = partition(world.workers.db)
+    assert stories == partition(world.reference.db)
+    with world.workers.db.transaction() as s:
+        assert s.scalar(select(func.count(Story.id))) == len(stories)  # no empty story left
+
+
+def test_requests_waiting_for_robots_txt_all_obey_it(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a worker hit: several requests of one site waiting for its robots.txt (here a
+    crawl's first sources, in a worker also the articles it takes from the shared queue).
+    Scrapy's middleware let all but the first through unchecked (crawler.middlewares)."""
+    monkeypatch.delenv("VEILLE_DATABASE_URL", raising=False)
+    never = expected_of("bladi")["never_requested"][0]
+    with ReplayServer(FIXTURE_OUTLETS, outlets=["bladi"]) as srv:
+        data = replay_config(srv, tmp_path / "v.db")
+        base = srv.base("bladi")
+        data["outlets"][0]["sections"] = [base + "/maroc/", base + "/prive/", base + never]
+        assert run_crawl_subprocess(write_config(tmp_path / "config.yaml", data), timeout=60) == 0
+        requested = {unquote(e.path) for e in srv.access_log}
+    assert "/maroc/" in requested
+    assert not {"/prive/", never} & requested
+
+
+# ---------------------------------------------------------------- same pages, same moment
+
+
+def _fetch(url: str, outlet: str, hint: str) -> RawPage:
+    with urllib.request.urlopen(urllib.request.quote(url, safe=":/?=&%,"), timeout=10) as resp:  # noqa: S310
+        body, headers, final = resp.read(), {k.lower(): v for k, v in resp.headers.items()}, resp.geturl()
+    return RawPage(url=canonical_url(final) or final, final_url=final, outlet=outlet, status=200,
+                   headers=headers, body=body, fetched_at=datetime.now(UTC), language_hint=hint)
+
+
+def _store_all(url: str, config: dict[str, Any], pages: list[RawPage], start: Any) -> list[str]:
+    """One process: a Processor of its own, every page, once all processes are ready."""
+    db = Database(url)
+    processor = Processor(db, config_from_dict({**config, "database": {"url": url}}))
+    start.wait(timeout=60)
+    try:
+        return [processor.process(p).kind for p in pages]
+    finally:
+        db.dispose()
+
+
+def test_processes_storing_the_same_pages_at_once_keep_one_copy_and_one_story(
+        pg_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    monkeypatch.delenv("VEILLE_DATABASE_URL", raising=False)
+    with ReplayServer(FIXTURE_OUTLETS, outlets=OUTLETS) as srv:
+        configs = {o["name"]: o for o in srv.outlet_configs()}
+        pages = [_fetch(srv.base(o) + a["path"], o, configs[o]["language"])
+                 for o in OUTLETS for a in expected_of(o)["articles"]]
+        config = {k: v for k, v in replay_config(srv, tmp_path / "x.db").items() if k != "database"}
+    sequential = f"sqlite:///{tmp_path / 'sequential.db'}"
+    _store_all(sequential, config, pages, threading.Barrier(1))
+
+    url = pg_cluster.create_database()
+    Database(url).dispose()  # the schema first: this test is about the rows
+    orders = [pages, pages[::-1], random.Random(8).sample(pages, len(pages))]
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Manager().Barrier(len(orders))
+    with ctx.Pool(len(orders)) as pool:
+        outcomes = pool.starmap(_store_all, [(url, config, order, start) for order in orders])
+    assert all(len(o) == len(pages) for o in outcomes)
+
+    db, ref = Database(url), Database(sequential)
+    try:
+        with db.transaction() as s:
+            urls = list(s.scalars(select(Article.url)))
+            hashes = Counter(s.execute(select(Article.content_hash, Article.outlet_id)).all())
+        assert len(urls) == len(set(urls))  # no URL stored twice
+        assert all(n == 1 for n in hashes.values())  # no text stored twice by one outlet
+        assert partition(db) == partition(ref)  # one story per event, as one process makes them
+    finally:
+        db.dispose()
+        ref.dispose()
+
