@@ -27,9 +27,11 @@ import json
 import random
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
+from itertools import islice
 from pathlib import Path
 
 from bench import vocab as v
@@ -213,46 +215,64 @@ def _write(rng: random.Random, kind: str, lang: str, slots: dict[str, str]) -> t
 # ---------------------------------------------------------------- plan
 
 
-def plan(n: int, seed: int = 7, outlets: tuple[OutletSpec, ...] = OUTLETS,
-         on_topic_share: float = ON_TOPIC_SHARE, copy_share: float = COPY_SHARE,
-         update_share: float = UPDATE_SHARE) -> list[Report]:
-    """The corpus as data: exactly `n` reports, in publication order."""
+def iter_reports(seed: int = 7, outlets: tuple[OutletSpec, ...] = OUTLETS,
+                 on_topic_share: float = ON_TOPIC_SHARE, copy_share: float = COPY_SHARE,
+                 update_share: float = UPDATE_SHARE, per_day: float | None = None) -> Iterator[Report]:
+    """An endless stream of reports, event by event (copies right after their original).
+
+    Args:
+        seed: same seed, same stream.
+        outlets: who reports.
+        on_topic_share: share of events on the topic maroc-france-securite.
+        copy_share: share of reports followed by a syndicated copy in another outlet.
+        update_share: share of reports followed by an update under a new URL.
+        per_day: None: events spread at random over SPAN_DAYS (a corpus crawled at once);
+            a number: reports arrive at that many a day, in time order (a long-running
+            feed, for the dedup benchmark).
+    """
     rng = random.Random(seed)
     by_lang: dict[str, list[OutletSpec]] = defaultdict(list)
     for o in outlets:
         by_lang[o.lang].append(o)
-    reports: list[Report] = []
+    produced = 0
     n_event = 0
-    while len(reports) < n:
+    spread = 48.0 if per_day is None else 12.0  # hours between an event and its reports
+    while True:
         n_event += 1
         on_topic = rng.random() < on_topic_share
         kind = rng.choice(v.ON_TOPIC_KINDS if on_topic else v.OFF_TOPIC_KINDS)
-        when = START + timedelta(days=rng.uniform(0, SPAN_DAYS))
+        if per_day is None:
+            when = START + timedelta(days=rng.uniform(0, SPAN_DAYS))
+        else:
+            when = START + timedelta(days=produced / per_day)
         slots = _slots(rng, when)
         for o in rng.sample(list(outlets), min(rng.choice(REPORTERS), len(outlets))):
             title, paragraphs, keep = _write(rng, kind, o.lang, slots[o.lang])
-            published = when + timedelta(hours=rng.uniform(0, 48))
+            published = when + timedelta(hours=rng.uniform(0, spread))
             author = rng.choice(("H.K", "S.A", "Y.M", "R.B", "N.E", "MAP", "La rédaction", "A.T"))
-            original = len(reports)
-            reports.append(Report(o.name, o.lang, f"B{n_event}", kind, on_topic, title, paragraphs,
-                                  published, author, keep=keep))
+            original = produced
+            yield Report(o.name, o.lang, f"B{n_event}", kind, on_topic, title, paragraphs,
+                         published, author, keep=keep)
+            produced += 1
             r = rng.random()
             if r < copy_share and len(by_lang[o.lang]) > 1:
                 other = rng.choice([x for x in by_lang[o.lang] if x.name != o.name])
-                reports.append(Report(other.name, o.lang, f"B{n_event}", kind, on_topic, title,
-                                      list(paragraphs), published + timedelta(hours=rng.uniform(1, 6)),
-                                      "MAP", original, "syndicated", keep=keep))
+                yield Report(other.name, o.lang, f"B{n_event}", kind, on_topic, title,
+                             list(paragraphs), published + timedelta(hours=rng.uniform(1, 6)),
+                             "MAP", original, "syndicated", keep=keep)
+                produced += 1
             elif r < copy_share + update_share:
                 later = published + timedelta(hours=rng.uniform(6, 30))
                 extra = v.UPDATE_LINES[o.lang].format(**slots[o.lang])
-                reports.append(Report(o.name, o.lang, f"B{n_event}", kind, on_topic, title + " (actualisé)"
-                                      if o.lang == "fr" else title + (" (محين)" if o.lang == "ar" else " (updated)"),
-                                      paragraphs + [extra], later, author, original, "update", keep=keep))
-    reports = reports[:n]
-    for r in reports:  # a copy whose original was cut off is an original
-        if r.duplicate_of is not None and r.duplicate_of >= n:
-            r.duplicate_of, r.copy_kind = None, None
-    return reports
+                mark = {"fr": " (actualisé)", "ar": " (محين)", "en": " (updated)"}[o.lang]
+                yield Report(o.name, o.lang, f"B{n_event}", kind, on_topic, title + mark,
+                             paragraphs + [extra], later, author, original, "update", keep=keep)
+                produced += 1
+
+
+def plan(n: int, seed: int = 7, outlets: tuple[OutletSpec, ...] = OUTLETS, **shares: float) -> list[Report]:
+    """The corpus as data: exactly `n` reports (see `iter_reports`), in event order."""
+    return list(islice(iter_reports(seed, outlets, **shares), n))
 
 
 def _arc_id(rng: random.Random) -> str:

@@ -1,0 +1,228 @@
+"""Quality on the replay fixtures, through the real pipeline, next to the speed figures.
+
+The fixture outlets (tests/fixtures/outlets, those with expected articles) are served on
+127.0.0.1 and crawled by `python -m crawler.run` into a fresh SQLite file; the stored
+articles, pages, topics and stories are then compared with each outlet's expected.yaml:
+
+- extraction: share of `keep` sentences found in the stored text, share of `drop`
+  boilerplate strings absent from it (every expected page, through the article it
+  was stored as or folded into);
+- titles, dates (local date in Africa/Casablanca) and language: share correct, on the
+  pages stored as their own article;
+- classification: precision and recall of the topic maroc-france-securite;
+- duplicates: share of expected copies/updates linked to their original (folded into
+  it, or stored with `duplicate_of` pointing at it);
+- clustering: pairwise precision, recall and F1 — two pages of one `event` should share
+  a story, other pairs should not;
+- coverage: expected articles stored; `skipped` pages not stored as articles.
+
+`python -m bench.quality` prints the figures as a Markdown table (for the README).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml
+
+from bench.common import Figure, bench_config, log, run_child, write_config
+
+TOPIC = "maroc-france-securite"
+LOCAL = ZoneInfo("Africa/Casablanca")
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "outlets"
+
+
+@dataclass
+class Share:
+    ok: int = 0
+    total: int = 0
+    misses: list[str] = field(default_factory=list)
+
+    def add(self, ok: bool, what: str = "") -> None:
+        self.total += 1
+        self.ok += ok
+        if not ok and what and len(self.misses) < 8:
+            self.misses.append(what)
+
+    @property
+    def value(self) -> float | None:
+        return self.ok / self.total if self.total else None
+
+
+def expected_outlets(root: Path = FIXTURES) -> dict[str, dict[str, Any]]:
+    out = {}
+    for f in sorted(root.glob("*/expected.yaml")):
+        data = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
+        if data.get("articles"):
+            out[f.parent.name] = data
+    return out
+
+
+def crawl_fixtures(workdir: Path, root: Path = FIXTURES) -> tuple[Path, dict[str, str], int]:
+    """Crawl the fixture outlets with articles into workdir/quality.db; (db, bases, exit code)."""
+    from crawler.replay import ReplayServer
+
+    expected = expected_outlets(root)
+    db = workdir / "quality.db"
+    with ReplayServer(root, list(expected)) as srv:
+        cfg = write_config(workdir / "quality.yaml", bench_config(
+            srv.outlet_configs(), db, crawl={"concurrency_per_domain": 4, "timeout": 10, "retries": 0}))
+        run = run_child([sys.executable, "-m", "crawler.run", "--config", str(cfg), "--quiet"], timeout=600)
+        bases = {o: srv.base(o) for o in expected}
+    if run.code != 0:
+        log(f"quality: crawl exited {run.code}: {run.stderr[-500:]}")
+    return db, bases, run.code
+
+
+def _local_date(value: Any) -> str | None:
+    if value is None:
+        return None
+    dt = datetime.fromisoformat(str(value))
+    if dt.tzinfo is None:
+        from datetime import UTC
+
+        dt = dt.replace(tzinfo=UTC)  # storage keeps UTC
+    return dt.astimezone(LOCAL).date().isoformat()
+
+
+def evaluate(db: Path, bases: dict[str, str], root: Path = FIXTURES) -> dict[str, Share | float | None]:
+    """Compare the stored crawl with expected.yaml; see the module docstring."""
+    from crawler.canonical import canonical_url
+
+    con = sqlite3.connect(db)
+    con.row_factory = sqlite3.Row
+    pages = {r["url"]: r for r in con.execute("select url, kind, article_id from pages")}
+    arts = {r["id"]: r for r in con.execute(
+        "select id, url, title, text, published, language, story_id, duplicate_of_id from articles")}
+    flagged = {r[0] for r in con.execute("select article_id from topic_matches where topic = ?", (TOPIC,))}
+    con.close()
+
+    s: dict[str, Share] = defaultdict(Share)
+    tp = fp = fn = 0
+    members: list[tuple[str, int | None, str]] = []  # (event, story, page) per expected page
+    titles: dict[int, set[str]] = defaultdict(set)  # expected titles of the pages an article holds
+    own: list[tuple[str, Any]] = []
+    url_of: dict[str, str] = {}
+    for outlet, exp in expected_outlets(root).items():
+        for a in exp["articles"]:
+            url_of[f"{outlet}:{a['path']}"] = canonical_url(bases[outlet] + a["path"]) or ""
+    for outlet, exp in expected_outlets(root).items():
+        for a in exp["articles"]:
+            key = f"{outlet}:{a['path']}"
+            page = pages.get(url_of[key])
+            row = arts.get(page["article_id"]) if page is not None and page["article_id"] else None
+            s["stored"].add(row is not None, key)
+            if row is None:
+                fn += bool(a.get("on_topic"))
+                members.append((a.get("event") or f"solo:{key}", None, key))
+                continue
+            text = row["text"] or ""
+            for sentence in a.get("keep") or []:
+                s["keep"].add(sentence in text, f"{key}: {sentence[:60]}")
+            for junk in a.get("drop") or []:
+                s["drop"].add(junk not in text, f"{key}: {junk[:60]}")
+            titles[row["id"]].add(a["title"])
+            if row["url"] == url_of[key]:  # stored as its own article, not folded into another
+                own.append((key, row))
+                got = _local_date(row["published"])
+                s["date"].add(got == str(a["published"]), f"{key}: {got} ≠ {a['published']}")
+                s["language"].add(row["language"] == a["language"], f"{key}: {row['language']}")
+            predicted = row["id"] in flagged
+            tp += predicted and bool(a.get("on_topic"))
+            fp += predicted and not a.get("on_topic")
+            fn += (not predicted) and bool(a.get("on_topic"))
+            if a.get("duplicate_of"):
+                original = pages.get(url_of.get(a["duplicate_of"], ""))
+                target = original["article_id"] if original is not None else None
+                linked = target is not None and (row["id"] == target or row["duplicate_of_id"] == target)
+                s["duplicates"].add(linked, key)
+            members.append((a.get("event") or f"solo:{key}", row["story_id"], key))
+        for path in exp.get("skipped") or []:
+            page = pages.get(canonical_url(bases[outlet] + path) or "")
+            s["skipped"].add(page is None or page["kind"] == "skipped", f"{outlet}:{path}")
+
+    for key, row in own:  # an article's title follows its newest version (an update's)
+        s["title"].add(row["title"] in titles[row["id"]], f"{key}: {row['title']!r}")
+    both = same_story = same_event = 0
+    for i, (ev_i, st_i, key_i) in enumerate(members):
+        for ev_j, st_j, key_j in members[i + 1:]:
+            shared = st_i is not None and st_i == st_j
+            same_story += shared
+            same_event += ev_i == ev_j
+            both += shared and ev_i == ev_j
+            s["pairs"].add(shared == (ev_i == ev_j), f"{ev_i}/{ev_j}: {key_i} {key_j}"
+                           f" {'joined' if shared else 'split'}")
+    p = both / same_story if same_story else None
+    r = both / same_event if same_event else None
+    out: dict[str, Share | float | None] = dict(s)
+    out["topic_precision"] = tp / (tp + fp) if tp + fp else None
+    out["topic_recall"] = tp / (tp + fn) if tp + fn else None
+    out["pairs_precision"], out["pairs_recall"] = p, r
+    out["pairs_f1"] = 2 * p * r / (p + r) if p and r else 0.0
+    out["counts"] = float(len(members))
+    return out
+
+
+LABELS = {
+    "stored": "expected articles stored",
+    "keep": "extraction: keep sentences kept",
+    "drop": "extraction: boilerplate dropped",
+    "title": "titles exact",
+    "date": "dates correct",
+    "language": "language correct",
+    "duplicates": "duplicates linked to their original",
+    "skipped": "non-articles not stored",
+    "pairs": "stories: pairs judged right",
+}
+
+
+def run(workdir: Path | None = None) -> list[Figure]:
+    with tempfile.TemporaryDirectory(prefix="veille-quality-") as tmp:
+        work = Path(workdir or tmp)
+        log("quality: crawl of the replay fixtures (python -m crawler.run)")
+        db, bases, code = crawl_fixtures(work)
+        res = evaluate(db, bases)
+    figures: list[Figure] = []
+    for key, label in LABELS.items():
+        share = res.get(key)
+        if isinstance(share, Share):
+            figures.append(Figure("quality", label, share.value, "share", target="",
+                                  note=f"{share.ok}/{share.total}" + (f"; misses: {share.misses}" if share.misses else "")))
+    for key, label in (("topic_precision", f"topic {TOPIC}: precision"), ("topic_recall", f"topic {TOPIC}: recall"),
+                       ("pairs_precision", "stories: pairwise precision"), ("pairs_recall", "stories: pairwise recall"),
+                       ("pairs_f1", "stories: pairwise F1")):
+        value = res.get(key)
+        figures.append(Figure("quality", label, value if isinstance(value, float) else None, "share"))
+    if code != 0:
+        figures.append(Figure("quality", "crawl exit code", float(code), note="the fixture crawl failed"))
+    return figures
+
+
+def markdown(figures: list[Figure]) -> str:
+    lines = ["| figure | value | detail |", "|---|---:|---|"]
+    for f in figures:
+        value = "—" if f.value is None else f"{f.value:.3f}" if f.unit == "share" else f"{f.value:g}"
+        detail = f.note.split("; misses")[0] if f.note else ""
+        lines.append(f"| {f.name} | {value} | {detail} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    figures = run()
+    print(markdown(figures))
+    misses = [f for f in figures if "misses" in f.note]
+    for f in misses:
+        print(f"\n{f.name}: {f.note}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
