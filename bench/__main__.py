@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir.mkdir(parents=True, exist_ok=True)
         ws = Workspace(workdir, pages)
         runs: dict[str, Callable[[], list[Figure]]] = {
-            "throughput": lambda: throughput.run(ws, profile=profile),
+            "throughput": lambda: throughput.run(ws, profile=profile, what_if=profile),
             "incremental": lambda: incremental.run(ws, profile=profile),
             "quality": lambda: quality.run(workdir / "quality"),
             "dedup": lambda: dedup.run(dedup.QUICK_SIZES if args.quick else dedup.SIZES),

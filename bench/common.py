@@ -308,17 +308,23 @@ class CrawlResult:
 
 
 def crawl(ws: Workspace, db_path: Path, *, profiler: list[str] | None = None,
-          timeout: float = 1800, **crawl_overrides: Any) -> CrawlResult:
+          prelude: str | None = None, timeout: float = 1800, **crawl_overrides: Any) -> CrawlResult:
     """`veille crawl` of the corpus in a child process, timed from spawn to exit.
 
-    `profiler`: a command prefix the crawl runs under (`python -m pipeline.cli crawl ...`
-    is appended), e.g. py-spy or pyinstrument (see bench.profile).
+    Args:
+        profiler: a command prefix the crawl runs under (`python -m pipeline.cli crawl ...`
+            is appended), e.g. py-spy or pyinstrument (see bench.profile).
+        prelude: Python statements run in the child before `veille crawl` (what-if
+            experiments, e.g. other GC thresholds), instead of the console script.
     """
     srv = ws.server
     cfg_path = write_config(db_path.with_suffix(".yaml"),
                             bench_config(srv.outlet_configs(), db_path, crawl=crawl_overrides))
     srv.clear_log()
     cmd = veille("crawl", "--config", str(cfg_path))
+    if prelude:
+        cmd = [sys.executable, "-c", f"{prelude}\nimport sys\nfrom pipeline.cli import main\n"
+               f"sys.argv = ['veille', 'crawl', '--config', {str(cfg_path)!r}]\nsys.exit(main())"]
     if profiler:
         cmd = [*profiler, sys.executable, "-m", "pipeline.cli", "crawl", "--config", str(cfg_path)]
         if profiler[0] == sys.executable:  # python -m pyinstrument ... -m pipeline.cli

@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from bench.common import Figure, log, ratio, run_child
@@ -158,6 +159,18 @@ class Stream:
 Prepared = tuple[int, bool, datetime, str, bytes, list[str]]
 
 
+def _peak_rss() -> int:
+    """Peak RSS of this process, bytes. VmHWM, not ru_maxrss: on Linux ru_maxrss survives
+    exec, so a child would report its parent's peak when that is higher."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def _prep(item: Item) -> Prepared:
     """Event, copy flag, date, content hash, signature and story features of one item
     (run in pool workers)."""
@@ -266,7 +279,7 @@ def measure(n: int, tail: int = TAIL) -> dict[str, Any]:
         "dup_comparisons": (dup.comparisons - c_dup) / tail,
         "story_comparisons": (stories.comparisons - c_story) / tail,
         "stories": len(stories), "copies_found": copies,
-        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss": _peak_rss(),
         "rss_growth": rss1 - rss0,
         "pair_precision": pairs["both"] / pairs["story"] if pairs["story"] else None,
         "pair_recall": pairs["both"] / pairs["event"] if pairs["event"] else None,

@@ -12,9 +12,11 @@ from rich.table import Table
 from bench.common import Figure
 
 
-def _num(x: float | None) -> str:
+def _num(x: float | None, unit: str = "") -> str:
     if x is None:
         return "—"
+    if unit == "share":
+        return f"{x:.3f}"
     if abs(x) >= 1000:
         return f"{x:,.0f}"
     if abs(x) >= 100:
@@ -34,7 +36,7 @@ def table(figures: list[Figure], info: dict[str, Any]) -> Table:
     for f in figures:
         met = "—" if f.met is None else "[green]yes[/]" if f.met else "[red]no[/]"
         base = f"{_num(f.baseline)} {f.baseline_name}".strip() if f.baseline is not None else "—"
-        t.add_row(f.bench, f.name, f"{_num(f.value)} {f.unit}".strip(), base, _num(f.ratio), f.target or "—", met)
+        t.add_row(f.bench, f.name, f"{_num(f.value, f.unit)} {f.unit}".strip(), base, _num(f.ratio), f.target or "—", met)
     return t
 
 
@@ -64,3 +66,33 @@ def write_json(path: Path, figures: list[Figure], info: dict[str, Any], extra: d
         data["note"] = ("figures of " + ", ".join(sorted({f['bench'] for f in kept}))
                         + " are from an earlier run (see their machine in git history)")
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def markdown(data: dict[str, Any]) -> str:
+    """results.json as the Markdown the README shows (machine line, then one table)."""
+    m = data.get("machine", {})
+    lines = [f"Measured {m.get('date', '?')[:10]} on {m.get('cpus')} CPUs ({m.get('cpu_model')}), "
+             f"{m.get('memory_gb')} GB, Python {m.get('python')}, {m.get('platform')}, commit "
+             f"{m.get('git')}; `make bench` took {round(m.get('bench_seconds', 0) / 60, 1)} min.", "",
+             "| bench | figure | value | baseline | ratio | target | met? |",
+             "|---|---|---:|---:|---:|---|:---:|"]
+    for f in data.get("figures", []):
+        met = "—" if f.get("met") is None else "yes" if f["met"] else "**no**"
+        unit = f.get("unit", "")
+        base = f"{_num(f.get('baseline'))} {f.get('baseline_name', '')}".strip() if f.get("baseline") is not None else "—"
+        lines.append(f"| {f['bench']} | {f['name']} | {_num(f.get('value'), unit)} {unit} | {base} | "
+                     f"{_num(f.get('ratio'))} | {f.get('target') or '—'} | {met} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    """`python -m bench.report [results.json]`: print the README's Markdown table."""
+    import sys
+
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name("results.json")
+    print(markdown(json.loads(path.read_text(encoding="utf-8"))))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
