@@ -36,6 +36,7 @@ import hashlib
 import logging
 import os
 import re
+import socket
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -84,6 +85,7 @@ class Frontier:
         self.url = url
         self.claim_ttl = max(60, int(claim_ttl))
         self.idle = idle if idle is not None else idle_seconds()
+        self.holder = f"{socket.gethostname()}:{os.getpid()}"  # a claim's value: who holds it
         self.redis: Any = None
         self._problem: str | None = None
         self._errors: tuple[type[BaseException], ...] = (OSError,)
@@ -123,7 +125,7 @@ class Frontier:
             return set()
         pipe = self.redis.pipeline(transaction=False)
         for url in wanted:
-            pipe.set(self._key("claim", url), os.getpid(), nx=True, ex=self.claim_ttl)
+            pipe.set(self._key("claim", url), self.holder, nx=True, ex=self.claim_ttl)
         return {url for url, won in zip(wanted, pipe.execute(), strict=True) if won}
 
     def release(self, url: str) -> None:
