@@ -80,19 +80,22 @@ class Processor:
         self.stories = StoryIndex()
         since = datetime.now(UTC) - timedelta(days=index_days)
         with db.transaction() as s:
-            self._seen_article, self._seen_story = q.max_ids(s)
+            self._seen_article = q.max_article_id(s)
             self.duplicates.add_many((str(i), sig) for i, sig in q.recent_signatures(s, since))
             for sid, feats, published in q.recent_stories(s, since):
                 self.stories.add(str(sid), feats, _aware(published))
 
     def _refresh(self, s: Session) -> None:
-        """Index what other workers stored since we last looked (cheap: by id)."""
+        """Index what other workers stored since we last looked (cheap: by article id).
+
+        Runs under the writers' lock, so the story index matches against every story as
+        it is now, including other workers' merges into existing stories.
+        """
+        for sid, feats, published in q.stories_touched_after(s, self._seen_article):
+            self.stories.add(str(sid), feats, _aware(published))
         for i, sig in q.signatures_after(s, self._seen_article):
             self.duplicates.add(str(i), sig)
-            self._seen_article = max(self._seen_article, i)
-        for sid, feats, published in q.stories_after(s, self._seen_story):
-            self.stories.add(str(sid), feats, _aware(published))
-            self._seen_story = max(self._seen_story, sid)
+        self._seen_article = max(self._seen_article, q.max_article_id(s))
 
     # ------------------------------------------------------------ entry points
 

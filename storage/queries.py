@@ -237,17 +237,18 @@ def signatures_after(session: Session, article_id: int) -> list[tuple[int, bytes
     return [(i, m) for i, m in session.execute(stmt) if m is not None]
 
 
-def stories_after(session: Session, story_id: int) -> list[tuple[int, list[str], datetime | None]]:
-    stmt = select(Story.id, Story.features, Story.published).where(Story.id > story_id)
+def stories_touched_after(
+    session: Session, article_id: int
+) -> list[tuple[int, list[str], datetime | None]]:
+    """Stories that gained an article after `article_id`: new ones and merges alike."""
+    touched = select(Article.story_id).where(Article.id > article_id, Article.story_id.is_not(None))
+    stmt = select(Story.id, Story.features, Story.published).where(Story.id.in_(touched))
     return [(i, list(f or []), p) for i, f, p in session.execute(stmt)]
 
 
-def max_ids(session: Session) -> tuple[int, int]:
-    """The newest article and story ids, to refresh indexes from later."""
-    return (
-        int(session.scalar(select(func.max(Article.id))) or 0),
-        int(session.scalar(select(func.max(Story.id))) or 0),
-    )
+def max_article_id(session: Session) -> int:
+    """The newest article id, to refresh indexes from later."""
+    return int(session.scalar(select(func.max(Article.id))) or 0)
 
 
 def serialise_writers(session: Session) -> None:
