@@ -11,10 +11,15 @@ articles, pages, topics and stories are then compared with each outlet's expecte
   pages stored as their own article;
 - classification: precision and recall of the topic maroc-france-securite;
 - duplicates: share of expected copies/updates linked to their original (folded into
-  it, or stored with `duplicate_of` pointing at it);
+  it, or one stored with `duplicate_of` pointing at the other), and share where the
+  original is the one the pipeline took for the original;
 - clustering: pairwise precision, recall and F1 — two pages of one `event` should share
   a story, other pairs should not;
 - coverage: expected articles stored; `skipped` pages not stored as articles.
+
+The crawl runs REPEATS times: its order depends on concurrency, and the order can change
+which copy is taken for the original or whether two reports meet in one story. Each
+figure is the mean over the crawls, the note gives the range and the worst crawl's misses.
 
 `python -m bench.quality` prints the figures as a Markdown table (for the README).
 """
@@ -38,6 +43,7 @@ from bench.common import Figure, bench_config, log, run_child, write_config
 TOPIC = "maroc-france-securite"
 LOCAL = ZoneInfo("Africa/Casablanca")
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "outlets"
+REPEATS = 3  # crawls of the fixtures: concurrency makes the crawl order, and so some results, vary
 
 
 @dataclass
@@ -141,9 +147,11 @@ def evaluate(db: Path, bases: dict[str, str], root: Path = FIXTURES) -> dict[str
             fn += (not predicted) and bool(a.get("on_topic"))
             if a.get("duplicate_of"):
                 original = pages.get(url_of.get(a["duplicate_of"], ""))
-                target = original["article_id"] if original is not None else None
-                linked = target is not None and (row["id"] == target or row["duplicate_of_id"] == target)
+                target = arts.get(original["article_id"]) if original is not None else None
+                right = target is not None and (row["id"] == target["id"] or row["duplicate_of_id"] == target["id"])
+                linked = right or (target is not None and target["duplicate_of_id"] == row["id"])
                 s["duplicates"].add(linked, key)
+                s["originals"].add(right, f"{key}: the copy was taken for the original")
             members.append((a.get("event") or f"solo:{key}", row["story_id"], key))
         for path in exp.get("skipped") or []:
             page = pages.get(canonical_url(bases[outlet] + path) or "")
@@ -178,39 +186,61 @@ LABELS = {
     "title": "titles exact",
     "date": "dates correct",
     "language": "language correct",
-    "duplicates": "duplicates linked to their original",
+    "duplicates": "duplicates linked (either way)",
+    "originals": "duplicates: the original identified",
     "skipped": "non-articles not stored",
     "pairs": "stories: pairs judged right",
 }
 
 
-def run(workdir: Path | None = None) -> list[Figure]:
+def run(workdir: Path | None = None, repeats: int = REPEATS) -> list[Figure]:
+    """Crawl the fixtures `repeats` times (crawl order varies with concurrency) and report
+    the mean of each figure, with its range and the misses of the worst crawl."""
+    results = []
+    codes = []
     with tempfile.TemporaryDirectory(prefix="veille-quality-") as tmp:
-        work = Path(workdir or tmp)
-        log("quality: crawl of the replay fixtures (python -m crawler.run)")
-        db, bases, code = crawl_fixtures(work)
-        res = evaluate(db, bases)
+        for i in range(repeats):
+            work = Path(workdir or tmp) / f"crawl{i}"
+            work.mkdir(parents=True, exist_ok=True)
+            log(f"quality: crawl {i + 1}/{repeats} of the replay fixtures (python -m crawler.run)")
+            db, bases, code = crawl_fixtures(work)
+            codes.append(code)
+            results.append(evaluate(db, bases))
     figures: list[Figure] = []
     for key, label in LABELS.items():
-        share = res.get(key)
-        if isinstance(share, Share):
-            figures.append(Figure("quality", label, share.value, "share", target="",
-                                  note=f"{share.ok}/{share.total}" + (f"; misses: {share.misses}" if share.misses else "")))
+        shares = [r[key] for r in results if isinstance(r.get(key), Share)]
+        values = [sh.value for sh in shares if isinstance(sh, Share) and sh.value is not None]
+        if not values:
+            continue
+        worst = min(shares, key=lambda sh: sh.value if isinstance(sh, Share) and sh.value is not None else 1.0)
+        assert isinstance(worst, Share)
+        figures.append(Figure("quality", label, sum(values) / len(values), "share", note=_spread(values)
+                              + f"{worst.ok}/{worst.total} in the worst crawl"
+                              + (f"; misses: {worst.misses}" if worst.misses else "")))
     for key, label in (("topic_precision", f"topic {TOPIC}: precision"), ("topic_recall", f"topic {TOPIC}: recall"),
                        ("pairs_precision", "stories: pairwise precision"), ("pairs_recall", "stories: pairwise recall"),
                        ("pairs_f1", "stories: pairwise F1")):
-        value = res.get(key)
-        figures.append(Figure("quality", label, value if isinstance(value, float) else None, "share"))
-    if code != 0:
-        figures.append(Figure("quality", "crawl exit code", float(code), note="the fixture crawl failed"))
+        values = [v for r in results if isinstance(v := r.get(key), float)]
+        figures.append(Figure("quality", label, sum(values) / len(values) if values else None, "share",
+                              note=_spread(values).rstrip("; ")))
+    if any(codes):
+        figures.append(Figure("quality", "crawl exit codes", None, note=f"{codes}: a fixture crawl failed"))
     return figures
+
+
+def _spread(values: list[float]) -> str:
+    if len(values) < 2:
+        return ""
+    if min(values) == max(values):
+        return f"same in all {len(values)} crawls; "
+    return f"mean of {len(values)} crawls, min {min(values):.3f}, max {max(values):.3f}; "
 
 
 def markdown(figures: list[Figure]) -> str:
     lines = ["| figure | value | detail |", "|---|---:|---|"]
     for f in figures:
         value = "—" if f.value is None else f"{f.value:.3f}" if f.unit == "share" else f"{f.value:g}"
-        detail = f.note.split("; misses")[0] if f.note else ""
+        detail = f.note.split("; misses")[0].split(" in the worst")[0] if f.note else ""
         lines.append(f"| {f.name} | {value} | {detail} |")
     return "\n".join(lines)
 
