@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import pytest
 import yaml
@@ -37,7 +37,7 @@ from pipeline.types import RawPage
 from storage.db import Database
 from storage.models import Article, CrawlRun, FeedState, OutletRun, Page, Story
 from tests.conftest import FIXTURE_OUTLETS, replay_config, without_env_overrides, write_config
-from tests.pg import Cluster, pg_cluster  # noqa: F401 - fixture
+from tests.pg import Cluster
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 - fixture
 
 OUTLETS = ["bladi", "hespress", "le360", "maghress", "moroccoworldnews"]
@@ -110,7 +110,7 @@ def _run_workers(config: Path, logs: Path) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, pg_cluster: Cluster,  # noqa: F811
+def world(tmp_path_factory: pytest.TempPathFactory, pg_cluster: Cluster,
           redis_server: RedisServer) -> Iterator[World]:  # noqa: F811
     tmp = tmp_path_factory.mktemp("distributed")
     with pytest.MonkeyPatch.context() as mp:
@@ -182,13 +182,20 @@ def test_every_article_is_stored_exactly_once(world: World) -> None:
     assert pages == ref_pages  # every URL settled, aliases included: none fetched again
 
 
-STALE_STORY_INDEX = pytest.mark.xfail(strict=False, reason=(
-    "each Processor matches against its own in-memory StoryIndex, which learns other workers' "
-    "new stories (stories_after, by id) but not their merges into existing stories: a worker "
-    "can open a second story for one event (pipeline/process.py); seen in about 1 run in 8"))
+STALE_MERGES_REASON = (
+    "each Processor matches articles against its own in-memory StoryIndex, which learns the "
+    "stories other workers create (stories_after, by id) but not their merges into existing "
+    "stories, so a worker can match against stale features (pipeline/process.py); "
+    "about 1 run in 20")
+ORDER_DEPENDENT = pytest.mark.xfail(strict=False, reason=(
+    "story clustering depends on the order articles are stored (pipeline/stories.py): in "
+    "one process, about 1 random order in 5 of the replay's articles puts le360's "
+    "'jo-2024-la-dgsn-envoie-des-renforts-a-paris' in a story of its own; two workers "
+    "store in another order than one process does. Also: " + STALE_MERGES_REASON))
+STALE_MERGES = pytest.mark.xfail(strict=False, reason=STALE_MERGES_REASON)
 
 
-@STALE_STORY_INDEX
+@ORDER_DEPENDENT
 def test_stories_are_those_of_a_single_process_crawl(world: World) -> None:
     stories = partition(world.workers.db)
     assert stories == partition(world.reference.db)
@@ -222,19 +229,25 @@ def test_requests_waiting_for_robots_txt_all_obey_it(tmp_path: Path,
 
 
 def _fetch(url: str, outlet: str, hint: str) -> RawPage:
-    with urllib.request.urlopen(urllib.request.quote(url, safe=":/?=&%,"), timeout=10) as resp:  # noqa: S310
+    with urllib.request.urlopen(quote(url, safe=":/?=&%,"), timeout=10) as resp:  # noqa: S310
         body, headers, final = resp.read(), {k.lower(): v for k, v in resp.headers.items()}, resp.geturl()
     return RawPage(url=canonical_url(final) or final, final_url=final, outlet=outlet, status=200,
                    headers=headers, body=body, fetched_at=datetime.now(UTC), language_hint=hint)
 
 
-def _store_all(url: str, config: dict[str, Any], pages: list[RawPage], start: Any) -> list[str]:
-    """One process: a Processor of its own, every page, once all processes are ready."""
+def _store_all(url: str, config: dict[str, Any], pages: list[RawPage],
+               start: Any) -> list[tuple[float, str, str]]:
+    """One process: a Processor of its own stores every page, once all processes are ready.
+
+    Returns (when the store returned, outcome kind, URL) per page. Stores of articles
+    are serialised by the Processor's advisory lock, so the order of these times is the
+    order the database saw them in (CLOCK_MONOTONIC is one clock for every process).
+    """
     db = Database(url)
     processor = Processor(db, config_from_dict({**config, "database": {"url": url}}))
     start.wait(timeout=60)
     try:
-        return [processor.process(p).kind for p in pages]
+        return [(time.monotonic(), processor.process(p).kind, p.url) for p in pages]
     finally:
         db.dispose()
 
@@ -242,24 +255,22 @@ def _store_all(url: str, config: dict[str, Any], pages: list[RawPage], start: An
 @dataclass
 class AtOnce:
     pages: int
-    outcomes: list[list[str]]
+    outcomes: list[list[tuple[float, str, str]]]
     concurrent: Database  # PostgreSQL, three processes at once
-    sequential: Database  # SQLite, one process
+    serial: Database  # SQLite, one process storing the same pages in the order they landed
 
 
 @pytest.fixture(scope="module")
-def at_once(pg_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AtOnce]:  # noqa: F811
+def at_once(pg_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AtOnce]:
     """Every expected article of the replay stored by three processes at the same moment,
-    each in its own order, into one PostgreSQL database; and by one process into SQLite."""
+    each in its own order, into one PostgreSQL database; then by one process, one page
+    after the other in the order the database received them, into SQLite."""
     tmp = tmp_path_factory.mktemp("at-once")
     with ReplayServer(FIXTURE_OUTLETS, outlets=OUTLETS) as srv:
         configs = {o["name"]: o for o in srv.outlet_configs()}
         pages = [_fetch(srv.base(o) + a["path"], o, configs[o]["language"])
                  for o in OUTLETS for a in expected_of(o)["articles"]]
         config = {k: v for k, v in replay_config(srv, tmp / "x.db").items() if k != "database"}
-    sequential = f"sqlite:///{tmp / 'sequential.db'}"
-    _store_all(sequential, config, pages, threading.Barrier(1))
-
     url = pg_cluster.create_database()
     Database(url).dispose()  # the schema first: this is about the rows
     orders = [pages, pages[::-1], random.Random(8).sample(pages, len(pages))]
@@ -267,10 +278,14 @@ def at_once(pg_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> It
     with ctx.Manager() as manager, ctx.Pool(len(orders)) as pool:
         start = manager.Barrier(len(orders))
         outcomes = pool.starmap(_store_all, [(url, config, order, start) for order in orders])
-    result = AtOnce(len(pages), outcomes, Database(url), Database(sequential))
+    by_url = {p.url: p for p in pages}
+    landed = [by_url[u] for _, kind, u in sorted(o for out in outcomes for o in out) if kind != "unchanged"]
+    serial = f"sqlite:///{tmp / 'serial.db'}"
+    _store_all(serial, config, landed, threading.Barrier(1))
+    result = AtOnce(len(pages), outcomes, Database(url), Database(serial))
     yield result
     result.concurrent.dispose()
-    result.sequential.dispose()
+    result.serial.dispose()
 
 
 def test_processes_storing_the_same_pages_at_once_keep_one_copy_of_each(at_once: AtOnce) -> None:
@@ -279,14 +294,16 @@ def test_processes_storing_the_same_pages_at_once_keep_one_copy_of_each(at_once:
         urls = list(s.scalars(select(Article.url)))
         texts = Counter(s.execute(select(Article.content_hash, Article.outlet_id)).all())
         pages = list(s.scalars(select(Page.url)))
-    with at_once.sequential.transaction() as s:
+    with at_once.serial.transaction() as s:
         expected = set(s.scalars(select(Article.url)))
     assert len(urls) == len(set(urls)) and set(urls) == expected  # no URL stored twice
     assert all(n == 1 for n in texts.values())  # no text stored twice by one outlet
     assert len(pages) == len(set(pages))
 
 
-@STALE_STORY_INDEX
-def test_processes_storing_the_same_pages_at_once_make_the_stories_of_one_process(
+@STALE_MERGES
+def test_processes_storing_at_once_make_the_stories_of_the_same_stores_one_by_one(
         at_once: AtOnce) -> None:
-    assert partition(at_once.concurrent) == partition(at_once.sequential)
+    """Serialisable: the advisory lock orders the stores; the result must be what one
+    process storing them in that order makes."""
+    assert partition(at_once.concurrent) == partition(at_once.serial)
