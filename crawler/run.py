@@ -26,6 +26,7 @@ run, or not one outlet could be crawled, or the shared queue is unreachable). Ex
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -120,6 +121,10 @@ def run_crawl(cfg: Config, outlets: Sequence[str] | None = None, *, progress: bo
     from storage import queries as q
     from storage.db import Database
 
+    # A crawl process is short-lived and allocates many small objects per page (lxml
+    # trees, ORM rows): frequent gen-0 collections cost ~12% of throughput (bench/).
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
     console = console or Console()
     frontier = (Frontier.from_config(cfg.crawl.queue, cfg.crawl.wall_clock_limit)
                 if cfg.crawl.queue else None)
