@@ -169,7 +169,7 @@ def run(ws: Workspace, profile: bool = True, what_if: bool = True) -> list[Figur
                 "share", note=f"Processor.store {sec.get('Processor.store', 0) / busy:.0%} of the crawl process; "
                 + ", ".join(f"{k} {v / busy:.0%}" for k, v in top)
                 + f"; workers busy {sec.get('extraction workers busy', 0):.0f} s of {run.seconds:.0f} s wall; "
-                f"see {PROFILE_TXT.relative_to(ROOT)}"))
+                f"see bench/{PROFILE_TXT.name}"))
         else:
             figures.append(Figure("throughput", f"profile ({kind})", None,
                                   note=f"profiled crawl failed (exit {run.code}): {run.stderr_tail[-300:]}"))
