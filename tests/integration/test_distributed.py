@@ -182,20 +182,6 @@ def test_every_article_is_stored_exactly_once(world: World) -> None:
     assert pages == ref_pages  # every URL settled, aliases included: none fetched again
 
 
-STALE_MERGES_REASON = (
-    "each Processor matches articles against its own in-memory StoryIndex, which learns the "
-    "stories other workers create (stories_after, by id) but not their merges into existing "
-    "stories, so a worker can match against stale features (pipeline/process.py); "
-    "about 1 run in 20")
-ORDER_DEPENDENT = pytest.mark.xfail(strict=False, reason=(
-    "story clustering depends on the order articles are stored (pipeline/stories.py): in "
-    "one process, about 1 random order in 5 of the replay's articles puts le360's "
-    "'jo-2024-la-dgsn-envoie-des-renforts-a-paris' in a story of its own; two workers "
-    "store in another order than one process does. Also: " + STALE_MERGES_REASON))
-STALE_MERGES = pytest.mark.xfail(strict=False, reason=STALE_MERGES_REASON)
-
-
-@ORDER_DEPENDENT
 def test_stories_are_those_of_a_single_process_crawl(world: World) -> None:
     stories = partition(world.workers.db)
     assert stories == partition(world.reference.db)
@@ -301,7 +287,6 @@ def test_processes_storing_the_same_pages_at_once_keep_one_copy_of_each(at_once:
     assert len(pages) == len(set(pages))
 
 
-@STALE_MERGES
 def test_processes_storing_at_once_make_the_stories_of_the_same_stores_one_by_one(
         at_once: AtOnce) -> None:
     """Serialisable: the advisory lock orders the stores; the result must be what one
