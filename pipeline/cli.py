@@ -97,7 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from pipeline.logs import setup_logging
 
-    setup_logging(args.log_format, "DEBUG" if args.verbose else "WARNING" if args.command in {"stories", "extract", "status"} else "INFO", args.log_file)
+    quiet = args.command in {"stories", "extract", "status"}  # their output is the point
+    level = "DEBUG" if args.verbose else "WARNING" if quiet else "INFO"
+    setup_logging(args.log_format, level, args.log_file)
     handler: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
     try:
         return handler(args)
