@@ -187,7 +187,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         with crawl_lock(cfg.database.url, wait=args.wait):
             from pipeline.daemon import close_abandoned_runs
 
-            close_abandoned_runs(_db(cfg), holding_lock=True)
+            close_abandoned_runs(_db(cfg), holding_lock=True, shared_queue=cfg.crawl.queue is not None)
             summary = run_crawl(cfg, names, progress=True)
     except LockHeld as exc:
         raise CliError(str(exc), EXIT_LOCKED) from None

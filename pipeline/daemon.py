@@ -99,14 +99,15 @@ def _lock_free(url: str) -> bool:
         return False
 
 
-def close_abandoned_runs(db: Database, *, holding_lock: bool = False,
+def close_abandoned_runs(db: Database, *, holding_lock: bool = False, shared_queue: bool = False,
                          stale_after: timedelta = timedelta(hours=1)) -> int:
     """Close as interrupted the runs left "running" by processes that are gone.
 
     A run of this host is abandoned when its pid is dead (or reused). A crawl of another
     host is abandoned when nobody holds the crawl lock (`holding_lock`: the caller holds
-    it, e.g. `veille crawl` before it starts); a digest of another host when it is older
-    than `stale_after`. Returns how many runs were closed.
+    it, e.g. `veille crawl` before it starts) — unless crawls share a queue
+    (`shared_queue`), whose workers run without that lock: then, like a digest of another
+    host, only when older than `stale_after`. Returns how many runs were closed.
     """
     host, now = socket.gethostname(), datetime.now(UTC)
     with db.transaction() as s:
@@ -116,7 +117,7 @@ def close_abandoned_runs(db: Database, *, holding_lock: bool = False,
     for run in running:
         if run.host == host:
             gone = not process_alive(run.pid, run.started_at)
-        elif run.kind == "crawl":
+        elif run.kind == "crawl" and not shared_queue:
             if lock_free is None:
                 lock_free = holding_lock or _lock_free(db.url)
             gone = lock_free
@@ -392,7 +393,7 @@ def run_daemon(cfg: Config, *, config_path: str | os.PathLike[str] | None = None
     daemon = Daemon(cfg, path, db, stopping)
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        close_abandoned_runs(db)
+        close_abandoned_runs(db, shared_queue=cfg.crawl.queue is not None)
         daemon.start()
         while not daemon.stopping.wait(1.0):
             pass
@@ -400,6 +401,6 @@ def run_daemon(cfg: Config, *, config_path: str | os.PathLike[str] | None = None
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        close_abandoned_runs(db)
+        close_abandoned_runs(db, shared_queue=cfg.crawl.queue is not None)
         db.dispose()
     return 0

@@ -302,6 +302,14 @@ def test_close_abandoned_runs_spares_live_processes(tmp_path: Path) -> None:
             with db.transaction() as s:
                 s.add(CrawlRun(kind="crawl", pid=1, host="elsewhere", status="running"))
             assert close_abandoned_runs(db) == 0
+        # with a shared queue, workers run without the lock: a recent remote crawl is live,
+        # an old one (past stale_after) is not
+        with db.transaction() as s:
+            s.add(CrawlRun(kind="crawl", pid=2, host="worker-2", status="running"))
+            s.add(CrawlRun(kind="crawl", pid=3, host="worker-3", status="running", started_at=old))
+        assert close_abandoned_runs(db, holding_lock=True, shared_queue=True) == 1
+        assert {(r.host, r.status) for r in runs(db) if r.host and r.host.startswith("worker-")} == {
+            ("worker-2", "running"), ("worker-3", "interrupted")}
     finally:
         alive.kill()
         alive.wait()
