@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pipeline.config import TopicConfig
 from pipeline.normalize import Phrase, TokenIndex, phrase_pattern, tokens
@@ -92,6 +93,8 @@ class _Fields:
     def masked_counts(self, phrase: Phrase, masks: Sequence[Phrase]) -> tuple[int, int]:
         """Counts of a phrase, less its occurrences inside the (exclude) phrases `masks`."""
         title, text = self.counts(phrase)
+        if not (title or text):
+            return 0, 0
         for mask in masks:
             inside = _occurrences(phrase, mask)
             if inside and mask != phrase:
@@ -103,8 +106,10 @@ class _Fields:
         return max(title, 0), max(text, 0)
 
 
+@lru_cache(maxsize=65536)
 def _occurrences(part: Phrase, whole: Phrase) -> int:
-    """Non-overlapping occurrences of a token sequence inside another."""
+    """Non-overlapping occurrences of a token sequence inside another (configured terms
+    only, so cached)."""
     n, i, found = len(part), 0, 0
     while i + n <= len(whole):
         if whole[i : i + n] == part:

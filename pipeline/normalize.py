@@ -13,6 +13,7 @@ import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
+from functools import lru_cache
 
 # applied after NFKC + casefold + NFD and removal of combining marks
 _FOLD = {
@@ -99,8 +100,12 @@ def _variant(token: str) -> str | None:
 Phrase = tuple[str, ...]
 
 
+@lru_cache(maxsize=8192)
 def phrase_pattern(term: str) -> Phrase:
-    """Compile a configured term (one or more words) into the token sequence to look for."""
+    """Compile a configured term (one or more words) into the token sequence to look for.
+
+    Cached: the classifier asks for the same configured terms on every article.
+    """
     return tuple(tokens(term))
 
 
