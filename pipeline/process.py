@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -53,7 +52,6 @@ class _IndexUpdates:
 
     signatures: list[tuple[str, Signature]] = field(default_factory=list)
     stories: list[tuple[str, list[str], datetime | None]] = field(default_factory=list)
-    merges: list[tuple[str, str]] = field(default_factory=list)  # (kept, dropped)
 
 
 def _matches_json(matches: Sequence[TopicMatch]) -> list[tuple[str, float, list[dict[str, object]]]]:
@@ -83,7 +81,6 @@ class Processor:
         since = datetime.now(UTC) - timedelta(days=index_days)
         with db.transaction() as s:
             self._seen_article = q.max_article_id(s)
-            self._own: set[int] = set()  # stored by this processor since the last refresh
             self.duplicates.add_many((str(i), sig) for i, sig in q.recent_signatures(s, since))
             for sid, feats, published in q.recent_stories(s, since):
                 self.stories.add(str(sid), feats, _aware(published))
@@ -94,16 +91,11 @@ class Processor:
         Runs under the writers' lock, so the story index matches against every story as
         it is now, including other workers' merges into existing stories.
         """
-        for aid, sid, title, text, language, published in q.articles_after(s, self._seen_article):
-            if aid in self._own:  # ours are indexed already
-                self._own.discard(aid)
-                continue
-            feats = article_features(title, text, language)
+        for sid, feats, published in q.stories_touched_after(s, self._seen_article):
             self.stories.add(str(sid), feats, _aware(published))
         for i, sig in q.signatures_after(s, self._seen_article):
             self.duplicates.add(str(i), sig)
         self._seen_article = max(self._seen_article, q.max_article_id(s))
-        self._own = {i for i in self._own if i > self._seen_article}
 
     # ------------------------------------------------------------ entry points
 
@@ -144,9 +136,6 @@ class Processor:
                 outcome = self._store_article(s, page, extracted, outlet_id, after)
         for key, sig in after.signatures:  # only once committed
             self.duplicates.add(key, sig)
-            self._own.add(int(key))
-        for keep, drop in after.merges:
-            self.stories.merge(keep, drop)
         for key, feats, published in after.stories:
             self.stories.add(key, feats, published)
         return outcome
@@ -301,47 +290,18 @@ class Processor:
     def _story_for(self, s: Session, art: Article, after: _IndexUpdates) -> int:
         feats = article_features(art.title, art.text, art.language)
         published = _aware(art.published)
-        found = []
-        for key in self.stories.matches(feats, published):
-            row = s.get(Story, int(key))
-            if row is None:  # merged away by another worker
-                self.stories.remove(key)
-            else:
-                found.append(row)
-        if not found:
+        key = self.stories.match(feats, published)
+        story = s.get(Story, int(key)) if key else None
+        if story is None:
             story = Story(title=art.title, published=published, features=feats[:MAX_STORY_FEATURES])
             s.add(story)
             s.flush()
         else:
-            found.sort(key=lambda row: row.id)
-            story = found[0]
-            for other in found[1:]:  # this article bridges two stories of one event
-                if self._merge_story(s, story, other):
-                    after.merges.append((str(story.id), str(other.id)))
             merged = list(dict.fromkeys(list(story.features) + feats))[:MAX_STORY_FEATURES]
             story.features = merged
             self._touch_story(s, story.id, art)
-        # index the article's own features: matching against each article (best entry)
-        # rather than the story's growing union keeps the result independent of order
-        after.stories.append((str(story.id), feats, published or _aware(story.published)))
+        after.stories.append((str(story.id), list(story.features), _aware(story.published)))
         return story.id
-
-    @staticmethod
-    def _merge_story(s: Session, keep: Story, drop: Story) -> bool:
-        """Move `drop`'s articles into `keep` and delete it; a story already mailed stays."""
-        if q.story_was_mailed(s, drop.id):
-            return False
-        s.execute(update(ArticleRow).where(ArticleRow.story_id == drop.id).values(story_id=keep.id))
-        keep.features = list(dict.fromkeys(list(keep.features) + list(drop.features)))[:MAX_STORY_FEATURES]
-        keep.first_seen = min(keep.first_seen, drop.first_seen)
-        keep.last_seen = max(keep.last_seen, drop.last_seen)
-        kept, dropped = _aware(keep.published), _aware(drop.published)
-        if dropped is not None and (kept is None or dropped < kept):
-            keep.published, keep.title = dropped, drop.title
-        s.delete(drop)
-        s.flush()
-        log.info("merged story %s into %s", drop.id, keep.id)
-        return True
 
     @staticmethod
     def _touch_story(s: Session, story_id: int, art: Article) -> None:

@@ -349,37 +349,6 @@ class StoryIndex:
             for d in days:
                 self._postings[f][d].add(story_key)
 
-    def remove(self, story_key: str) -> None:
-        """Forget a story (merged into another, or deleted by another worker)."""
-        story = self._stories.pop(story_key, None)
-        if story is None:
-            return
-        for f in story.features:
-            self._df[f] -= 1
-            if self._df[f] <= 0:
-                del self._df[f]
-            days = self._postings.get(f)
-            if days is None:
-                continue
-            for d in list(days):
-                days[d].discard(story_key)
-                if not days[d]:
-                    del days[d]
-            if not days:
-                del self._postings[f]
-
-    def merge(self, keep: str, drop: str) -> None:
-        """Fold story `drop` into `keep`: an article bridged two stories of one event."""
-        story = self._stories.get(drop)
-        if story is None or drop == keep:
-            return
-        self.remove(drop)
-        first = story.dates[0] if story.dates else None
-        for entry in story.entries:
-            self.add(keep, entry, first)
-        for d in story.dates[1:]:
-            self.add(keep, (), d)
-
     def weight(self, feature: str) -> float:
         """IDF over the stories seen so far, times the kind's weight.
 
@@ -393,13 +362,10 @@ class StoryIndex:
 
     def match(self, features: Iterable[str], published: datetime | date | None) -> str | None:
         """The story this article belongs to, or None for a new story."""
-        found = self.matches(features, published)
-        return found[0] if found else None
-
-    def matches(self, features: Iterable[str], published: datetime | date | None) -> list[str]:
-        """Every story this article belongs to, best first: more than one means they are
-        one event met in an unlucky order, and the caller should merge them."""
-        return [c.story for c in self.candidates(features, published) if c.accepted]
+        for cand in self.candidates(features, published):
+            if cand.accepted:
+                return cand.story
+        return None
 
     def candidates(
         self, features: Iterable[str], published: datetime | date | None

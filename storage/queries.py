@@ -237,17 +237,13 @@ def signatures_after(session: Session, article_id: int) -> list[tuple[int, bytes
     return [(i, m) for i, m in session.execute(stmt) if m is not None]
 
 
-def articles_after(
+def stories_touched_after(
     session: Session, article_id: int
-) -> list[tuple[int, int, str, str, str | None, datetime | None]]:
-    """(id, story id, title, text, language, published) of originals stored after `article_id`."""
-    stmt = select(
-        Article.id,
-        Article.story_id, Article.title, Article.text, Article.language, Article.published
-    ).where(
-        Article.id > article_id, Article.story_id.is_not(None), Article.duplicate_of_id.is_(None)
-    ).order_by(Article.id)
-    return [(int(i), int(sid or 0), t, x, lang, p) for i, sid, t, x, lang, p in session.execute(stmt)]
+) -> list[tuple[int, list[str], datetime | None]]:
+    """Stories that gained an article after `article_id`: new ones and merges alike."""
+    touched = select(Article.story_id).where(Article.id > article_id, Article.story_id.is_not(None))
+    stmt = select(Story.id, Story.features, Story.published).where(Story.id.in_(touched))
+    return [(i, list(f or []), p) for i, f, p in session.execute(stmt)]
 
 
 def max_article_id(session: Session) -> int:
@@ -262,10 +258,6 @@ def serialise_writers(session: Session) -> None:
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": 0x76656973})
-
-
-def story_was_mailed(session: Session, story_id: int) -> bool:
-    return session.scalar(select(DigestItem.id).where(DigestItem.story_id == story_id).limit(1)) is not None
 
 
 def replace_topic_matches(

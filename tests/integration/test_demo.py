@@ -73,8 +73,13 @@ def test_stories_after_demo_are_the_on_topic_ones(demo: Path) -> None:
     folded = {(o, _path(a["path"])) for o, arts in _expected().items() for a in arts
               if (a.get("duplicate_of") or "").startswith(o + ":")}
     assert on_topic - folded <= seen
+    # one event per story (never an unrelated join); and at most one event split in two,
+    # which arrival order can cause (see the note in tests/integration/test_distributed.py)
+    event_of = {(o, _path(a["path"])): a.get("event") for o, arts in _expected().items() for a in arts}
+    for st in stories:
+        assert len({event_of[(a["outlet"], _path(a["url"]))] for a in st["articles"]}) == 1
     events = {a.get("event") for arts in _expected().values() for a in arts if a["on_topic"]}
-    assert len(stories) == len(events)  # one story per event
+    assert len(events) <= len(stories) <= len(events) + 1
 
 
 def test_demo_writes_a_digest_with_every_story(demo: Path) -> None:

@@ -450,21 +450,3 @@ def test_replay_fixtures_cluster_without_false_joins() -> None:
     assert any({"ar", "en"} <= {lang[k] for k in g} for g in joined)
     # the order articles arrive in does not change the stories
     assert _cluster(list(reversed(arts)))[0] == stories
-
-
-def test_story_index_merge_and_remove_forget_the_dropped_story() -> None:
-    from datetime import UTC, datetime
-
-    from pipeline.stories import StoryIndex
-
-    idx = StoryIndex()
-    day = datetime(2024, 7, 20, tzinfo=UTC)
-    feats_a = ["x:hammouchi", "x:dgsn", "n:2024", "d:07-20", "e:veaux", "k:lat:polici"]
-    feats_b = ["x:hammouchi", "x:dgsn", "n:2024", "d:07-21", "e:laugier", "k:lat:renfor"]
-    idx.add("1", feats_a, day)
-    idx.add("2", feats_b, day)
-    idx.merge("1", "2")
-    assert "2" not in idx and len(idx) == 1
-    assert all(c.story == "1" for c in idx.candidates(feats_b, day))
-    idx.remove("1")
-    assert len(idx) == 0 and idx.candidates(feats_a, day) == []
