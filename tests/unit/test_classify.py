@@ -3,15 +3,14 @@ distractors and the replay fixtures."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 import pytest
-import yaml
 
 from pipeline.classify import classify, evaluate, story_topics
 from pipeline.config import TopicConfig, load_config
-from pipeline.types import RawPage, TermHit, TopicMatch
+from pipeline.types import TermHit, TopicMatch
+from tests.replay_pages import fixture_articles as replay_articles
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "outlets"
@@ -247,31 +246,7 @@ def test_trade_distractor_fails_because_legal_security_is_no_security(
 
 
 def _fixture_articles() -> list[tuple[str, dict[str, object], object]]:
-    from pipeline.extract import extract
-
-    out: list[tuple[str, dict[str, object], object]] = []
-    base = "http://127.0.0.1:8000"
-    for folder in sorted(p.parent for p in FIXTURES.glob("*/expected.yaml")):
-        expected = yaml.safe_load((folder / "expected.yaml").read_text(encoding="utf-8")) or {}
-        routes = yaml.safe_load((folder / "routes.yaml").read_text(encoding="utf-8")) or {}
-        for item in expected.get("articles") or []:
-            route = routes.get(item["path"]) or {}
-            if "file" not in route:
-                continue
-            charset = str(route.get("charset", "utf-8"))
-            body = (folder / route["file"]).read_text(encoding="utf-8").replace("{{BASE}}", base)
-            page = RawPage(
-                url=base + item["path"],
-                final_url=base + item["path"],
-                outlet=folder.name,
-                status=200,
-                headers={"content-type": f"text/html; charset={charset}"},
-                body=body.encode(charset, "xmlcharrefreplace"),
-                fetched_at=datetime(2025, 6, 1),
-                language_hint=item.get("language"),
-            )
-            out.append((f"{folder.name}:{item['path']}", item, extract(page)))
-    return out
+    return list(replay_articles())
 
 
 @pytest.fixture(scope="module")

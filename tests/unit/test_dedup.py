@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import yaml
 
 from pipeline.dedup import (
     DuplicateIndex,
@@ -20,7 +19,8 @@ from pipeline.dedup import (
     signature_from_bytes,
 )
 from pipeline.stories import StoryIndex, article_features
-from pipeline.types import Article, RawPage
+from pipeline.types import Article
+from tests.replay_pages import fixture_articles
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "outlets"
@@ -355,29 +355,7 @@ def test_story_index_is_not_all_pairs_on_5000_articles() -> None:
 
 
 def _fixture_articles() -> list[tuple[str, dict, Article]]:
-    from pipeline.extract import extract
-
-    base = "http://127.0.0.1:8000"
-    out = []
-    for folder in sorted(p.parent for p in FIXTURES.glob("*/expected.yaml")):
-        expected = yaml.safe_load((folder / "expected.yaml").read_text(encoding="utf-8")) or {}
-        routes = yaml.safe_load((folder / "routes.yaml").read_text(encoding="utf-8")) or {}
-        for item in expected.get("articles") or []:
-            route = routes.get(item["path"]) or {}
-            if "file" not in route:
-                continue
-            charset = str(route.get("charset", "utf-8"))
-            body = (folder / route["file"]).read_text(encoding="utf-8").replace("{{BASE}}", base)
-            page = RawPage(
-                url=base + item["path"], final_url=base + item["path"], outlet=folder.name,
-                status=200, headers={"content-type": f"text/html; charset={charset}"},
-                body=body.encode(charset, "xmlcharrefreplace"), fetched_at=datetime(2025, 6, 1, tzinfo=UTC),
-                language_hint=item.get("language"),
-            )
-            art = extract(page)
-            if isinstance(art, Article):
-                out.append((f"{folder.name}:{item['path']}", item, art))
-    return out
+    return [(key, item, art) for key, item, art in fixture_articles() if isinstance(art, Article)]
 
 
 def _when(art: Article) -> datetime:

@@ -1,0 +1,39 @@
+"""The replay's expected articles as extracted Articles, without a server (unit tests)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+import yaml
+
+from pipeline.extract import extract
+from pipeline.types import Article, RawPage, Skipped
+from tests.conftest import FIXTURE_OUTLETS
+
+BASE = "http://127.0.0.1:8000"
+
+
+@cache
+def fixture_articles() -> tuple[tuple[str, dict[str, Any], Article | Skipped], ...]:
+    """("outlet:path", expected.yaml entry, extraction) for every expected article, each
+    page encoded as the replay server serves it (charset and header)."""
+    out = []
+    for folder in sorted(p.parent for p in FIXTURE_OUTLETS.glob("*/expected.yaml")):
+        expected = yaml.safe_load((folder / "expected.yaml").read_text(encoding="utf-8")) or {}
+        routes = yaml.safe_load((folder / "routes.yaml").read_text(encoding="utf-8")) or {}
+        for item in expected.get("articles") or []:
+            route = routes.get(item["path"]) or {}
+            if "file" not in route:
+                continue
+            charset = str(route.get("charset", "utf-8"))
+            body = (folder / route["file"]).read_text(encoding="utf-8").replace("{{BASE}}", BASE)
+            page = RawPage(
+                url=BASE + item["path"], final_url=BASE + item["path"], outlet=folder.name,
+                status=200, headers={"content-type": f"text/html; charset={charset}"},
+                body=body.encode(charset, "xmlcharrefreplace"),
+                fetched_at=datetime(2025, 6, 1, tzinfo=UTC), language_hint=item.get("language"),
+            )
+            out.append((f"{folder.name}:{item['path']}", item, extract(page)))
+    return tuple(out)
