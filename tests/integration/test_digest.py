@@ -1,4 +1,5 @@
-"""The digest end to end: a real SQLite file, a real SMTP server (aiosmtpd on 127.0.0.1).
+"""The digest end to end: a real database (SQLite and PostgreSQL), a real SMTP server (aiosmtpd
+on 127.0.0.1).
 
 The database is filled directly through the storage models (`seed`): three tracked stories
 covered by several outlets (one in Arabic, one whose title carries a <script> tag) and two
@@ -241,9 +242,11 @@ def smtp_server() -> Iterator[tuple[Inbox, int]]:
 
 
 @pytest.fixture
-def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
+def db(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
+    """A fresh database on each backend (SQLite file, PostgreSQL database); no env override."""
     monkeypatch.delenv("VEILLE_DATABASE_URL", raising=False)
-    database = Database(f"sqlite:///{tmp_path / 'veille.db'}")
+    monkeypatch.delenv("VEILLE_CONFIG", raising=False)
+    database = Database(db_url)
     yield database
     database.dispose()
 
