@@ -96,6 +96,7 @@ class Article(Base):
     language: Mapped[str | None] = mapped_column(String(8))
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
     minhash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    features: Mapped[list[Any] | None] = mapped_column(JSON)  # story features (originals only)
     first_seen: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     versions: Mapped[int] = mapped_column(Integer, default=1)

@@ -13,6 +13,9 @@ from storage.db import Database, current_revision, table_names
 from storage.models import Article, CrawlRun, Page, Story, TopicMatchRow
 
 
+HEAD = "0002"
+
+
 @pytest.fixture()
 def db(db_url: str) -> Database:
     return Database(db_url)
@@ -23,13 +26,45 @@ def test_migrations_from_empty(tmp_path: Path) -> None:
     assert not path.exists()
     db = Database(f"sqlite:///{path}")
     assert path.exists()
-    assert current_revision(db.engine) == "0001"
+    assert current_revision(db.engine) == HEAD
     assert {"articles", "stories", "topic_matches", "crawl_runs", "outlet_runs", "feed_state",
             "digests", "digest_items", "pages", "outlets"} <= set(table_names(db.engine))
     with db.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     Database(f"sqlite:///{path}")  # a second open is a no-op upgrade
-    assert current_revision(db.engine) == "0001"
+    assert current_revision(db.engine) == HEAD
+
+
+def test_upgrade_keeps_rows_and_matches_the_models(db_url: str) -> None:
+    """A database at 0001 with an article upgrades in place; the result is what the
+    models describe (Alembic's autogenerate finds nothing to add or drop)."""
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from storage.db import alembic_config, make_engine
+    from storage.models import Base
+
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        cfg = alembic_config(engine)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.exec_driver_sql("INSERT INTO outlets (id, name, url) VALUES (1, 'bladi', '')")
+        conn.exec_driver_sql(
+            "INSERT INTO articles (url, outlet_id, title, text, content_hash, first_seen, "
+            "updated_at, versions) VALUES ('https://b/1', 1, 't', 'x', 'h', "
+            "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1)")
+    engine.dispose()
+    db = Database(db_url)
+    assert current_revision(db.engine) == HEAD
+    with db.transaction() as s:
+        row = s.scalars(select(Article)).one()
+        assert (row.url, row.features) == ("https://b/1", None)
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+    db.dispose()
 
 
 def _article(outlet_id: int, url: str, story_id: int | None, text: str = "corps") -> Article:
