@@ -22,9 +22,9 @@ database. The parts are existing engines, not a protocol of ours:
   transient failure releases its claim, so a later round retries the page. Settled
   URLs need no claim: storage is checked first, as without a queue.
 - **Finishing**: a worker's outlet spider closes once the shared queue has stayed
-  empty and the worker idle for `idle` seconds (env `VEILLE_QUEUE_IDLE`, default 30),
-  so a worker that ran out of work first still takes requests another worker's
-  slower discovery adds.
+  empty and the worker idle for `idle` seconds (`crawl.queue_idle`, default 30; env
+  `VEILLE_QUEUE_IDLE` overrides it), so a worker that ran out of work first still
+  takes requests another worker's slower discovery adds.
 
 Requests are pickled into Redis (scrapy-redis's serializer): the Redis server must be
 reachable only by the team's own machines.
@@ -45,8 +45,6 @@ log = logging.getLogger("crawler")
 
 PREFIX = "veille"
 LOCAL = "veille_local"  # request meta: this worker's own discovery request, never shared
-IDLE_ENV = "VEILLE_QUEUE_IDLE"
-DEFAULT_IDLE = 30.0
 SCHEMA_LOCK_SECONDS = 300
 _PASSWORD = re.compile(r"(//[^/@]*:)[^/@]*@")
 
@@ -80,11 +78,17 @@ def queue_settings(url: str) -> dict[str, Any]:
 class Frontier:
     """This worker's handle on the shared frontier: URL claims and shared crawl state."""
 
-    def __init__(self, url: str, *, claim_ttl: float, idle: float | None = None) -> None:
-        """No I/O here: a problem with Redis is reported by `check`, inside the run."""
+    def __init__(self, url: str, *, claim_ttl: float, idle: float) -> None:
+        """No I/O here: a problem with Redis is reported by `check`, inside the run.
+
+        Args:
+            url: the Redis URL (`crawl.queue`).
+            claim_ttl: seconds a URL claim lasts (at least 60).
+            idle: seconds the shared queue must stay empty before the worker stops.
+        """
         self.url = url
         self.claim_ttl = max(60, int(claim_ttl))
-        self.idle = idle if idle is not None else idle_seconds()
+        self.idle = idle
         self.holder = f"{socket.gethostname()}:{os.getpid()}"  # a claim's value: who holds it
         self.redis: Any = None
         self._problem: str | None = None
@@ -101,8 +105,9 @@ class Frontier:
             self._problem = f"crawl.queue: {describe(url)} is not a usable Redis URL ({exc})"
 
     @classmethod
-    def from_config(cls, url: str, wall_clock_limit: float) -> Frontier:
-        return cls(url, claim_ttl=2 * wall_clock_limit)
+    def from_config(cls, url: str, wall_clock_limit: float, queue_idle: float) -> Frontier:
+        """The frontier of `crawl.queue`; claims outlive any worker (twice the wall-clock limit)."""
+        return cls(url, claim_ttl=2 * wall_clock_limit, idle=queue_idle)
 
     def check(self) -> None:
         """Raise QueueError unless Redis answers."""
@@ -176,13 +181,3 @@ class Frontier:
     def close(self) -> None:
         if self.redis is not None:
             self.redis.close()
-
-
-def idle_seconds() -> float:
-    """How long a worker waits on an empty shared queue before it stops (env VEILLE_QUEUE_IDLE)."""
-    raw = os.environ.get(IDLE_ENV, "")
-    try:
-        return max(0.0, float(raw)) if raw.strip() else DEFAULT_IDLE
-    except ValueError:
-        log.warning("%s=%r is not a number of seconds; using %g", IDLE_ENV, raw, DEFAULT_IDLE)
-        return DEFAULT_IDLE

@@ -126,7 +126,8 @@ def run_crawl(cfg: Config, outlets: Sequence[str] | None = None, *, progress: bo
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
     console = console or Console()
-    frontier = (Frontier.from_config(cfg.crawl.queue, cfg.crawl.wall_clock_limit)
+    frontier = (Frontier.from_config(cfg.crawl.queue, cfg.crawl.wall_clock_limit,
+                                     cfg.crawl.queue_idle)
                 if cfg.crawl.queue else None)
     with frontier.schema_lock() if frontier else nullcontext():  # workers starting together
         db = Database(cfg.database.url)

@@ -32,6 +32,12 @@ _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _INTERVAL = re.compile(r"^(\d+)\s*(s|m|h|d)$")
 _INTERVAL_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
+# env variable -> the config key it overrides; a value set in the environment wins
+ENV_OVERRIDES: dict[str, tuple[str, str]] = {
+    "VEILLE_DATABASE_URL": ("database", "url"),
+    "VEILLE_QUEUE_IDLE": ("crawl", "queue_idle"),
+}
+
 
 class ConfigError(Exception):
     """A config problem, already worded for the user (`file: field: what is wrong`)."""
@@ -84,6 +90,8 @@ class CrawlConfig(_Strict):
     autothrottle: bool = True
     retries: int = Field(2, ge=0, le=10)
     queue: str | None = Field(None, description="redis://host:port/db for a shared frontier")
+    queue_idle: float = Field(30.0, gt=0, allow_inf_nan=False,
+                              description="with a queue: a worker stops once it stayed empty this many seconds")
 
     @field_validator("queue")
     @classmethod
@@ -266,7 +274,8 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def _format(source: str, exc: ValidationError) -> str:
+def _format(source: str, exc: ValidationError, from_env: dict[str, str] | None = None) -> str:
+    """One line for the first error; `from_env` maps a field path to the env variable that set it."""
     err = exc.errors()[0]
     loc = _loc(tuple(err["loc"]))
     msg = err["msg"]
@@ -279,6 +288,8 @@ def _format(source: str, exc: ValidationError) -> str:
         msg = "required key is missing"
     elif "input" in err and etype not in {"value_error", "assertion_error"}:
         msg = f"{err['input']!r}: {msg.lower()}"
+    if from_env and loc in from_env:  # the file is not at fault: name the variable
+        return f"env {from_env[loc]} (overrides {loc}): {msg}"
     where = f"{loc}: " if loc else ""
     # model-level checks already carry their own path in the message
     return f"{source}: {where}{msg}"
@@ -314,13 +325,15 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
 def config_from_dict(data: dict[str, Any], source: str = DEFAULT_CONFIG) -> Config:
     """Validate a mapping as a config, with the environment overrides applied."""
     data = dict(data)
-    env_db = os.environ.get("VEILLE_DATABASE_URL")
-    if env_db:
-        db = dict(data.get("database") or {})
-        db["url"] = env_db
-        data["database"] = db
+    from_env: dict[str, str] = {}
+    for var, (section, key) in ENV_OVERRIDES.items():
+        value = os.environ.get(var, "").strip()
+        part = data.get(section) or {}
+        if value and isinstance(part, dict):  # a section that is not a mapping is the file's error
+            data[section] = {**part, key: value}
+            from_env[f"{section}.{key}"] = var
     try:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format(source, exc)) from None
+        raise ConfigError(_format(source, exc, from_env)) from None
     return cfg.model_copy(update={"source": source})

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from crawler.replay import ReplayServer
-from pipeline.config import Config, config_from_dict
+from pipeline.config import ENV_OVERRIDES, Config, config_from_dict
 from tests.pg import db_url, pg_cluster  # noqa: F401 - shared fixtures (SQLite + PostgreSQL)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,4 +88,4 @@ def config(config_dict: dict[str, Any], config_file: Path) -> Config:
 
 def without_env_overrides() -> dict[str, str]:
     """The environment minus veille's overrides, for child processes."""
-    return {k: v for k, v in os.environ.items() if k not in ("VEILLE_DATABASE_URL", "VEILLE_CONFIG")}
+    return {k: v for k, v in os.environ.items() if k not in {"VEILLE_CONFIG", *ENV_OVERRIDES}}

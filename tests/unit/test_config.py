@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +13,22 @@ import pytest
 import yaml
 
 from pipeline.cli import main
-from pipeline.config import ConfigError, config_from_dict, load_config, parse_schedule
+from pipeline.config import (
+    ENV_OVERRIDES,
+    ConfigError,
+    config_from_dict,
+    load_config,
+    parse_schedule,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _no_env_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's shell must not decide these tests: each sets what it needs."""
+    for var in ["VEILLE_CONFIG", *ENV_OVERRIDES]:
+        monkeypatch.delenv(var, raising=False)
 
 
 @pytest.fixture()
@@ -65,6 +79,10 @@ CASES = [
     ("digest/topics", ["nope"], "digest.topics[0]: 'nope' is not a configured topic"),
     ("digest/smtp/port", "x", "digest.smtp.port: 'x'"),
     ("database/url", "mysql://x", "database.url: 'mysql://x' is not a sqlite:// or postgresql:// URL"),
+    ("crawl/queue_idle", 0, "crawl.queue_idle: 0: input should be greater than 0"),
+    ("crawl/queue_idle", -5, "crawl.queue_idle: -5: input should be greater than 0"),
+    ("crawl/queue_idle", "soon", "crawl.queue_idle: 'soon': input should be a valid number"),
+    ("crawl/queue_idle", float("inf"), "crawl.queue_idle: inf: input should be a finite number"),
 ]
 
 
@@ -132,4 +150,78 @@ def test_no_traceback_in_a_real_process(tmp_path: Path, base: dict[str, Any]) ->
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [
         f"veille: error: {cfg_file}: crawl.obey_robots: 'perhaps': input should be a valid boolean, unable to interpret input"
+    ]
+
+
+# crawl.queue_idle and its env override VEILLE_QUEUE_IDLE ---------------------------------
+
+def test_queue_idle_defaults_to_30_seconds() -> None:
+    assert config_from_dict({}).crawl.queue_idle == 30.0
+    assert load_config(ROOT / "config.yaml").crawl.queue_idle == 30.0  # documented, commented out
+
+
+def test_queue_idle_from_the_file(tmp_path: Path, base: dict[str, Any]) -> None:
+    assert load_config(_write(tmp_path, _mutate(base, "crawl/queue_idle", 2.5))).crawl.queue_idle == 2.5
+    assert config_from_dict({"crawl": {"queue_idle": 1}}).crawl.queue_idle == 1.0
+
+
+def test_queue_idle_env_wins_over_the_file(tmp_path: Path, base: dict[str, Any],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VEILLE_QUEUE_IDLE", " 0.5 ")
+    cfg = load_config(_write(tmp_path, _mutate(base, "crawl/queue_idle", 45)))
+    assert cfg.crawl.queue_idle == 0.5
+    assert cfg.crawl.timeout == base["crawl"]["timeout"]  # the rest of the section is kept
+    assert config_from_dict({}).crawl.queue_idle == 0.5  # no crawl section in the file
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_blank_queue_idle_env_is_unset(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("VEILLE_QUEUE_IDLE", value)
+    assert config_from_dict({"crawl": {"queue_idle": 7}}).crawl.queue_idle == 7.0
+
+
+ENV_CASES = [
+    ("VEILLE_QUEUE_IDLE", "soon", "crawl.queue_idle",
+     "'soon': input should be a valid number, unable to parse string as a number"),
+    ("VEILLE_QUEUE_IDLE", "0", "crawl.queue_idle", "'0': input should be greater than 0"),
+    ("VEILLE_QUEUE_IDLE", "-1", "crawl.queue_idle", "'-1': input should be greater than 0"),
+    ("VEILLE_QUEUE_IDLE", "nan", "crawl.queue_idle", "'nan': input should be a finite number"),
+    ("VEILLE_QUEUE_IDLE", "inf", "crawl.queue_idle", "'inf': input should be a finite number"),
+    ("VEILLE_DATABASE_URL", "mysql://x", "database.url",
+     "'mysql://x' is not a sqlite:// or postgresql:// URL"),
+]
+
+
+@pytest.mark.parametrize(("var", "value", "field", "expected"), ENV_CASES,
+                         ids=[f"{c[0]}={c[1]}" for c in ENV_CASES])
+def test_bad_env_override_one_line_naming_the_variable(
+    tmp_path: Path, base: dict[str, Any], capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str, field: str, expected: str,
+) -> None:
+    monkeypatch.setenv(var, value)
+    assert main(["stories", "--config", str(_write(tmp_path, base))]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"veille: error: env {var} (overrides {field}): {expected}"
+    ]
+
+
+def test_env_override_leaves_a_broken_section_to_the_file(
+    tmp_path: Path, base: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VEILLE_QUEUE_IDLE", "1")
+    cfg_file = _write(tmp_path, _mutate(base, "crawl", ["not", "a", "mapping"]))
+    with pytest.raises(ConfigError, match=r"^\S+broken\.yaml: crawl: .*valid dictionary"):
+        load_config(cfg_file)
+
+
+def test_bad_env_override_no_traceback_in_a_real_process(tmp_path: Path, base: dict[str, Any]) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "crawl", "--worker", "--config", str(_write(tmp_path, base))],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+        env={**os.environ, "VEILLE_QUEUE_IDLE": "30s"},
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "veille: error: env VEILLE_QUEUE_IDLE (overrides crawl.queue_idle): "
+        "'30s': input should be a valid number, unable to parse string as a number"
     ]
