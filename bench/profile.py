@@ -17,8 +17,8 @@ from bench.common import VENV_BIN
 
 RATE = 100  # py-spy samples per second
 # outermost time under these functions of the crawl process is reported
-STEPS = ("Processor.store", "PageProcessor.extract", "classify", "Processor._story_for",
-         "StoryIndex.match", "article_features", "minhash", "content_hash", "Processor._refresh",
+STEPS = ("Processor.store", "PageProcessor.extract", "classify", "settle_stories",
+         "assign_stories", "StoryIndex.match", "article_features", "minhash", "content_hash", "Processor._refresh",
          "Processor._insert", "Database.transaction")
 MARKS = {"sqlalchemy (any frame)": "sqlalchemy/"}  # label -> substring of any frame of a stack
 

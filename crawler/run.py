@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -48,6 +48,9 @@ from crawler.progress import live_progress, problems, summary_table
 from crawler.spiders.context import CrawlContext
 from pipeline.config import Config, ConfigError, OutletConfig, load_config
 from storage.queries import OutletCounts
+
+if TYPE_CHECKING:
+    from pipeline.process import Processor
 
 log = logging.getLogger("crawler")
 
@@ -170,6 +173,9 @@ def run_crawl(cfg: Config, outlets: Sequence[str] | None = None, *, progress: bo
     finally:
         if context.pages is not None:
             context.pages.close()
+            settle_error = _settle(context.pages.processor)
+            if settle_error:
+                message = f"{message}; {settle_error}" if message else settle_error
         if frontier is not None:
             frontier.close()
         counts = {name: t.final_counts() for name, t in context.tallies.items()}
@@ -183,6 +189,21 @@ def run_crawl(cfg: Config, outlets: Sequence[str] | None = None, *, progress: bo
     if progress:
         print_summary(summary, console)
     return summary
+
+
+def _settle(processor: Processor) -> str | None:
+    """Place the run's articles in stories; what went wrong, in one line, if anything.
+
+    Articles left without a story are placed by the next run (or `veille stories --settle`).
+    """
+    try:
+        processor.settle()
+    except Exception as exc:
+        log.debug("story pass failed", exc_info=True)
+        log.error("stories: pass failed, articles wait for the next run: %s: %s",
+                  type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        return f"story pass failed ({type(exc).__name__})"
+    return None
 
 
 def run_status(context: CrawlContext) -> tuple[str, str | None]:

@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=_iso_datetime, metavar="ISO", help="first seen since then")
     p.add_argument("--limit", type=int, default=None, help="at most N stories")
     p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.add_argument("--settle", action="store_true",
+                   help="first place articles a killed crawl left without a story")
+    p.add_argument("--settle-since", type=_iso_datetime, metavar="ISO",
+                   help="first re-place every article published since then (after a rules change)")
     _add_common(p)
 
     p = sub.add_parser("extract", help="run extract + classify on one page (debug a rule)")
@@ -221,6 +225,10 @@ def cmd_stories(args: argparse.Namespace) -> int:
 
     topics = [args.topic] if args.topic else (None if args.all else [t.name for t in cfg.topics])
     db = _db(cfg)
+    if args.settle or args.settle_since:
+        from pipeline.settle import settle_stories
+
+        print(settle_stories(db, args.settle_since), file=sys.stderr)
     with db.transaction() as s:
         stories = list_stories(s, topics=topics, since=args.since, limit=args.limit)
     if args.json:

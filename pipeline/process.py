@@ -1,9 +1,13 @@
-"""page → article → duplicate/story → topics → storage, one transaction per article.
+"""page → article → duplicate → topics → storage, one transaction per article.
 
-The only stateful part of the pipeline: two in-memory indexes (near-duplicates and
-stories) rebuilt from storage when a Processor starts, and updated only after a
-transaction commits, so they never point at rows that were rolled back. Re-processing
-the same page changes nothing (idempotent): the stored content hash short-circuits it.
+The only stateful part of the pipeline: an in-memory index of near-duplicates rebuilt
+from storage when a Processor starts, and updated only after a transaction commits, so
+it never points at rows that were rolled back. Re-processing the same page changes
+nothing (idempotent): the stored content hash short-circuits it.
+
+Originals are stored with their story features but no story: `settle` places them
+when the crawl ends (`pipeline.settle`), so stories do not depend on the order pages
+arrived in. A copy of an article already placed joins its story at once.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from pipeline.classify import classify
 from pipeline.config import Config, TopicConfig
 from pipeline.dedup import DuplicateIndex, Signature, content_hash, minhash, signature_bytes
 from pipeline.extract import extract
-from pipeline.stories import StoryIndex, article_features
+from pipeline.settle import SettleReport, settle_stories
+from pipeline.stories import article_features
 from pipeline.types import Article, RawPage, Skipped, TopicMatch
 from storage import queries as q
 from storage.db import Database
@@ -32,7 +37,6 @@ log = logging.getLogger(__name__)
 
 OutcomeKind = Literal["new", "updated", "duplicate", "unchanged", "skipped"]
 INDEX_DAYS = 30  # how far back the duplicate and story indexes reach when rebuilt
-MAX_STORY_FEATURES = 80
 RETRIES = 3
 
 
@@ -51,7 +55,6 @@ class _IndexUpdates:
     """What to add to the in-memory indexes once the transaction has committed."""
 
     signatures: list[tuple[str, Signature]] = field(default_factory=list)
-    stories: list[tuple[str, list[str], datetime | None]] = field(default_factory=list)
 
 
 def _matches_json(matches: Sequence[TopicMatch]) -> list[tuple[str, float, list[dict[str, object]]]]:
@@ -77,22 +80,17 @@ class Processor:
         self.outlet_urls = {o.name: o.url for o in cfg.outlets}
         self._outlet_ids: dict[str, int] = {}
         self.duplicates = DuplicateIndex()
-        self.stories = StoryIndex()
+        self.changed_since: datetime | None = None  # earliest date of a stored article whose story may change
         since = datetime.now(UTC) - timedelta(days=index_days)
         with db.transaction() as s:
             self._seen_article = q.max_article_id(s)
             self.duplicates.add_many((str(i), sig) for i, sig in q.recent_signatures(s, since))
-            for sid, feats, published in q.recent_stories(s, since):
-                self.stories.add(str(sid), feats, _aware(published))
 
     def _refresh(self, s: Session) -> None:
         """Index what other workers stored since we last looked (cheap: by article id).
 
-        Runs under the writers' lock, so the story index matches against every story as
-        it is now, including other workers' merges into existing stories.
+        Runs under the writers' lock: a copy of another worker's article is recognised.
         """
-        for sid, feats, published in q.stories_touched_after(s, self._seen_article):
-            self.stories.add(str(sid), feats, _aware(published))
         for i, sig in q.signatures_after(s, self._seen_article):
             self.duplicates.add(str(i), sig)
         self._seen_article = max(self._seen_article, q.max_article_id(s))
@@ -136,9 +134,18 @@ class Processor:
                 outcome = self._store_article(s, page, extracted, outlet_id, after)
         for key, sig in after.signatures:  # only once committed
             self.duplicates.add(key, sig)
-        for key, feats, published in after.stories:
-            self.stories.add(key, feats, published)
         return outcome
+
+    def settle(self) -> SettleReport:
+        """Place the articles stored without a story, and re-place those that changed."""
+        report = settle_stories(self.db, self.changed_since)
+        self.changed_since = None
+        return report
+
+    def _changed(self, published: datetime | None) -> None:
+        when = _aware(published)
+        if when is not None and (self.changed_since is None or when < self.changed_since):
+            self.changed_since = when
 
     # ------------------------------------------------------------ the steps
 
@@ -193,11 +200,11 @@ class Processor:
                 self._touch_story(s, root.story_id, art)
             return Outcome("duplicate", page.url, row.id, root.story_id, "copy of another outlet's article", topics)
 
-        story_id = self._story_for(s, art, after)
-        row = self._insert(s, page, art, outlet_id, digest, sig, matches, story_id, None)
+        row = self._insert(s, page, art, outlet_id, digest, sig, matches, None, None)
+        row.features = article_features(art.title, art.text, art.language)
         q.record_page(s, page.url, outlet_id, "article", row.id, content_hash=digest)
         after.signatures.append((str(row.id), sig))
-        return Outcome("new", page.url, row.id, story_id, topics=topics)
+        return Outcome("new", page.url, row.id, None, topics=topics)
 
     def _fold_update(
         self,
@@ -219,6 +226,7 @@ class Processor:
         mine, theirs = _aware(art.published), _aware(root.published)
         if mine is not None and (theirs is None or mine < theirs):  # we are the original
             q.record_page(s, root.url, outlet_id, "duplicate", root.id, "later version of this article")
+            self._changed(mine)
             root.url, root.final_url, root.published = page.url, page.final_url, mine
             s.flush()
             q.record_page(s, page.url, outlet_id, "article", root.id, content_hash=digest)
@@ -282,26 +290,13 @@ class Processor:
         row.author = art.author or row.author
         row.updated_at = utcnow()
         row.versions += 1
+        if row.duplicate_of_id is None:  # its story may change with its words
+            row.features = article_features(art.title, art.text, art.language)
+            self._changed(row.published)
         q.replace_topic_matches(s, row, _matches_json(matches))
         after.signatures.append((str(row.id), sig))
         if row.story_id is not None:
             self._touch_story(s, row.story_id, art)
-
-    def _story_for(self, s: Session, art: Article, after: _IndexUpdates) -> int:
-        feats = article_features(art.title, art.text, art.language)
-        published = _aware(art.published)
-        key = self.stories.match(feats, published)
-        story = s.get(Story, int(key)) if key else None
-        if story is None:
-            story = Story(title=art.title, published=published, features=feats[:MAX_STORY_FEATURES])
-            s.add(story)
-            s.flush()
-        else:
-            merged = list(dict.fromkeys(list(story.features) + feats))[:MAX_STORY_FEATURES]
-            story.features = merged
-            self._touch_story(s, story.id, art)
-        after.stories.append((str(story.id), list(story.features), _aware(story.published)))
-        return story.id
 
     @staticmethod
     def _touch_story(s: Session, story_id: int, art: Article) -> None:

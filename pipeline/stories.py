@@ -30,6 +30,12 @@ two reports of one event rarely choose the same words). Similarity is a weighted
 Dice coefficient over the feature namespaces both sides have: a French article is
 compared with an Arabic story on names, notions, numbers and dates only.
 
+Greedy assignment depends on the order articles arrive in. ``assign_stories`` removes
+that: one pass in (published, URL) order, where an article only meets stories of articles
+published before it and IDF counts only stories born in the ``DF_DAYS`` before it, so
+each article's story is a function of the articles published up to it, wherever and
+whenever they were fetched (`pipeline.settle` runs it at the end of every crawl).
+
 Unrelated articles must never share a story; a missed merge only costs a second
 line in the digest. So the bar is high, and higher between Arabic and Latin-script
 reports (``CROSS_THRESHOLD``), where a handful of aliases carries the decision. On
@@ -42,6 +48,7 @@ one event, and would merge if they fell within the same week.
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 from collections import Counter, defaultdict
@@ -62,6 +69,8 @@ COMMON_SHARE = 0.02  # a feature of more stories than this share (and than
 COMMON_MIN_STORIES = 50  # this many) finds no candidates: "Maroc" alone decides nothing
 MIN_IDF_STORIES = 20  # IDF as if at least this many stories were known (cold start)
 MAX_ENTRIES = 8  # feature sets kept per story (its first and latest articles)
+DF_DAYS = 30  # IDF counts the stories born this many days before the article
+MAX_STORY_FEATURES = 80  # a story's features: its articles' merged, first ones first
 
 LATIN_STEM = 6
 MIN_KEYWORD = 4
@@ -275,6 +284,7 @@ class _Story:
     features: set[str] = field(default_factory=set)
     entries: list[frozenset[str]] = field(default_factory=list)
     dates: list[datetime | date] = field(default_factory=list)
+    counted: bool = True  # its features count in the IDF (until `forget_before` retires it)
 
 
 @dataclass(frozen=True)
@@ -297,6 +307,7 @@ class StoryIndex:
         threshold: weighted Dice needed when the two share a language.
         cross_threshold: weighted Dice needed across languages.
         min_shared: distinct features the two must share.
+        df_days: how far back `forget_before` keeps stories in the IDF.
     """
 
     def __init__(
@@ -305,13 +316,17 @@ class StoryIndex:
         threshold: float = THRESHOLD,
         cross_threshold: float = CROSS_THRESHOLD,
         min_shared: int = MIN_SHARED,
+        df_days: int = DF_DAYS,
     ) -> None:
         self.window = timedelta(days=window_days)
         self.threshold = threshold
         self.cross_threshold = cross_threshold
         self.min_shared = min_shared
+        self.df_days = max(df_days, math.ceil(window_days) + 1)  # never retire a matchable story
         self._stories: dict[str, _Story] = {}
-        self._df: Counter[str] = Counter()  # stories having each feature
+        self._df: Counter[str] = Counter()  # counted stories having each feature
+        self._counted = 0  # stories in the IDF
+        self._births: list[tuple[int, str]] = []  # heap of (first day, story) of counted stories
         self._postings: defaultdict[str, defaultdict[int, set[str]]] = defaultdict(
             lambda: defaultdict(set)
         )
@@ -328,11 +343,17 @@ class StoryIndex:
 
         A story with no date is kept but never matched: the window cannot be checked.
         """
-        story = self._stories.setdefault(story_key, _Story())
+        story = self._stories.get(story_key)
+        if story is None:
+            story = self._stories[story_key] = _Story()
+            self._counted += 1
+            if published is not None:
+                heapq.heappush(self._births, (_day(published), story_key))
         feats = frozenset(features)
         new = feats - story.features
-        for f in new:
-            self._df[f] += 1
+        if story.counted:
+            for f in new:
+                self._df[f] += 1
         story.features |= new
         if feats and feats not in story.entries:
             story.entries.append(feats)
@@ -349,14 +370,33 @@ class StoryIndex:
             for d in days:
                 self._postings[f][d].add(story_key)
 
+    def forget_before(self, when: datetime | date) -> None:
+        """Take stories born more than `df_days` before `when` out of the IDF.
+
+        Called before each article of a pass in date order, it makes every weight a
+        function of the stories of the preceding `df_days`, not of where the pass began.
+        Those stories are past the window already: they could not be matched anyway.
+        """
+        limit = _day(when) - self.df_days
+        while self._births and self._births[0][0] < limit:
+            _, key = heapq.heappop(self._births)
+            story = self._stories[key]
+            if story.counted:
+                story.counted = False
+                self._counted -= 1
+                for f in story.features:
+                    self._df[f] -= 1
+                    if not self._df[f]:
+                        del self._df[f]
+
     def weight(self, feature: str) -> float:
-        """IDF over the stories seen so far, times the kind's weight.
+        """IDF over the stories counted so far, times the kind's weight.
 
         The article being matched counts as one more story (a feature only it has is not
         infinitely rare), and a fresh index behaves as if it knew MIN_IDF_STORIES stories,
         so that on a cold start two shared names are not outweighed by a word seen nowhere.
         """
-        n = max(len(self._stories) + 1, MIN_IDF_STORIES)
+        n = max(self._counted + 1, MIN_IDF_STORIES)
         df = self._df.get(feature, 0) + 1
         return KIND_WEIGHT.get(kind(feature), 1.0) * math.log((n + 1) / df)
 
@@ -376,7 +416,7 @@ class StoryIndex:
             return []
         reach = self.window.days + 1
         day = _day(published)
-        common = max(COMMON_MIN_STORIES, COMMON_SHARE * len(self._stories))
+        common = max(COMMON_MIN_STORIES, COMMON_SHARE * self._counted)
         known = sorted(
             (f for f in query if 0 < self._df.get(f, 0) <= common), key=self.weight, reverse=True
         )
@@ -441,3 +481,55 @@ class StoryIndex:
         )
         ordered = tuple(sorted(shared, key=lambda f: (-weight(f), f)))
         return Candidate(key, round(sim, 4), ordered, cross, accepted)
+
+
+@dataclass(frozen=True)
+class Placed:
+    """An article as the story pass sees it.
+
+    Attributes:
+        key: a stable identity (the URL), which also orders articles published together.
+        features: from `article_features`.
+        published: timezone-aware.
+        story: its story now, if any.
+        fixed: it keeps `story` and only informs the others (an article before the
+            pass's start, or one of a story already mailed).
+    """
+
+    key: str
+    features: Sequence[str]
+    published: datetime
+    story: str | None = None
+    fixed: bool = False
+
+
+NEW = "new:"  # prefix of the stories `assign_stories` opens: NEW + the first article's key
+
+
+def assign_stories(articles: Iterable[Placed], *, df_days: int = DF_DAYS) -> dict[str, str]:
+    """Each article's story after one pass in (published, key) order.
+
+    Whatever order the articles were stored in, and by however many workers, the same
+    articles give the same stories. A story is built exactly as `pipeline.process`
+    builds it while crawling (merged features, dated by its earliest article).
+
+    Returns:
+        key → story: a fixed article's own story, a story of a fixed article that a
+        free one joined, or NEW + key of the article that opened it.
+    """
+    index = StoryIndex(df_days=df_days)
+    merged: dict[str, list[str]] = {}
+    born: dict[str, datetime] = {}
+    out: dict[str, str] = {}
+    for art in sorted(articles, key=lambda a: (a.published, a.key)):
+        index.forget_before(art.published)
+        if art.fixed and art.story is not None:
+            story = art.story
+        else:
+            story = index.match(art.features, art.published) or NEW + art.key
+        merged[story] = list(dict.fromkeys([*merged.get(story, ()), *art.features]))[
+            :MAX_STORY_FEATURES
+        ]
+        index.add(story, merged[story], born.setdefault(story, art.published))
+        out[art.key] = story
+    return out

@@ -223,27 +223,12 @@ def recent_signatures(session: Session, since: datetime) -> list[tuple[int, byte
     return [(i, m) for i, m in session.execute(stmt) if m is not None]
 
 
-def recent_stories(session: Session, since: datetime) -> list[tuple[int, list[str], datetime | None]]:
-    """(story id, features, published) of stories active since `since`: the story index."""
-    stmt = select(Story.id, Story.features, Story.published).where(Story.last_seen >= since)
-    return [(i, list(f or []), p) for i, f, p in session.execute(stmt)]
-
-
 def signatures_after(session: Session, article_id: int) -> list[tuple[int, bytes]]:
     """Originals stored after `article_id` (by this or another worker)."""
     stmt = select(Article.id, Article.minhash).where(
         Article.id > article_id, Article.minhash.is_not(None), Article.duplicate_of_id.is_(None)
     )
     return [(i, m) for i, m in session.execute(stmt) if m is not None]
-
-
-def stories_touched_after(
-    session: Session, article_id: int
-) -> list[tuple[int, list[str], datetime | None]]:
-    """Stories that gained an article after `article_id`: new ones and merges alike."""
-    touched = select(Article.story_id).where(Article.id > article_id, Article.story_id.is_not(None))
-    stmt = select(Story.id, Story.features, Story.published).where(Story.id.in_(touched))
-    return [(i, list(f or []), p) for i, f, p in session.execute(stmt)]
 
 
 def max_article_id(session: Session) -> int:
@@ -258,6 +243,152 @@ def serialise_writers(session: Session) -> None:
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": 0x76656973})
+
+
+# ---------------------------------------------------------------- the story pass
+
+
+@dataclass(frozen=True)
+class PassRow:
+    """An original article as the story pass (pipeline.settle) reads it."""
+
+    id: int
+    url: str
+    story_id: int | None
+    features: list[str] | None
+    published: datetime | None
+
+
+_CHUNK = 500  # ids per IN (...) list
+
+
+def _chunks(ids: Iterable[int]) -> Iterable[list[int]]:
+    items = sorted(set(ids))
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
+
+
+def _originals() -> Any:
+    return select(Article.id, Article.url, Article.story_id, Article.features, Article.published).where(
+        Article.duplicate_of_id.is_(None)
+    )
+
+
+def earliest_unplaced(session: Session) -> datetime | None:
+    """The earliest publication among originals not yet in a story."""
+    stmt = select(func.min(Article.published)).where(
+        Article.duplicate_of_id.is_(None), Article.story_id.is_(None)
+    )
+    return session.scalar(stmt)
+
+
+def unplaced_undated(session: Session) -> list[PassRow]:
+    """Originals without a story nor a date: no pass can place them, each is a story."""
+    stmt = _originals().where(Article.story_id.is_(None), Article.published.is_(None))
+    return [PassRow(*row) for row in session.execute(stmt.order_by(Article.url))]
+
+
+def story_pass_rows(session: Session, start: datetime, context_from: datetime) -> list[PassRow]:
+    """Dated originals published since `start`, and before it those of the stories born
+    since `context_from` (what the pass needs to know of the past, and no more)."""
+    born = select(Story.id).where(Story.published >= context_from)
+    stmt = _originals().where(
+        Article.published >= context_from,
+        (Article.published >= start) | Article.story_id.in_(born),
+    )
+    return [PassRow(*row) for row in session.execute(stmt)]
+
+
+def article_texts(session: Session, ids: Iterable[int]) -> list[tuple[int, str, str, str | None]]:
+    """(id, title, text, language), for articles stored without features."""
+    out: list[tuple[int, str, str, str | None]] = []
+    for chunk in _chunks(ids):
+        stmt = select(Article.id, Article.title, Article.text, Article.language)
+        out.extend(tuple(r) for r in session.execute(stmt.where(Article.id.in_(chunk))))  # type: ignore[misc]
+    return out
+
+
+def save_features(session: Session, features: dict[int, list[str]]) -> None:
+    if features:
+        session.execute(update(Article), [{"id": i, "features": f} for i, f in features.items()])
+
+
+def sent_story_ids(session: Session, story_ids: Iterable[int]) -> set[int]:
+    """Those of `story_ids` already mailed to someone: their articles stay where they are."""
+    out: set[int] = set()
+    for chunk in _chunks(story_ids):
+        out.update(session.scalars(select(DigestItem.story_id).where(DigestItem.story_id.in_(chunk))))
+    return out
+
+
+def new_story(session: Session) -> int:
+    """An empty story row; `refresh_stories` gives it its title and dates."""
+    story = Story(title="", features=[])
+    session.add(story)
+    session.flush()
+    return story.id
+
+
+def move_articles(session: Session, moves: dict[int, int]) -> None:
+    """Put originals in other stories (article id → story id); their copies follow."""
+    if not moves:
+        return
+    session.execute(update(Article), [{"id": a, "story_id": st} for a, st in moves.items()])
+    by_story: dict[int, list[int]] = {}
+    for article, story in moves.items():
+        by_story.setdefault(story, []).append(article)
+    for story, articles in by_story.items():
+        for chunk in _chunks(articles):
+            session.execute(
+                update(Article).where(Article.duplicate_of_id.in_(chunk)).values(story_id=story),
+                execution_options={"synchronize_session": False},
+            )
+
+
+def refresh_stories(session: Session, story_ids: Iterable[int], max_features: int) -> int:
+    """Recompute title, dates and features of stories from their articles; delete the
+    ones left empty (never a mailed one). Returns how many were deleted.
+
+    Title and date come from the earliest article (then the smallest URL): the same
+    articles always give the same story, whichever was stored first.
+    """
+    ids = set(story_ids)
+    members: dict[int, list[Any]] = {i: [] for i in ids}
+    for chunk in _chunks(ids):
+        stmt = select(
+            Article.story_id, Article.url, Article.title, Article.published, Article.features,
+            Article.duplicate_of_id, Article.first_seen, Article.updated_at,
+        ).where(Article.story_id.in_(chunk))
+        for row in session.execute(stmt):
+            members[row.story_id].append(row)
+    far = datetime.max.replace(tzinfo=UTC)
+    empty = []
+    for story_id, rows in members.items():
+        story = session.get(Story, story_id)
+        if story is None:
+            continue
+        if not rows:
+            empty.append(story_id)
+            continue
+        rows.sort(key=lambda r: (_utc(r.published) or far, r.url))
+        story.title, story.published = rows[0].title, rows[0].published
+        merged = [f for r in rows if r.duplicate_of_id is None for f in (r.features or ())]
+        story.features = list(dict.fromkeys(merged))[:max_features]
+        story.first_seen = min(_utc(r.first_seen) or far for r in rows)
+        story.last_seen = max(_utc(r.updated_at) or far for r in rows)
+    sent = sent_story_ids(session, empty)
+    gone = [i for i in empty if i not in sent]
+    for chunk in _chunks(gone):
+        session.execute(
+            Story.__table__.delete().where(Story.id.in_(chunk))  # type: ignore[attr-defined]
+        )
+    return len(gone)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def replace_topic_matches(

@@ -12,7 +12,6 @@ from storage import queries as q
 from storage.db import Database, current_revision, table_names
 from storage.models import Article, CrawlRun, Page, Story, TopicMatchRow
 
-
 HEAD = "0002"
 
 

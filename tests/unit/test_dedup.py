@@ -18,7 +18,7 @@ from pipeline.dedup import (
     signature_bytes,
     signature_from_bytes,
 )
-from pipeline.stories import StoryIndex, article_features
+from pipeline.stories import Placed, StoryIndex, article_features, assign_stories
 from pipeline.types import Article
 from tests.replay_pages import fixture_articles
 
@@ -367,42 +367,29 @@ def _when(art: Article) -> datetime:
 def _cluster(
     arts: list[tuple[str, dict, Article]],
 ) -> tuple[set[frozenset[str]], set[frozenset[str]]]:
-    """Stories and duplicate pairs, the way pipeline/process.py builds them (no database):
-    a story keeps the union of its articles' features (80 at most) and its first date."""
-    dup_index, stories = DuplicateIndex(), StoryIndex()
+    """Stories and duplicate pairs, the way pipeline/process.py and pipeline/settle.py
+    build them (no database): copies found as they arrive, then one story pass."""
+    dup_index = DuplicateIndex()
     by_hash: dict[str, str] = {}
-    story_of: dict[str, str] = {}
-    story_features: dict[str, list[str]] = {}
-    story_date: dict[str, datetime | None] = {}
-    duplicates: set[frozenset[str]] = set()
+    copy_of: dict[str, str] = {}
+    placed: list[Placed] = []
     for key, _, art in arts:
         sig = minhash(art.text)
         original = by_hash.get(content_hash(art.text)) or dup_index.find(sig)
         if original is not None:
-            duplicates.add(frozenset((key, original)))
-            story_of[key] = story_of[original]
+            copy_of[key] = original
             continue
         by_hash[content_hash(art.text)] = key
         dup_index.add(key, sig)
-        feats = article_features(art.title, art.text, art.language)
-        story = stories.match(feats, art.published)
-        if story is None:
-            story, story_features[key], story_date[key] = key, feats[:80], art.published
-        else:
-            story_features[story] = list(dict.fromkeys(story_features[story] + feats))[:80]
-            first = story_date[story]
-            if art.published and (first is None or _when(art) < _when_dt(first)):
-                story_date[story] = art.published
-        stories.add(story, story_features[story], story_date[story])
-        story_of[key] = story
+        assert art.published is not None, key
+        placed.append(Placed(key, article_features(art.title, art.text, art.language), _when(art)))
+    story_of = assign_stories(placed)
+    story_of.update({key: story_of[original] for key, original in copy_of.items()})
     groups: dict[str, set[str]] = {}
     for key, story in story_of.items():
         groups.setdefault(story, set()).add(key)
+    duplicates = {frozenset(pair) for pair in copy_of.items()}
     return {frozenset(g) for g in groups.values()}, duplicates
-
-
-def _when_dt(when: datetime) -> datetime:
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def test_replay_fixtures_cluster_without_false_joins() -> None:
@@ -426,5 +413,9 @@ def test_replay_fixtures_cluster_without_false_joins() -> None:
     joined = [g for g in stories if len({lang[k] for k in g}) > 1]
     assert any({"ar", "fr"} <= {lang[k] for k in g} for g in joined)  # across scripts too
     assert any({"ar", "en"} <= {lang[k] for k in g} for g in joined)
-    # the order articles arrive in does not change the stories
-    assert _cluster(list(reversed(arts)))[0] == stories
+    # the order articles arrive in does not change the stories (copies aside: which of
+    # two copies is the original is decided by arrival)
+    for seed in range(20):
+        shuffled = list(arts)
+        random.Random(seed).shuffle(shuffled)
+        assert _cluster(shuffled)[0] == stories

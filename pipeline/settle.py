@@ -1,0 +1,152 @@
+"""The story pass: which story each stored article belongs to.
+
+Articles are stored without a story (`pipeline.process`); this pass places them, at the
+end of every crawl and of every worker (`Processor.settle`), or by hand (`veille
+stories --settle`). It re-reads every original published since the earliest one not
+yet placed (or changed since), with the stories born in the `DF_DAYS` before as
+context, and runs `pipeline.stories.assign_stories` over them in (published, URL)
+order. Assignment is therefore a function of the articles, not of the order they
+were fetched in nor of which worker fetched them: two workers sharing a queue end with
+the stories one process would have made.
+
+What was mailed stays put: articles of a story already in a sent digest keep it (new
+articles can still join it). Other stories may gain, lose or exchange articles as
+earlier-published reports arrive; a story keeps its id while it keeps its first
+article, and a story left empty is deleted. Copies (duplicate_of) follow their original.
+
+Runs in one transaction under the writers' lock (PostgreSQL), so concurrent workers'
+stores wait for it and then see its result.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from pipeline.stories import (
+    DF_DAYS,
+    MAX_STORY_FEATURES,
+    NEW,
+    Placed,
+    article_features,
+    assign_stories,
+)
+from storage import queries as q
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SettleReport:
+    """What one pass did, for the log and `veille stories --settle`."""
+
+    start: datetime | None  # earliest publication re-examined (None: nothing to place)
+    examined: int = 0  # articles the pass could move
+    placed: int = 0  # of which had no story yet
+    moved: int = 0  # of which changed story
+    created: int = 0
+    removed: int = 0
+
+    def __str__(self) -> str:
+        if self.start is None:
+            return "stories: nothing to place"
+        return (f"stories: {self.examined} articles published since {self.start:%Y-%m-%d} "
+                f"examined, {self.placed} placed, {self.moved - self.placed} moved, "
+                f"{self.created} stories opened, {self.removed} removed")
+
+
+def settle_stories(db: Database, since: datetime | None = None) -> SettleReport:
+    """Place every article not in a story yet, and re-examine those published since
+    `since` (articles whose text or date changed). One transaction."""
+    with db.transaction() as s:
+        q.serialise_writers(s)
+        return _settle(s, since)
+
+
+def _aware(dt: datetime) -> datetime:
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def _settle(s: Session, since: datetime | None) -> SettleReport:
+    lone = q.unplaced_undated(s)  # no date, no window: a story each
+    undated = {row.id: q.new_story(s) for row in lone}
+    q.move_articles(s, undated)
+    _compute_features(s, [row.id for row in lone if row.features is None])
+    created = len(undated)
+    starts = [_aware(d) for d in (since, q.earliest_unplaced(s)) if d is not None]
+    if not starts:
+        q.refresh_stories(s, undated.values(), MAX_STORY_FEATURES)
+        return SettleReport(None, placed=created, created=created)
+    start = min(starts)
+    rows = q.story_pass_rows(s, start, start - timedelta(days=DF_DAYS))
+    features = {r.id: r.features for r in rows if r.features is not None}
+    features.update(_compute_features(s, [r.id for r in rows if r.features is None]))
+    sent = q.sent_story_ids(s, {r.story_id for r in rows if r.story_id is not None})
+
+    def fixed(r: q.PassRow) -> bool:
+        assert r.published is not None
+        return r.story_id is not None and (_aware(r.published) < start or r.story_id in sent)
+
+    placed = [
+        Placed(r.url, features[r.id], _aware(r.published), None if r.story_id is None else str(r.story_id), fixed(r))
+        for r in rows
+        if r.published is not None
+    ]
+    assignment = assign_stories(placed)
+    free = [r for r in rows if not fixed(r)]
+    free.sort(key=lambda r: (_aware(r.published), r.url))  # type: ignore[arg-type]
+
+    # A NEW story takes the id of the story its first article headed before the pass;
+    # failing that, of any member's story no one else keeps; failing that, a new row.
+    claimed = {int(k) for k in assignment.values() if not k.startswith(NEW)}
+    target: dict[str, int] = {k: int(k) for k in assignment.values() if not k.startswith(NEW)}
+    members: defaultdict[str, list[q.PassRow]] = defaultdict(list)
+    heads: dict[int, int] = {}  # story id -> its earliest free article, before the pass
+    for r in free:
+        members[assignment[r.url]].append(r)
+        if r.story_id is not None:
+            heads.setdefault(r.story_id, r.id)
+    fresh = [k for k in members if k.startswith(NEW)]  # in order of first member
+    for prefer_heads in (True, False):
+        for key in fresh:
+            if key in target:
+                continue
+            reuse = next((r.story_id for r in members[key]
+                          if r.story_id is not None and r.story_id not in claimed
+                          and (not prefer_heads or heads[r.story_id] == r.id)), None)
+            if reuse is not None:
+                claimed.add(reuse)
+                target[key] = reuse
+    for key in fresh:
+        if key not in target:
+            target[key] = q.new_story(s)
+            created += 1
+    moves = {r.id: target[assignment[r.url]] for r in free if target[assignment[r.url]] != r.story_id}
+    q.move_articles(s, moves)
+    touched = {r.story_id for r in free if r.story_id is not None} | set(target.values()) | set(undated.values())
+    removed = q.refresh_stories(s, touched, MAX_STORY_FEATURES)
+    report = SettleReport(
+        start,
+        examined=len(free),
+        placed=sum(1 for r in free if r.story_id is None) + len(undated),
+        moved=len(moves) + len(undated),
+        created=created,
+        removed=removed,
+    )
+    log.info("%s", report)
+    return report
+
+
+def _compute_features(s: Session, ids: list[int]) -> dict[int, list[str]]:
+    """Features of articles stored before they were kept (schema 0001), saved on the way."""
+    if not ids:
+        return {}
+    out = {i: article_features(title, text, lang) for i, title, text, lang in q.article_texts(s, ids)}
+    q.save_features(s, out)
+    return out
+

@@ -1,0 +1,152 @@
+"""The story pass (pipeline.settle) on hand-made articles, on SQLite and PostgreSQL.
+
+Articles are written with their story features directly, so each case shows one rule:
+a later, earlier-published report can take an article from a story, unless that story
+was mailed; copies follow their original; an undated article is a story of its own; a
+second pass changes nothing; a story left empty is deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from pipeline.settle import settle_stories
+from storage import queries as q
+from storage.db import Database
+from storage.models import Article, Story
+
+T0 = datetime(2025, 3, 1, 8, tzinfo=UTC)
+A = ["x:a1", "x:a2", "x:a3", "x:a4", "n:501", "k:lat:police"]  # an event
+B = ["x:b1", "x:b2", "x:b3", "n:601", "k:lat:police"]  # another event
+C = list(dict.fromkeys(A + B))  # a report naming both: closer to A than to B, and close enough to B alone
+
+
+@pytest.fixture()
+def db(db_url: str) -> Iterator[Database]:
+    database = Database(db_url)
+    yield database
+    database.dispose()
+
+
+def add(db: Database, url: str, features: list[str] | None, published: datetime | None,
+        copy_of: str | None = None) -> int:
+    with db.transaction() as s:
+        outlet = q.ensure_outlet(s, "bladi", "https://www.bladi.net", "fr")
+        original = q.article_by_url(s, copy_of) if copy_of else None
+        row = Article(url=url, outlet_id=outlet, title=f"title of {url}", text="text",
+                      content_hash=url, features=features, published=published,
+                      duplicate_of_id=original.id if original else None,
+                      story_id=original.story_id if original else None)
+        s.add(row)
+        s.flush()
+        return row.id
+
+
+def stories(db: Database) -> dict[str, int | None]:
+    with db.transaction() as s:
+        return {url: sid for url, sid in s.execute(select(Article.url, Article.story_id))}
+
+
+def mail(db: Database, story_ids: set[int | None]) -> None:
+    with db.transaction() as s:
+        digest = q.create_digest(s, ["a@example.org"], "digest")
+        q.mark_digest_sent(s, digest, sorted(i for i in story_ids if i is not None), "<m@x>")
+
+
+def test_an_earlier_report_can_take_an_article_from_a_story(db: Database) -> None:
+    add(db, "b", B, T0 + timedelta(days=1))
+    add(db, "c", C, T0 + timedelta(days=1, hours=12))
+    settle_stories(db)
+    first = stories(db)
+    assert first["b"] == first["c"]  # without A, C is B's story
+
+    add(db, "a", A, T0 + timedelta(hours=12))
+    report = settle_stories(db)
+    now = stories(db)
+    assert now["c"] == now["a"] != now["b"]  # one pass in date order: C reads A first
+    assert now["b"] == first["b"]  # B's story keeps its id: it keeps its first article
+    assert (report.examined, report.placed, report.moved) == (3, 1, 2)
+
+
+def test_a_mailed_story_keeps_its_articles(db: Database) -> None:
+    add(db, "b", B, T0 + timedelta(days=1))
+    add(db, "c", C, T0 + timedelta(days=1, hours=12))
+    settle_stories(db)
+    first = stories(db)
+    mail(db, set(first.values()))
+
+    add(db, "a", A, T0 + timedelta(hours=12))
+    settle_stories(db)
+    now = stories(db)
+    assert (now["b"], now["c"]) == (first["b"], first["c"])
+    assert now["a"] not in (None, first["b"])
+
+
+def test_copies_follow_their_original(db: Database) -> None:
+    add(db, "b", B, T0 + timedelta(days=1))
+    add(db, "b-copy", None, T0 + timedelta(days=1, hours=2), copy_of="b")
+    add(db, "c", C, T0 + timedelta(days=1, hours=12))
+    settle_stories(db)
+    placed = stories(db)
+    assert placed["b-copy"] == placed["b"] == placed["c"] is not None
+
+    add(db, "a", A, T0 + timedelta(hours=12))
+    add(db, "c-copy", None, T0 + timedelta(days=2), copy_of="c")  # stored before the pass
+    settle_stories(db)
+    now = stories(db)
+    assert now["b-copy"] == now["b"] != now["c"]
+    assert now["c-copy"] == now["c"] == now["a"]
+
+
+def test_undated_articles_are_stories_of_their_own(db: Database) -> None:
+    add(db, "b", B, None)
+    add(db, "c", C, None)
+    report = settle_stories(db)
+    placed = stories(db)
+    assert None not in placed.values() and placed["b"] != placed["c"]
+    assert report.start is None and report.placed == 2
+
+
+def test_a_second_pass_changes_nothing(db: Database) -> None:
+    for i, feats in enumerate([A, B, C, A + ["x:z"], B + ["n:77"]]):
+        add(db, f"u{i}", feats, T0 + timedelta(hours=7 * i))
+    settle_stories(db)
+    first = stories(db)
+    with db.transaction() as s:
+        rows = sorted((st.id, st.title, st.published, st.features) for st in s.scalars(select(Story)))
+    report = settle_stories(db, since=T0)  # everything re-examined
+    assert report.examined == 5 and report.moved == 0 and report.created == 0
+    assert stories(db) == first
+    with db.transaction() as s:
+        assert sorted((st.id, st.title, st.published, st.features) for st in s.scalars(select(Story))) == rows
+
+
+def test_story_title_and_date_come_from_its_earliest_article(db: Database) -> None:
+    add(db, "c", C, T0 + timedelta(days=1, hours=12))
+    add(db, "b", B, T0 + timedelta(days=1))
+    settle_stories(db)
+    with db.transaction() as s:
+        story = s.scalars(select(Story)).one()
+        assert story.title == "title of b"
+        assert story.published == T0 + timedelta(days=1)
+        assert set(story.features) == set(C)
+
+
+def test_a_story_left_empty_is_deleted(db: Database) -> None:
+    add(db, "b", B, T0 + timedelta(days=1))
+    add(db, "c", C, T0 + timedelta(days=1, hours=12))
+    settle_stories(db)
+    with db.transaction() as s:  # as if C had been placed alone by an older pass
+        c = q.article_by_url(s, "c")
+        assert c is not None
+        c.story_id = q.new_story(s)
+        lone = c.story_id
+    settle_stories(db, since=T0)
+    with db.transaction() as s:
+        assert s.get(Story, lone) is None
+        assert s.scalar(select(func.count(Story.id))) == 1
+    assert len(set(stories(db).values())) == 1
