@@ -279,10 +279,23 @@ def _distance(a: datetime | date, b: datetime | date) -> timedelta:
     return timedelta(days=abs(_day(a) - _day(b)))
 
 
+class _Entry:
+    """An article's (or a story snapshot's) features, grouped by namespace once."""
+
+    __slots__ = ("features", "groups")
+
+    def __init__(self, features: frozenset[str]) -> None:
+        self.features = features
+        groups: defaultdict[str, list[str]] = defaultdict(list)
+        for f in features:
+            groups[namespace(f)].append(f)
+        self.groups = {ns: tuple(fs) for ns, fs in groups.items()}
+
+
 @dataclass
 class _Story:
     features: set[str] = field(default_factory=set)
-    entries: list[frozenset[str]] = field(default_factory=list)
+    entries: list[_Entry] = field(default_factory=list)
     dates: list[datetime | date] = field(default_factory=list)
     counted: bool = True  # its features count in the IDF (until `forget_before` retires it)
 
@@ -355,8 +368,8 @@ class StoryIndex:
             for f in new:
                 self._df[f] += 1
         story.features |= new
-        if feats and feats not in story.entries:
-            story.entries.append(feats)
+        if feats and all(e.features != feats for e in story.entries):
+            story.entries.append(_Entry(feats))
             if len(story.entries) > MAX_ENTRIES:
                 del story.entries[1]  # keep the first article and the latest ones
         days = {_day(d) for d in story.dates}
@@ -396,9 +409,13 @@ class StoryIndex:
         infinitely rare), and a fresh index behaves as if it knew MIN_IDF_STORIES stories,
         so that on a cold start two shared names are not outweighed by a word seen nowhere.
         """
+        return self.weights((feature,))[feature]
+
+    def weights(self, features: Iterable[str]) -> dict[str, float]:
+        """`weight` of many features at once (a look-up weighs hundreds)."""
         n = max(self._counted + 1, MIN_IDF_STORIES)
-        df = self._df.get(feature, 0) + 1
-        return KIND_WEIGHT.get(kind(feature), 1.0) * math.log((n + 1) / df)
+        log, df, kinds = math.log, self._df.get, KIND_WEIGHT.get
+        return {f: kinds(f[0], 1.0) * log((n + 1) / (df(f, 0) + 1)) for f in features}
 
     def match(self, features: Iterable[str], published: datetime | date | None) -> str | None:
         """The story this article belongs to, or None for a new story."""
@@ -417,9 +434,8 @@ class StoryIndex:
         reach = self.window.days + 1
         day = _day(published)
         common = max(COMMON_MIN_STORIES, COMMON_SHARE * self._counted)
-        known = sorted(
-            (f for f in query if 0 < self._df.get(f, 0) <= common), key=self.weight, reverse=True
-        )
+        query_weights = self.weights(f for f in query if 0 < self._df.get(f, 0) <= common)
+        known = sorted(query_weights, key=query_weights.__getitem__, reverse=True)
         selective = [f for f in known if kind(f) != "k"][:PREFIX_FEATURES]
         selective += [f for f in known if kind(f) == "k"][:PREFIX_FEATURES]
         keys: set[str] = set()
@@ -428,59 +444,55 @@ class StoryIndex:
             if postings:
                 for d in range(day - reach, day + reach + 1):
                     keys.update(postings.get(d, ()))
-        weights: dict[str, float] = {}  # the weights do not change during one lookup
-
-        def weight(f: str) -> float:
-            w = weights.get(f)
-            if w is None:
-                w = weights[f] = self.weight(f)
-            return w
-
-        by_ns: defaultdict[str, float] = defaultdict(float)
-        for f in query:
-            by_ns[namespace(f)] += weight(f)
-        out: list[Candidate] = []
+        near = []  # (key, story) within the window
         for key in keys:
             story = self._stories[key]
-            if not any(_distance(published, d) <= self.window for d in story.dates):
-                continue
-            best: Candidate | None = None
+            if any(_distance(published, d) <= self.window for d in story.dates):
+                near.append((key, story))
+        # the weights do not change during one lookup: each distinct feature once
+        needed = set(query).union(*(e.features for _, st in near for e in st.entries))
+        weights = self.weights(needed)
+        wget = weights.__getitem__
+        by_ns: defaultdict[str, float] = defaultdict(float)
+        for f in query:
+            by_ns[namespace(f)] += weights[f]
+        out: list[Candidate] = []
+        for key, story in near:
+            best: tuple[float, frozenset[str], bool, bool] | None = None
             for entry in story.entries:
                 self.comparisons += 1
-                cand = self._score(key, query, by_ns, entry, weight)
-                if best is None or cand.similarity > best.similarity:
-                    best = cand
+                scored = self._score(query, by_ns, entry, wget)
+                if best is None or round(scored[0], 4) > round(best[0], 4):
+                    best = scored
             if best is not None:
-                out.append(best)
+                sim, shared, cross, accepted = best
+                ordered = tuple(sorted(shared, key=lambda f: (-weights[f], f)))
+                out.append(Candidate(key, round(sim, 4), ordered, cross, accepted))
         out.sort(key=lambda c: (-c.accepted, -c.similarity, c.story))
         return out
 
     def _score(
         self,
-        key: str,
         query: frozenset[str],
         query_by_ns: dict[str, float],
-        entry: frozenset[str],
+        entry: _Entry,
         weight: Callable[[str], float],
-    ) -> Candidate:
-        entry_by_ns: defaultdict[str, float] = defaultdict(float)
-        for f in entry:
-            entry_by_ns[namespace(f)] += weight(f)
-        common_ns = query_by_ns.keys() & entry_by_ns.keys()
+    ) -> tuple[float, frozenset[str], bool, bool]:
+        """(weighted Dice, shared features, across scripts, accepted) for one entry."""
+        groups = entry.groups
+        common_ns = query_by_ns.keys() & groups.keys()
         w_query = sum(query_by_ns[ns] for ns in common_ns)
-        w_entry = sum(entry_by_ns[ns] for ns in common_ns)
-        shared = query & entry
-        w_shared = sum(weight(f) for f in shared)
+        w_entry = sum(sum(map(weight, groups[ns])) for ns in common_ns)
+        shared = query & entry.features
+        w_shared = sum(map(weight, shared))
         sim = 2.0 * w_shared / (w_query + w_entry) if w_query + w_entry else 0.0
         cross = not any(ns.startswith("k:") for ns in common_ns)
-        specific = sum(1 for f in shared if kind(f) in SPECIFIC_KINDS)
         accepted = (
             sim >= (self.cross_threshold if cross else self.threshold)
             and len(shared) >= self.min_shared
-            and specific >= MIN_SHARED_SPECIFIC
+            and sum(1 for f in shared if f[0] in SPECIFIC_KINDS) >= MIN_SHARED_SPECIFIC
         )
-        ordered = tuple(sorted(shared, key=lambda f: (-weight(f), f)))
-        return Candidate(key, round(sim, 4), ordered, cross, accepted)
+        return sim, shared, cross, accepted
 
 
 @dataclass(frozen=True)
