@@ -1,12 +1,13 @@
 """The one adapter from Scrapy to the pipeline: a fetched `RawPage` → `Processor` → counts.
 
-Extraction (`pipeline.extract.extract`, pure and CPU-bound, ~10-20 ms a page) runs in
+Extraction (`pipeline.extract.extract`, then `pipeline.prepare.prepare`: hashes, MinHash,
+story features and topic matches; pure and CPU-bound, ~15-25 ms a page) runs in
 the crawl process for the first POOL_AFTER_PAGES pages of a run; a bigger run then
 starts a process pool (one worker per CPU) in the background and hands extraction to it
 once its workers are warm (they import trafilatura and load its lazy models: ~2 s), so
 both cores work. Small incremental runs never pay the workers' start-up. Storing
 (`Processor.store`, one transaction per article) runs in the reactor thread, one page
-at a time, so the in-memory duplicate and story indexes never race. A page that fails to process is
+at a time, so the in-memory duplicate index never races. A page that fails to process is
 counted and logged with its URL; nothing is half-written (the transaction rolls back).
 """
 
@@ -26,10 +27,12 @@ from typing import TYPE_CHECKING, Any
 from pipeline.types import RawPage, Skipped
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from scrapy.crawler import Crawler
 
     from crawler.spiders.context import OutletTally
-    from pipeline.config import Config
+    from pipeline.config import Config, TopicConfig
     from storage.db import Database
 
 log = logging.getLogger("crawler")
@@ -65,11 +68,16 @@ def non_html_reason(page: RawPage) -> str | None:
     return f"not an HTML page ({ctype})"
 
 
-def _worker_init() -> None:
+_TOPICS: Sequence[TopicConfig] = ()  # a worker's topics, set once by _worker_init
+
+
+def _worker_init(topics: Sequence[TopicConfig]) -> None:
     # Ctrl-C reaches the whole process group: the parent stops gracefully, workers must
     # finish the page in hand instead of dying with it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import pipeline.extract  # noqa: F401  (import once per worker, not per page)
+    global _TOPICS
+    _TOPICS = topics
+    import pipeline.prepare  # noqa: F401  (import once per worker, not per page)
 
 
 _WARM_UP = RawPage(
@@ -87,10 +95,16 @@ def _ready() -> bool:
     return True
 
 
-def _extract(page: RawPage) -> Any:
+def _extract(page: RawPage, topics: Sequence[TopicConfig] | None = None) -> Any:
+    """Extract and prepare a page: everything about it that needs no database."""
     from pipeline.extract import extract
+    from pipeline.prepare import prepare
+    from pipeline.types import Article
 
-    return extract(page)
+    extracted = extract(page)
+    if isinstance(extracted, Article):
+        return prepare(extracted, _TOPICS if topics is None else topics)
+    return extracted
 
 
 class PageProcessor:
@@ -108,8 +122,9 @@ class PageProcessor:
 
     def _start_pool(self) -> None:
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["pipeline.extract"])
-        self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_worker_init)
+        ctx.set_forkserver_preload(["pipeline.prepare"])
+        self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_worker_init,
+                                        initargs=(list(self.processor.topics),))
         self._warming = [self.pool.submit(_ready) for _ in range(self.workers)]
 
     async def extract(self, page: RawPage) -> Any:
@@ -122,7 +137,7 @@ class PageProcessor:
             except BrokenProcessPool:
                 log.warning("extraction workers died; extracting in the crawl process from now on")
                 self.workers, self.pool = 1, None
-        return _extract(page)
+        return _extract(page, self.processor.topics)
 
     async def handle(self, page: RawPage, tally: OutletTally, alias: str | None = None) -> None:
         reason = non_html_reason(page)

@@ -21,12 +21,11 @@ from typing import Literal
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from pipeline.classify import classify
 from pipeline.config import Config, TopicConfig
-from pipeline.dedup import DuplicateIndex, Signature, content_hash, minhash, signature_bytes
+from pipeline.dedup import DuplicateIndex, Signature, signature_bytes
 from pipeline.extract import extract
+from pipeline.prepare import Prepared, prepare
 from pipeline.settle import SettleReport, settle_stories
-from pipeline.stories import article_features
 from pipeline.types import Article, RawPage, Skipped, TopicMatch
 from storage import queries as q
 from storage.db import Database
@@ -101,12 +100,15 @@ class Processor:
         """Extract and store one page (extraction in this process)."""
         return self.store(page, extract(page))
 
-    def store(self, page: RawPage, extracted: Article | Skipped) -> Outcome:
-        """Store an extraction made elsewhere (e.g. in a worker process).
+    def store(self, page: RawPage, extracted: Prepared | Article | Skipped) -> Outcome:
+        """Store an extraction made elsewhere (e.g. in a worker process), best prepared
+        there too (`pipeline.prepare`).
 
         A unique-constraint race with another worker (same URL, same outlet) rolls the
         transaction back; the retry then finds the other worker's rows.
         """
+        if isinstance(extracted, Article):
+            extracted = prepare(extracted, self.topics)
         for attempt in range(RETRIES):
             try:
                 return self._store_once(page, extracted)
@@ -120,7 +122,7 @@ class Processor:
                 raise
         raise AssertionError("unreachable")
 
-    def _store_once(self, page: RawPage, extracted: Article | Skipped) -> Outcome:
+    def _store_once(self, page: RawPage, extracted: Prepared | Skipped) -> Outcome:
         after = _IndexUpdates()
         with self.db.transaction() as s:
             outlet_id = self._outlet_id(s, page.outlet)
@@ -160,14 +162,11 @@ class Processor:
         self,
         s: Session,
         page: RawPage,
-        art: Article,
+        prep: Prepared,
         outlet_id: int,
         after: _IndexUpdates,
     ) -> Outcome:
-        digest = content_hash(art.text)
-        sig = minhash(art.text)
-        matches = classify(art.title, art.text, self.topics)
-        topics = tuple(m.topic for m in matches)
+        art, digest, sig, topics = prep.article, prep.content_hash, prep.signature, prep.topics
 
         seen_hash, seen_article = q.page_content_hash(s, page.url)
         if seen_hash == digest and seen_article is not None:  # this very page, processed before
@@ -179,7 +178,7 @@ class Processor:
             if existing.content_hash == digest and existing.title == art.title:
                 q.record_page(s, page.url, outlet_id, "article", existing.id, content_hash=digest)
                 return Outcome("unchanged", page.url, existing.id, existing.story_id, topics=topics)
-            self._update(s, existing, art, digest, sig, matches, after)
+            self._update(s, existing, prep, after)
             return Outcome("updated", page.url, existing.id, existing.story_id, topics=topics)
 
         original = q.article_by_hash(s, digest)
@@ -193,15 +192,15 @@ class Processor:
                 if root.content_hash == digest:
                     q.record_page(s, page.url, outlet_id, "duplicate", root.id, "same text", content_hash=digest)
                     return Outcome("unchanged", page.url, root.id, root.story_id, topics=topics)
-                return self._fold_update(s, page, art, root, outlet_id, digest, sig, matches, after)
-            row = self._insert(s, page, art, outlet_id, digest, sig, matches, root.story_id, root.id)
+                return self._fold_update(s, page, prep, root, outlet_id, after)
+            row = self._insert(s, page, prep, outlet_id, root.story_id, root.id)
             q.record_page(s, page.url, outlet_id, "article", row.id, content_hash=digest)
             if root.story_id is not None:
                 self._touch_story(s, root.story_id, art)
             return Outcome("duplicate", page.url, row.id, root.story_id, "copy of another outlet's article", topics)
 
-        row = self._insert(s, page, art, outlet_id, digest, sig, matches, None, None)
-        row.features = article_features(art.title, art.text, art.language)
+        row = self._insert(s, page, prep, outlet_id, None, None)
+        row.features = list(prep.features)
         q.record_page(s, page.url, outlet_id, "article", row.id, content_hash=digest)
         after.signatures.append((str(row.id), sig))
         return Outcome("new", page.url, row.id, None, topics=topics)
@@ -210,12 +209,9 @@ class Processor:
         self,
         s: Session,
         page: RawPage,
-        art: Article,
+        prep: Prepared,
         root: ArticleRow,
         outlet_id: int,
-        digest: str,
-        sig: Signature,
-        matches: Sequence[TopicMatch],
         after: _IndexUpdates,
     ) -> Outcome:
         """Two versions of one outlet's article under two URLs, met in either order.
@@ -223,6 +219,7 @@ class Processor:
         The newest text wins; the earliest-published URL stays the article's identity
         (the other becomes an alias page), so the result does not depend on crawl order.
         """
+        art, digest = prep.article, prep.content_hash
         mine, theirs = _aware(art.published), _aware(root.published)
         if mine is not None and (theirs is None or mine < theirs):  # we are the original
             q.record_page(s, root.url, outlet_id, "duplicate", root.id, "later version of this article")
@@ -230,28 +227,26 @@ class Processor:
             root.url, root.final_url, root.published = page.url, page.final_url, mine
             s.flush()
             q.record_page(s, page.url, outlet_id, "article", root.id, content_hash=digest)
-            return Outcome("updated", page.url, root.id, root.story_id, "earlier URL of a stored article", tuple(m.topic for m in matches))
+            return Outcome("updated", page.url, root.id, root.story_id, "earlier URL of a stored article", prep.topics)
         if mine and theirs and mine != theirs:
             newer = mine > theirs
         else:  # same day or undated: the longer version is the update
             newer = len(art.text) > len(root.text)
         if newer:
-            self._update(s, root, art, digest, sig, matches, after)
+            self._update(s, root, prep, after)
         q.record_page(s, page.url, outlet_id, "duplicate", root.id, "update of an earlier URL", content_hash=digest)
-        return Outcome("updated", page.url, root.id, root.story_id, "same article, new URL", tuple(m.topic for m in matches))
+        return Outcome("updated", page.url, root.id, root.story_id, "same article, new URL", prep.topics)
 
     def _insert(
         self,
         s: Session,
         page: RawPage,
-        art: Article,
+        prep: Prepared,
         outlet_id: int,
-        digest: str,
-        sig: Signature,
-        matches: Sequence[TopicMatch],
         story_id: int | None,
         duplicate_of: int | None,
     ) -> ArticleRow:
+        art = prep.article
         row = ArticleRow(
             url=page.url,
             final_url=page.final_url,
@@ -264,37 +259,35 @@ class Processor:
             author=art.author,
             site_name=art.site_name,
             language=art.language,
-            content_hash=digest,
-            minhash=signature_bytes(sig),
+            content_hash=prep.content_hash,
+            minhash=signature_bytes(prep.signature),
         )
         s.add(row)
         s.flush()
-        q.replace_topic_matches(s, row, _matches_json(matches))
+        q.replace_topic_matches(s, row, _matches_json(prep.matches))
         return row
 
     def _update(
         self,
         s: Session,
         row: ArticleRow,
-        art: Article,
-        digest: str,
-        sig: Signature,
-        matches: Sequence[TopicMatch],
+        prep: Prepared,
         after: _IndexUpdates,
     ) -> None:
         """The newest copy wins: text, title and date follow the latest version."""
-        row.title, row.text, row.content_hash = art.title, art.text, digest
-        row.minhash = signature_bytes(sig)
+        art = prep.article
+        row.title, row.text, row.content_hash = art.title, art.text, prep.content_hash
+        row.minhash = signature_bytes(prep.signature)
         new, old = _aware(art.published), _aware(row.published)
         row.published = min(new, old) if new and old else new or old  # first publication
         row.author = art.author or row.author
         row.updated_at = utcnow()
         row.versions += 1
         if row.duplicate_of_id is None:  # its story may change with its words
-            row.features = article_features(art.title, art.text, art.language)
+            row.features = list(prep.features)
             self._changed(row.published)
-        q.replace_topic_matches(s, row, _matches_json(matches))
-        after.signatures.append((str(row.id), sig))
+        q.replace_topic_matches(s, row, _matches_json(prep.matches))
+        after.signatures.append((str(row.id), prep.signature))
         if row.story_id is not None:
             self._touch_story(s, row.story_id, art)
 

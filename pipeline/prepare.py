@@ -1,0 +1,44 @@
+"""What storing an article needs that depends on the article alone, computed once.
+
+Extraction workers (`crawler.pipelines`) call `prepare` right after `extract`, so the
+crawl process, which stores one article at a time and is the bottleneck of a big run,
+spends its time on the database and the duplicate index only: hashes, MinHash, story
+features and topic matches are pure functions of the text and run on every core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pipeline.classify import classify
+from pipeline.config import TopicConfig
+from pipeline.dedup import Signature, content_hash, minhash
+from pipeline.stories import article_features
+from pipeline.types import Article, TopicMatch
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An extracted article and everything derived from it alone."""
+
+    article: Article
+    content_hash: str
+    signature: Signature
+    features: tuple[str, ...]
+    matches: tuple[TopicMatch, ...]
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return tuple(m.topic for m in self.matches)
+
+
+def prepare(article: Article, topics: Sequence[TopicConfig]) -> Prepared:
+    """Hash, sign, describe and classify an article (see `Prepared`)."""
+    return Prepared(
+        article=article,
+        content_hash=content_hash(article.text),
+        signature=minhash(article.text),
+        features=tuple(article_features(article.title, article.text, article.language)),
+        matches=tuple(classify(article.title, article.text, topics)),
+    )
