@@ -26,11 +26,17 @@ import hashlib
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from datasketch import MinHash, MinHashLSH
 
 from pipeline.normalize import tokens
+
+if TYPE_CHECKING:
+    from datasketch import MinHash
+
+# datasketch is imported where it is used: its LSH module pulls in scipy (~0.5 s), which
+# a re-crawl that stores nothing new should not pay for.
 
 SHINGLE_SIZE = 5
 NUM_PERM = 128
@@ -87,6 +93,8 @@ def shingles(text: str, size: int = SHINGLE_SIZE) -> set[bytes]:
 def minhash(text: str, num_perm: int = NUM_PERM) -> Signature:
     """The signature of a text, to store with the article and to query a DuplicateIndex."""
     sh = shingles(text)
+    from datasketch import MinHash
+
     m = MinHash(num_perm=num_perm, seed=_SEED, scheme=_SCHEME)
     if sh:
         m.update_batch(list(sh))
@@ -156,6 +164,8 @@ class DuplicateIndex:
         self.containment = containment
         self.num_perm = num_perm
         cand = min(threshold, CANDIDATE_THRESHOLD) if containment is not None else threshold
+        from datasketch import MinHashLSH
+
         self._lsh = MinHashLSH(threshold=cand, num_perm=num_perm)
         self._sigs: dict[str, Signature] = {}
         self.comparisons = 0  # candidate verifications so far (for benchmarks and tests)
@@ -217,6 +227,8 @@ def _coerce(signature: Signature | bytes) -> Signature:
 
 
 def _as_minhash(sig: Signature) -> MinHash:
+    from datasketch import MinHash
+
     return MinHash(seed=_SEED, hashvalues=sig.hashvalues, scheme=_SCHEME)
 
 

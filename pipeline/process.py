@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 
 from pipeline.config import Config, TopicConfig
 from pipeline.dedup import DuplicateIndex, Signature, signature_bytes
-from pipeline.extract import extract
 from pipeline.prepare import Prepared, prepare
 from pipeline.settle import SettleReport, settle_stories
 from pipeline.types import Article, RawPage, Skipped, TopicMatch
@@ -78,26 +77,40 @@ class Processor:
         self.language_hints = {o.name: o.language for o in cfg.outlets}
         self.outlet_urls = {o.name: o.url for o in cfg.outlets}
         self._outlet_ids: dict[str, int] = {}
-        self.duplicates = DuplicateIndex()
+        self.index_days = index_days
         self.changed_since: datetime | None = None  # earliest date of a stored article whose story may change
-        since = datetime.now(UTC) - timedelta(days=index_days)
-        with db.transaction() as s:
-            self._seen_article = q.max_article_id(s)
-            self.duplicates.add_many((str(i), sig) for i, sig in q.recent_signatures(s, since))
+        self._duplicates: DuplicateIndex | None = None  # built by the first article stored
+        self._seen_article = 0
+
+    @property
+    def duplicates(self) -> DuplicateIndex:
+        if self._duplicates is None:
+            raise RuntimeError("the duplicate index is built by the first article stored")
+        return self._duplicates
 
     def _refresh(self, s: Session) -> None:
-        """Index what other workers stored since we last looked (cheap: by article id).
+        """Index what was stored since we last looked (cheap: by article id).
 
-        Runs under the writers' lock: a copy of another worker's article is recognised.
+        The first call builds the index from the last `index_days` (a re-crawl that finds
+        nothing new never pays for it). Runs under the writers' lock: a copy of another
+        worker's article is recognised.
         """
+        if self._duplicates is None:
+            self._duplicates = DuplicateIndex()
+            since = datetime.now(UTC) - timedelta(days=self.index_days)
+            self._seen_article = q.max_article_id(s)
+            self._duplicates.add_many((str(i), sig) for i, sig in q.recent_signatures(s, since))
+            return
         for i, sig in q.signatures_after(s, self._seen_article):
-            self.duplicates.add(str(i), sig)
+            self._duplicates.add(str(i), sig)
         self._seen_article = max(self._seen_article, q.max_article_id(s))
 
     # ------------------------------------------------------------ entry points
 
     def process(self, page: RawPage) -> Outcome:
         """Extract and store one page (extraction in this process)."""
+        from pipeline.extract import extract  # trafilatura: only where pages are extracted here
+
         return self.store(page, extract(page))
 
     def store(self, page: RawPage, extracted: Prepared | Article | Skipped) -> Outcome:
