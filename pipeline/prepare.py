@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from pipeline.classify import classify
 from pipeline.config import TopicConfig
-from pipeline.dedup import Signature, content_hash, minhash
+from pipeline.dedup import Signature, content_hash, minhash, signature_bytes
 from pipeline.stories import article_features
 from pipeline.types import Article, TopicMatch
 
@@ -25,6 +25,7 @@ class Prepared:
     article: Article
     content_hash: str
     signature: Signature
+    signature_bytes: bytes  # as stored
     features: tuple[str, ...]
     matches: tuple[TopicMatch, ...]
 
@@ -35,10 +36,12 @@ class Prepared:
 
 def prepare(article: Article, topics: Sequence[TopicConfig]) -> Prepared:
     """Hash, sign, describe and classify an article (see `Prepared`)."""
+    signature = minhash(article.text)
     return Prepared(
         article=article,
         content_hash=content_hash(article.text),
-        signature=minhash(article.text),
+        signature=signature,
+        signature_bytes=signature_bytes(signature),
         features=tuple(article_features(article.title, article.text, article.language)),
         matches=tuple(classify(article.title, article.text, topics)),
     )

@@ -16,20 +16,22 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pipeline.config import Config, TopicConfig
-from pipeline.dedup import DuplicateIndex, Signature, signature_bytes
-from pipeline.prepare import Prepared, prepare
 from pipeline.settle import SettleReport, settle_stories
 from pipeline.types import Article, RawPage, Skipped, TopicMatch
 from storage import queries as q
 from storage.db import Database
 from storage.models import Article as ArticleRow
 from storage.models import Story, utcnow
+
+if TYPE_CHECKING:  # imported when the first article is stored: numpy, datasketch
+    from pipeline.dedup import DuplicateIndex, Signature
+    from pipeline.prepare import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +98,8 @@ class Processor:
         worker's article is recognised.
         """
         if self._duplicates is None:
+            from pipeline.dedup import DuplicateIndex
+
             self._duplicates = DuplicateIndex()
             since = datetime.now(UTC) - timedelta(days=self.index_days)
             self._seen_article = q.max_article_id(s)
@@ -121,6 +125,8 @@ class Processor:
         transaction back; the retry then finds the other worker's rows.
         """
         if isinstance(extracted, Article):
+            from pipeline.prepare import prepare
+
             extracted = prepare(extracted, self.topics)
         for attempt in range(RETRIES):
             try:
@@ -273,7 +279,7 @@ class Processor:
             site_name=art.site_name,
             language=art.language,
             content_hash=prep.content_hash,
-            minhash=signature_bytes(prep.signature),
+            minhash=prep.signature_bytes,
         )
         s.add(row)
         s.flush()
@@ -290,7 +296,7 @@ class Processor:
         """The newest copy wins: text, title and date follow the latest version."""
         art = prep.article
         row.title, row.text, row.content_hash = art.title, art.text, prep.content_hash
-        row.minhash = signature_bytes(prep.signature)
+        row.minhash = prep.signature_bytes
         new, old = _aware(art.published), _aware(row.published)
         row.published = min(new, old) if new and old else new or old  # first publication
         row.author = art.author or row.author
