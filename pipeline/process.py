@@ -83,6 +83,9 @@ class Processor:
         self.changed_since: datetime | None = None  # earliest date of a stored article whose story may change
         self._duplicates: DuplicateIndex | None = None  # built by the first article stored
         self._seen_article = 0
+        # other processes may write the same database (workers, PostgreSQL); a SQLite
+        # crawl holds the database's lock, so what it indexed itself is all there is
+        self.shared = cfg.crawl.queue is not None or db.backend != "sqlite"
 
     @property
     def duplicates(self) -> DuplicateIndex:
@@ -104,6 +107,8 @@ class Processor:
             since = datetime.now(UTC) - timedelta(days=self.index_days)
             self._seen_article = q.max_article_id(s)
             self._duplicates.add_many((str(i), sig) for i, sig in q.recent_signatures(s, since))
+            return
+        if not self.shared:
             return
         for i, sig in q.signatures_after(s, self._seen_article):
             self._duplicates.add(str(i), sig)
