@@ -102,6 +102,38 @@ def stage_costs(pages: list[tuple[str, str, bytes]], topics: Any) -> dict[str, f
     return {k: 1000 * v / len(raw) for k, v in spent.items()}
 
 
+CORPUS_FIGURES = {  # evaluate() key -> label; the replay's quality figures, on the corpus
+    "stored": "expected articles stored",
+    "keep": "extraction: keep sentences kept",
+    "drop": "extraction: boilerplate dropped",
+    "date": "dates correct",
+    "duplicates": "duplicates linked (either way)",
+    "topic_precision": "topic maroc-france-securite: precision",
+    "topic_recall": "topic maroc-france-securite: recall",
+    "pairs_precision": "stories: pairwise precision",
+    "pairs_recall": "stories: pairwise recall",
+    "pairs_f1": "stories: pairwise F1",
+}
+
+
+def corpus_quality(ws: Workspace, db: Path) -> list[Figure]:
+    """The quality figures of `bench.quality`, on the crawl of the synthetic corpus: a
+    bigger, harder test of clustering than the replay (events of one kind and week share
+    names, places and vocabulary), though its texts are generated."""
+    from bench.quality import Share, evaluate
+
+    results = evaluate(db, {o: ws.server.base(o) for o in ws.article_paths()}, ws.corpus)
+    figures = []
+    for key, label in CORPUS_FIGURES.items():
+        value = results.get(key)
+        if isinstance(value, Share):
+            note, value = f"{value.ok}/{value.total}", value.value
+        else:
+            note = ""
+        figures.append(Figure("corpus", label, None if value is None else round(value, 3), "share", note=note))
+    return figures
+
+
 def run(ws: Workspace, profile: bool = True, what_if: bool = True) -> list[Figure]:
     from bench.common import repo_topics
     from pipeline.config import config_from_dict
@@ -127,6 +159,7 @@ def run(ws: Workspace, profile: bool = True, what_if: bool = True) -> list[Figur
         ratio(b_pps, a_pps), "B/A ≥ 1.0", ok and b_pps >= a_pps,
         f"{stored} article pages stored of {n} in {first.seconds:.1f}s (exit {first.code}); "
         f"{first.counts.get('stories', 0)} stories"))
+    figures.extend(corpus_quality(ws, ws.workdir / "throughput.db"))
     figures.append(Figure("throughput", "B: cores busy during the crawl", round(cpu / first.seconds, 2),
                           "cores", note=f"{cpu:.1f} CPU s (crawl + extraction workers, psutil) / {first.seconds:.1f} wall s; "
                           f"peak RSS of the process tree {first.peak_rss / 2**20:.0f} MiB"))
