@@ -224,7 +224,6 @@ class Processor:
             return Outcome("duplicate", page.url, row.id, root.story_id, "copy of another outlet's article", topics)
 
         row = self._insert(s, page, prep, outlet_id, None, None)
-        row.features = list(prep.features)
         q.record_page(s, page.url, outlet_id, "article", row.id, content_hash=digest)
         after.signatures.append((str(row.id), sig))
         return Outcome("new", page.url, row.id, None, topics=topics)
@@ -285,10 +284,11 @@ class Processor:
             language=art.language,
             content_hash=prep.content_hash,
             minhash=prep.signature_bytes,
+            features=None if duplicate_of else list(prep.features),  # copies follow their original
+            topics=q.topic_match_rows(_matches_json(prep.matches)),  # a new row: nothing to replace
         )
         s.add(row)
         s.flush()
-        q.replace_topic_matches(s, row, _matches_json(prep.matches))
         return row
 
     def _update(

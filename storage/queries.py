@@ -391,13 +391,16 @@ def _utc(value: datetime | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def topic_match_rows(matches: Iterable[tuple[str, float, list[dict[str, Any]]]]) -> list[TopicMatchRow]:
+    return [TopicMatchRow(topic=topic, score=score, matched=matched) for topic, score, matched in matches]
+
+
 def replace_topic_matches(
     session: Session, article: Article, matches: Iterable[tuple[str, float, list[dict[str, Any]]]]
 ) -> None:
     article.topics.clear()
     session.flush()
-    for topic, score, matched in matches:
-        article.topics.append(TopicMatchRow(topic=topic, score=score, matched=matched))
+    article.topics.extend(topic_match_rows(matches))
 
 
 # ---------------------------------------------------------------- reading stories
