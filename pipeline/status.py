@@ -109,6 +109,7 @@ def collect_status(db: Database, cfg: Config, *, now: datetime | None = None, ru
         recent = q.outlet_article_counts(s, now - timedelta(days=SILENT_DAYS))
         total = q.outlet_article_counts(s, EPOCH)
         histories = {o.name: q.outlet_history(s, o.name, HISTORY) for o in cfg.outlets}
+        unplaced = q.count_unplaced(s)
     outlets = []
     for o in cfg.outlets:
         hist = histories[o.name]
@@ -143,6 +144,7 @@ def collect_status(db: Database, cfg: Config, *, now: datetime | None = None, ru
         },
         "runs": [_run_json(r, iso) for r in last],
         "outlets": outlets,
+        "articles_without_story": unplaced,
     }
 
 
@@ -177,6 +179,11 @@ def print_status(status: dict[str, Any], console: Any = None) -> None:
     sched, nxt = status["schedule"], status["next"]
     digest = f"{_short(nxt['digest'])} ({sched['digest']})" if sched["digest"] else "off"
     console.print(f"next crawl: {_short(nxt['crawl'])} ({sched['crawl']})   next digest: {digest}")
+    waiting = status["articles_without_story"]
+    if waiting and not status["crawl_running"]:  # a running crawl places its own at its end
+        console.print(f"[bold yellow]{waiting} article(s) without a story[/]: a crawl stopped "
+                      "before its story pass; the next crawl places them, or run "
+                      "`veille stories --settle`")
 
     runs = Table(title="Last runs", title_justify="left")
     for col in ("id", "kind", "started", "took", "status", "new", "fetched", "failed", "errors"):

@@ -282,6 +282,14 @@ def earliest_unplaced(session: Session) -> datetime | None:
     return session.scalar(stmt)
 
 
+def count_unplaced(session: Session) -> int:
+    """Originals not yet in a story: a crawl stopped before its story pass left them."""
+    stmt = select(func.count(Article.id)).where(
+        Article.duplicate_of_id.is_(None), Article.story_id.is_(None)
+    )
+    return int(session.scalar(stmt) or 0)
+
+
 def unplaced_undated(session: Session) -> list[PassRow]:
     """Originals without a story nor a date: no pass can place them, each is a story."""
     stmt = _originals().where(Article.story_id.is_(None), Article.published.is_(None))

@@ -166,3 +166,21 @@ def test_print_status_renders_every_outlet(db: Database) -> None:
     text = out.getvalue()
     for word in [*OUTLETS, "silent", "blocked", "never crawled", "Last runs", "next crawl"]:
         assert word in text
+
+
+def test_articles_a_stopped_crawl_left_without_a_story_are_reported(db: Database) -> None:
+    from rich.console import Console
+
+    from pipeline.settle import settle_stories
+
+    def shown() -> tuple[int, str]:
+        status = collect_status(db, _cfg(db.url), now=NOW)
+        out = io.StringIO()
+        print_status(status, Console(file=out, width=200))
+        return status["articles_without_story"], out.getvalue()
+
+    count, text = shown()  # the fixture's articles were stored, never placed
+    assert count == 12 and "12 article(s) without a story" in text and "veille stories --settle" in text
+    settle_stories(db)
+    count, text = shown()
+    assert count == 0 and "without a story" not in text
