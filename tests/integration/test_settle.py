@@ -10,14 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from crawler.run import run_crawl_subprocess
+from pipeline import cli
 from pipeline.settle import settle_stories
 from storage import queries as q
 from storage.db import Database
-from storage.models import Article, Story
+from storage.models import Article, CrawlRun, Story
 
 T0 = datetime(2025, 3, 1, 8, tzinfo=UTC)
 A = ["x:a1", "x:a2", "x:a3", "x:a4", "n:501", "k:lat:police"]  # an event
@@ -150,3 +154,30 @@ def test_a_story_left_empty_is_deleted(db: Database) -> None:
         assert s.get(Story, lone) is None
         assert s.scalar(select(func.count(Story.id))) == 1
     assert len(set(stories(db).values())) == 1
+
+
+def test_a_failed_story_pass_leaves_the_articles_for_the_next(
+        config_dict: dict[str, Any], config_file: Path) -> None:
+    """A real crawl whose story pass the database refuses (an SQLite trigger, as a full
+    disk or a lost server would): the run still ends, says why in its message, keeps
+    every article; `veille stories --settle` places them once the database allows it."""
+    url = config_dict["database"]["url"]
+    db = Database(url)
+    refuse = ("CREATE TRIGGER refuse_stories BEFORE UPDATE OF story_id ON articles "
+              "BEGIN SELECT RAISE(ABORT, 'database refuses story updates'); END")
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(refuse)
+    assert run_crawl_subprocess(config_file, timeout=120) == 0
+    with db.transaction() as s:
+        run = s.scalars(select(CrawlRun)).one()
+        stored = s.scalar(select(func.count(Article.id)))
+        waiting = q.count_unplaced(s)
+    assert run.status == "ok" and "story pass failed" in (run.message or "")
+    assert stored > 20 and waiting > 0
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER refuse_stories")
+    assert cli.main(["stories", "--settle", "--config", str(config_file)]) == 0
+    with db.transaction() as s:
+        assert s.scalar(select(func.count(Article.id)).where(Article.story_id.is_(None))) == 0
+        assert s.scalar(select(func.count(Article.id))) == stored
+    db.dispose()
