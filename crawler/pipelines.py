@@ -156,6 +156,11 @@ class PageProcessor:
             return
         if reason is None:
             tally.record(outcome.kind)
+        try:
+            self.processor.settle_if_due()
+        except Exception as exc:  # the pass at the end of the run tries again
+            log.warning("stories: periodic pass failed, retried at the end of the run: %s: %s",
+                        type(exc).__name__, exc)
 
     def fold_alias(self, page: RawPage, alias: str, outcome: Any) -> None:
         """Settle the URL that redirected to `page` as a duplicate of what `page` became."""

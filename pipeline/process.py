@@ -13,6 +13,7 @@ arrived in. A copy of an article already placed joins its story at once.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 OutcomeKind = Literal["new", "updated", "duplicate", "unchanged", "skipped"]
 INDEX_DAYS = 30  # how far back the duplicate and story indexes reach when rebuilt
 RETRIES = 3
+SETTLE_EVERY = 300.0  # seconds between story passes while a crawl stores (pipeline.settle)
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,8 @@ class Processor:
         self.changed_since: datetime | None = None  # earliest date of a stored article whose story may change
         self._duplicates: DuplicateIndex | None = None  # built by the first article stored
         self._seen_article = 0
+        self._last_settle = time.monotonic()
+        self._stored_since_settle = 0  # articles stored (new or changed) since the last pass
         # other processes may write the same database (workers, PostgreSQL); a SQLite
         # crawl holds the database's lock, so what it indexed itself is all there is
         self.shared = cfg.crawl.queue is not None or db.backend != "sqlite"
@@ -160,13 +164,25 @@ class Processor:
                 outcome = self._store_article(s, page, extracted, outlet_id, after)
         for key, sig in after.signatures:  # only once committed
             self.duplicates.add(key, sig)
+        if outcome.kind in {"new", "updated"}:
+            self._stored_since_settle += 1
         return outcome
 
     def settle(self) -> SettleReport:
         """Place the articles stored without a story, and re-place those that changed."""
         report = settle_stories(self.db, self.changed_since)
         self.changed_since = None
+        self._last_settle = time.monotonic()
+        self._stored_since_settle = 0
         return report
+
+    def settle_if_due(self, now: float | None = None) -> SettleReport | None:
+        """During a long crawl, a story pass every SETTLE_EVERY seconds of storing, so
+        stories show up while it runs (the pass at its end is the one that counts)."""
+        now = time.monotonic() if now is None else now
+        if self._stored_since_settle and now - self._last_settle >= SETTLE_EVERY:
+            return self.settle()
+        return None
 
     def _changed(self, published: datetime | None) -> None:
         when = _aware(published)

@@ -1,7 +1,8 @@
 """The story pass: which story each stored article belongs to.
 
 Articles are stored without a story (`pipeline.process`); this pass places them, at the
-end of every crawl and of every worker (`Processor.settle`), or by hand (`veille
+end of every crawl and of every worker (`Processor.settle`; every SETTLE_EVERY seconds
+too while a long crawl stores), or by hand (`veille
 stories --settle`). It re-reads every original published since the earliest one not
 yet placed (or changed since), with the stories born in the `DF_DAYS` before as
 context, and runs `pipeline.stories.assign_stories` over them in (published, URL)

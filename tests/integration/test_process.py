@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 import urllib.request
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -244,3 +245,32 @@ def test_stories_settle_places_what_a_killed_crawl_left(tmp_path: Path, pages: A
     assert f"{originals} placed" in err  # copies follow their original, uncounted
     assert _partition(db) == reference
     assert len(json.loads(out)) == len(reference[0])
+
+
+def test_a_long_crawl_places_stories_as_it_goes(tmp_path: Path, pages: Any) -> None:
+    """Every SETTLE_EVERY seconds of storing, a story pass: stories show while it runs."""
+    from pipeline.process import SETTLE_EVERY
+
+    fetched, _, extra = pages
+    url = f"sqlite:///{tmp_path / 'v.db'}"
+    db = Database(url)
+    proc = Processor(db, _config(extra["config"], url))
+    half = len(fetched) // 2
+    for p in fetched[:half]:
+        proc.process(p)
+    start = time.monotonic()
+    assert proc.settle_if_due(now=start) is None  # not yet due
+
+    def unplaced() -> int:
+        with db.transaction() as s:
+            return q.count_unplaced(s)
+
+    waiting = unplaced()
+    assert waiting > 0
+    report = proc.settle_if_due(now=start + SETTLE_EVERY + 1)
+    assert report is not None and report.placed == waiting and unplaced() == 0
+    assert proc.settle_if_due(now=start + 2 * SETTLE_EVERY + 2) is None  # nothing stored since
+    for p in fetched[half:]:
+        proc.process(p)
+    proc.settle()
+    assert unplaced() == 0
