@@ -51,6 +51,7 @@ from pipeline.digest_draft import (  # noqa: F401 - re-exported: the digest's pu
     is_rtl,
 )
 from pipeline.mailer import MailerError, send_message
+from pipeline.stories import MAX_STORY_FEATURES
 from storage import queries as q
 from storage.db import Database, describe
 
@@ -237,6 +238,11 @@ def _deliver(
         digest_id=digest_id, message_id=message_id, refused=tuple(sorted(refused)),
     )  # fmt: skip
     with _storage(db, f"digest {message_id} was sent but recording it failed", after=_REPEAT) as s:
+        q.serialise_writers(s)  # no story pass between what was mailed and what is recorded
+        moved = q.pin_mailed(s, {st.id: [link.url for link in st.links] for st in draft.stories},
+                             MAX_STORY_FEATURES)
+        if moved:
+            log.info("digest %s: %d article(s) a story pass moved while sending were put back", digest_id, moved)
         # another process may have sent some of them meanwhile: record each story once
         unsent = set(q.unsent_story_ids(s, list(cfg.digest.topics), to, None))
         q.mark_digest_sent(s, digest_id, [i for i in draft.story_ids if i in unsent], message_id)

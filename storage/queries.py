@@ -393,6 +393,30 @@ def refresh_stories(session: Session, story_ids: Iterable[int], max_features: in
     return len(gone)
 
 
+def pin_mailed(session: Session, mailed: dict[int, list[str]], max_features: int) -> int:
+    """Put back in its mailed story every article (by URL) a story pass moved out of it
+    while the digest was being sent: what is recorded as sent is what was mailed.
+    A story the pass deleted meanwhile comes back under its id. Returns the articles moved."""
+    moves: dict[int, int] = {}
+    left: set[int] = set()
+    for story_id, urls in mailed.items():
+        if session.get(Story, story_id) is None:
+            session.add(Story(id=story_id, title="", features=[]))
+            session.flush()
+        stmt = select(Article.id, Article.story_id).where(
+            Article.url.in_(urls), Article.duplicate_of_id.is_(None)
+        )
+        for article_id, now in session.execute(stmt):
+            if now != story_id:
+                moves[article_id] = story_id
+                if now is not None:
+                    left.add(now)
+    if moves:
+        move_articles(session, moves)
+        refresh_stories(session, left | set(moves.values()), max_features)
+    return len(moves)
+
+
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None

@@ -635,3 +635,72 @@ def test_cli_digest_exits_1_with_one_line_when_smtp_is_down(
     assert main(["digest", "--config", str(cfg_file), "--log-format", "text"]) == 0
     assert "digest sent to analyst@example.org, press@example.org: 3 stories" in capsys.readouterr().out
     assert_lists_exactly(inbox.messages[0], seeded)
+
+
+# --- a story pass while the digest is on its way ---------------------------------------
+
+EVENT_B = ["x:b1", "x:b2", "x:b3", "n:601", "k:lat:police"]
+EVENT_A = ["x:a1", "x:a2", "x:a3", "x:a4", "n:501", "k:lat:police"]
+BOTH = list(dict.fromkeys(EVENT_A + EVENT_B))  # closer to A, close enough to B alone
+T0 = datetime(2025, 3, 1, 8, tzinfo=UTC)
+
+
+def add_flagged(db: Database, url: str, features: list[str], published: datetime) -> None:
+    with db.transaction() as s:
+        outlet_id = q.ensure_outlet(s, "bladi", "https://www.bladi.net", "fr")
+        art = Article(url=url, outlet_id=outlet_id, title=f"Maroc France {url}", text="texte",
+                      language="fr", content_hash=url, features=features, published=published)
+        art.topics.append(TopicMatchRow(topic=TOPIC, score=9.0, matched=[]))
+        s.add(art)
+
+
+class PassDuringDelivery(Inbox):
+    """Runs `during` (a crawl's story pass) while it receives the message."""
+
+    def __init__(self, during: Any) -> None:
+        super().__init__()
+        self.during = during
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:
+        self.during()
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_story_pass_during_sending_cannot_move_what_was_mailed(db: Database) -> None:
+    """Story X (reports b and c) is drafted and mailed; while the server receives it, a
+    crawl stores an earlier report a and its pass would move c to a's story. What is
+    recorded as sent must be what was mailed: c stays in X, and X is marked sent."""
+    from pipeline.settle import settle_stories
+
+    add_flagged(db, "https://www.bladi.net/b,1.html", EVENT_B, T0 + timedelta(days=1))
+    add_flagged(db, "https://www.bladi.net/c,2.html", BOTH, T0 + timedelta(days=1, hours=12))
+    settle_stories(db)
+    with db.transaction() as s:
+        (story_x,) = set(s.scalars(select(Article.story_id)))
+
+    moved: dict[str, int | None] = {}
+
+    def crawl_meanwhile() -> None:
+        add_flagged(db, "https://www.bladi.net/a,0.html", EVENT_A, T0 + timedelta(hours=12))
+        settle_stories(db)
+        with db.transaction() as s:
+            moved.update({url: sid for url, sid in s.execute(select(Article.url, Article.story_id))})
+
+    inbox, port = PassDuringDelivery(crawl_meanwhile), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        result = send_digest(db, make_config(db.url, port))
+    finally:
+        controller.stop()
+    assert result.status == "sent" and result.story_ids == (story_x,)
+    assert moved["https://www.bladi.net/c,2.html"] != story_x  # the pass did move it
+    with db.transaction() as s:
+        now = {url: sid for url, sid in s.execute(select(Article.url, Article.story_id))}
+        sent = set(s.scalars(select(DigestItem.story_id)))
+    assert now["https://www.bladi.net/b,1.html"] == now["https://www.bladi.net/c,2.html"] == story_x
+    assert sent == {story_x}
+    assert now["https://www.bladi.net/a,0.html"] not in (None, story_x)  # a was not mailed
+    settle_stories(db, since=T0)  # later passes leave the mailed story alone
+    with db.transaction() as s:
+        assert s.scalar(select(Article.story_id).where(Article.url == "https://www.bladi.net/c,2.html")) == story_x

@@ -181,3 +181,25 @@ def test_a_failed_story_pass_leaves_the_articles_for_the_next(
         assert s.scalar(select(func.count(Article.id)).where(Article.story_id.is_(None))) == 0
         assert s.scalar(select(func.count(Article.id))) == stored
     db.dispose()
+
+
+def test_pinning_what_was_mailed_brings_back_a_deleted_story(db: Database) -> None:
+    """What the digest does when a pass emptied and deleted a story it was sending."""
+    add(db, "b", B, T0 + timedelta(days=1))
+    add(db, "c", C, T0 + timedelta(days=2))
+    with db.transaction() as s:
+        b, c = q.article_by_url(s, "b"), q.article_by_url(s, "c")
+        assert b is not None and c is not None
+        x, y = q.new_story(s), q.new_story(s)
+        q.move_articles(s, {b.id: x, c.id: y})
+        q.refresh_stories(s, {x, y}, 80)
+    with db.transaction() as s:  # a pass moves c into x: y is left empty and deleted
+        q.move_articles(s, {c.id: x})
+        assert q.refresh_stories(s, {x, y}, 80) == 1
+        assert s.get(Story, y) is None
+    with db.transaction() as s:  # but y, with c, had just been mailed
+        assert q.pin_mailed(s, {y: ["c"]}, 80) == 1
+    with db.transaction() as s:
+        story = s.get(Story, y)
+        assert story is not None and story.title == "title of c"
+    assert stories(db) == {"b": x, "c": y}
