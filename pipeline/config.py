@@ -111,6 +111,8 @@ class OutletConfig(_Strict):
     article_pattern: Annotated[str | None, AfterValidator(_regex)] = None
     wp_json: bool = False
     google_news: bool = False
+    republishes: bool = Field(False, description="an aggregator of other outlets' articles "
+                              "(Maghress): its copy is never taken for the original")
 
     @field_validator("name")
     @classmethod

@@ -80,6 +80,7 @@ class Processor:
         self.topics: Sequence[TopicConfig] = cfg.topics
         self.language_hints = {o.name: o.language for o in cfg.outlets}
         self.outlet_urls = {o.name: o.url for o in cfg.outlets}
+        self.republishers = {o.name for o in cfg.outlets if o.republishes}
         self._outlet_ids: dict[str, int] = {}
         self.index_days = index_days
         self.changed_since: datetime | None = None  # earliest date of a stored article whose story may change
@@ -233,6 +234,8 @@ class Processor:
                     q.record_page(s, page.url, outlet_id, "duplicate", root.id, "same text", content_hash=digest)
                     return Outcome("unchanged", page.url, root.id, root.story_id, topics=topics)
                 return self._fold_update(s, page, prep, root, outlet_id, after)
+            if self._original_of(page.outlet, art, root):
+                return self._take_over(s, page, prep, root, outlet_id, after)
             row = self._insert(s, page, prep, outlet_id, root.story_id, root.id)
             q.record_page(s, page.url, outlet_id, "article", row.id, content_hash=digest)
             if root.story_id is not None:
@@ -243,6 +246,39 @@ class Processor:
         q.record_page(s, page.url, outlet_id, "article", row.id, content_hash=digest)
         after.signatures.append((str(row.id), sig))
         return Outcome("new", page.url, row.id, None, topics=topics)
+
+    def _original_of(self, outlet: str, art: Article, root: ArticleRow) -> bool:
+        """Whether this page, a copy of another outlet's stored article, is its original.
+
+        An aggregator (`republishes`) never is, and always yields to the outlet it copied;
+        otherwise the newcomer must be dated more than a day earlier (dates without a time
+        of day read as midnight, so a smaller gap proves nothing).
+        """
+        mine_rep, theirs_rep = outlet in self.republishers, root.outlet.name in self.republishers
+        if mine_rep != theirs_rep:
+            return theirs_rep
+        mine, theirs = _aware(art.published), _aware(root.published)
+        return mine is not None and theirs is not None and theirs - mine > timedelta(days=1)
+
+    def _take_over(
+        self,
+        s: Session,
+        page: RawPage,
+        prep: Prepared,
+        root: ArticleRow,
+        outlet_id: int,
+        after: _IndexUpdates,
+    ) -> Outcome:
+        """The original arrives after its copy: it becomes the article the story pass
+        reads, and the stored copy (with any copies of it) points to it."""
+        row = self._insert(s, page, prep, outlet_id, root.story_id, None)
+        q.make_copies_of(s, root.id, row.id)
+        q.record_page(s, page.url, outlet_id, "article", row.id, content_hash=prep.content_hash)
+        after.signatures.append((str(row.id), prep.signature))
+        self._changed(row.published)
+        if root.story_id is not None:
+            self._touch_story(s, root.story_id, prep.article)
+        return Outcome("new", page.url, row.id, root.story_id, "original of a copy stored earlier", prep.topics)
 
     def _fold_update(
         self,

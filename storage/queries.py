@@ -231,6 +231,16 @@ def signatures_after(session: Session, article_id: int) -> list[tuple[int, bytes
     return [(i, m) for i, m in session.execute(stmt) if m is not None]
 
 
+def make_copies_of(session: Session, old: int, new: int) -> None:
+    """`old` and its copies become copies of `new` (which turned out to be the original)."""
+    session.execute(
+        update(Article)
+        .where((Article.id == old) | (Article.duplicate_of_id == old), Article.id != new)
+        .values(duplicate_of_id=new, features=None),
+        execution_options={"synchronize_session": "fetch"},
+    )
+
+
 def max_article_id(session: Session) -> int:
     """The newest article id, to refresh indexes from later."""
     return int(session.scalar(select(func.max(Article.id))) or 0)

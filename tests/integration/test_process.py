@@ -11,7 +11,7 @@ import random
 import time
 import urllib.request
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from crawler.replay import ReplayServer
 from pipeline import cli
 from pipeline.config import Config, config_from_dict
 from pipeline.process import Processor
+from pipeline.types import Article as ArticleData
 from pipeline.types import RawPage
 from storage import queries as q
 from storage.db import Database
@@ -274,3 +275,61 @@ def test_a_long_crawl_places_stories_as_it_goes(tmp_path: Path, pages: Any) -> N
         proc.process(p)
     proc.settle()
     assert unplaced() == 0
+
+
+@pytest.mark.parametrize("republishes", [True, False])
+def test_an_aggregators_copy_stored_first_yields_to_the_original(
+        tmp_path: Path, pages: Any, republishes: bool) -> None:
+    """Maghress's copies of two Hespress articles arrive before them. With maghress marked
+    `republishes`, Hespress's articles become the originals (the copies point to them);
+    without it, the dates (one day apart at most) cannot tell, and arrival order stays."""
+    fetched, by_url, extra = pages
+    config = {**extra["config"], "outlets": [
+        {**o, "republishes": republishes and o["name"] == "maghress"} for o in extra["config"]["outlets"]]}
+    copies = [p for p in fetched if p.url in by_url and by_url[p.url].get("duplicate_of")
+              and by_url[p.url]["outlet"] == "maghress"]
+    assert len(copies) == 2
+    order = copies + [p for p in fetched if p not in copies]
+    db = _process(f"sqlite:///{tmp_path / 'v.db'}", config, order)
+    with db.transaction() as s:
+        rows = {a.url: a for a in s.scalars(select(Article))}
+    for copy in copies:
+        source = by_url[copy.url]["duplicate_of"]
+        original = next(u for u, e in by_url.items() if _key(e) == source)
+        maghress, hespress = rows[copy.url], rows[original]
+        assert maghress.story_id == hespress.story_id is not None
+        if republishes:
+            assert (maghress.duplicate_of_id, hespress.duplicate_of_id) == (hespress.id, None)
+            assert hespress.features and not maghress.features
+        else:
+            assert (maghress.duplicate_of_id, hespress.duplicate_of_id) == (None, maghress.id)
+    assert _partition(db)[0] == _partition(_process(f"sqlite:///{tmp_path / 'ref.db'}", config, fetched))[0]
+
+
+def test_a_copy_dated_days_before_the_stored_one_is_its_original(tmp_path: Path, pages: Any) -> None:
+    from dataclasses import replace
+
+    from tests.replay_pages import fixture_articles
+
+    fetched, _, extra = pages
+    url = f"sqlite:///{tmp_path / 'v.db'}"
+    db = Database(url)
+    proc = Processor(db, _config(extra["config"], url))
+    art = next(a for _, _, a in fixture_articles() if isinstance(a, ArticleData) and a.published)
+    assert art.published is not None
+    late = replace(art, url="http://b.example/copy", outlet="hespress", published=art.published + timedelta(days=3))
+    early = replace(art, url="http://a.example/first", outlet="bladi")
+
+    def raw(a: ArticleData) -> RawPage:
+        return RawPage(url=a.url, final_url=a.url, outlet=a.outlet, status=200, headers={}, body=b"",
+                       fetched_at=datetime.now(UTC))
+
+    assert proc.store(raw(late), late).kind == "new"
+    outcome = proc.store(raw(early), early)
+    assert (outcome.kind, outcome.reason) == ("new", "original of a copy stored earlier")
+    proc.settle()
+    with db.transaction() as s:
+        rows = {a.url: a for a in s.scalars(select(Article))}
+    first, copy = rows["http://a.example/first"], rows["http://b.example/copy"]
+    assert (first.duplicate_of_id, copy.duplicate_of_id) == (None, first.id)
+    assert first.story_id == copy.story_id is not None
