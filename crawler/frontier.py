@@ -25,6 +25,9 @@ database. The parts are existing engines, not a protocol of ours:
   empty and the worker idle for `idle` seconds (`crawl.queue_idle`, default 30; env
   `VEILLE_QUEUE_IDLE` overrides it), so a worker that ran out of work first still
   takes requests another worker's slower discovery adds.
+- **Politeness**: workers take turns per site (`pace`, a `SET NX PX` key per host):
+  one request per `crawl.download_delay` from all workers together, where Scrapy's own
+  delay and concurrency would apply per process (crawler.middlewares.SharedPaceMiddleware).
 
 Requests are pickled into Redis (scrapy-redis's serializer): the Redis server must be
 reachable only by the team's own machines.
@@ -72,6 +75,17 @@ def queue_settings(url: str) -> dict[str, Any]:
         "SCHEDULER_FLUSH_ON_START": False,
         "SCHEDULER_IDLE_BEFORE_CLOSE": 0,  # a blocking pop would block the reactor
         "REDIS_URL": url,
+    }
+
+
+def pace_settings(delay: float) -> dict[str, Any]:
+    """Workers pace each site together (SharedPaceMiddleware) instead of each on its own:
+    Scrapy's per-process delay and AutoThrottle would multiply the rate by the workers."""
+    return {
+        "VEILLE_SHARED_DELAY": delay,
+        "DOWNLOAD_DELAY": 0,
+        "RANDOMIZE_DOWNLOAD_DELAY": False,
+        "AUTOTHROTTLE_ENABLED": False,
     }
 
 
@@ -136,6 +150,16 @@ class Frontier:
     def release(self, url: str) -> None:
         """Give a claim back (the fetch failed for a reason worth retrying)."""
         self.redis.delete(self._key("claim", url))
+
+    # politeness across workers ---------------------------------------------------------------
+    def pace(self, host: str, spacing: float) -> float:
+        """Take `host`'s turn: 0.0 if no worker sent it a request in the last `spacing`
+        seconds (this one may, now), else how long to wait before asking again."""
+        key = f"{PREFIX}:pace:{host}"
+        if self.redis.set(key, self.holder, nx=True, px=max(1, int(spacing * 1000))):
+            return 0.0
+        left = self.redis.pttl(key)
+        return max(int(left), 1) / 1000 if left and left > 0 else 0.001
 
     # sources cut short, across workers ------------------------------------------------------
     def mark_dirty(self, sources: Iterable[str]) -> None:

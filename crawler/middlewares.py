@@ -19,12 +19,15 @@
   few sources, so this went unnoticed; a worker of a shared queue takes article
   requests for a site whose robots.txt it is still fetching, and fetched disallowed
   pages.
+- `SharedPaceMiddleware`: with a shared queue, each request waits for its site's turn
+  across all workers (`Frontier.pace`), so N workers are as polite as one.
 - `describe_failure`: a Twisted failure (timeout, DNS, HttpError, robots, offsite,
   truncated body, size limit...) as a one-line reason for the crawl-run record.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -157,6 +160,27 @@ class RobotsTxtMiddleware(_ScrapyRobotsTxt):
         # once robots.txt is settled, the cache holds its rules (None if it failed: allow)
         settled = self._parsers.get(urlparse_cached(request).netloc, parser)
         return parser if isinstance(settled, Deferred) else settled
+
+
+class SharedPaceMiddleware:
+    """One request per `crawl.download_delay` per site, from all workers together."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.spacing = crawler.settings.getfloat("VEILLE_SHARED_DELAY")
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> SharedPaceMiddleware:
+        return cls(crawler)
+
+    async def process_request(self, request: Request, spider: Any = None) -> None:
+        context = getattr(self.crawler.spider, "context", None)
+        frontier = getattr(context, "frontier", None)
+        if frontier is None or self.spacing <= 0:
+            return
+        site = urlparse_cached(request).netloc  # host, and port if any
+        while (wait := frontier.pace(site, self.spacing)) > 0:
+            await asyncio.sleep(wait)
 
 
 class FailureInfo(NamedTuple):

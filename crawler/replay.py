@@ -12,6 +12,7 @@ import argparse
 import hashlib
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
@@ -39,6 +40,7 @@ class AccessEntry:
     status: int
     conditional: bool  # If-None-Match or If-Modified-Since was sent
     user_agent: str
+    at: float = 0.0  # time.monotonic() when the request arrived
 
 
 def outlet_dirs(root: Path = DEFAULT_ROOT) -> list[Path]:
@@ -226,7 +228,7 @@ class ReplayServer:
         conditional = bool(h.headers.get("If-None-Match") or h.headers.get("If-Modified-Since"))
         with self._lock:  # logged before any hang, so a test sees the request it is waiting on
             self._log.append(AccessEntry(o.name, h.command, h.path, status, conditional,
-                                         h.headers.get("User-Agent", "")))
+                                         h.headers.get("User-Agent", ""), time.monotonic()))
         if route is not None and route.get("hang"):
             if self._stopping.wait(float(route["hang"])):
                 h.close_connection = True

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crawler.frontier import queue_settings
+from crawler.frontier import pace_settings, queue_settings
 from pipeline.config import CrawlConfig
 
 ASYNCIO_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
@@ -33,8 +33,8 @@ def build_settings(crawl: CrawlConfig, *, log_level: str = "INFO") -> dict[str, 
     """
     delay = float(crawl.download_delay)
     per_domain = int(crawl.concurrency_per_domain)
-    shared = queue_settings(crawl.queue) if crawl.queue else {}
-    return shared | {
+    shared = queue_settings(crawl.queue) | pace_settings(delay) if crawl.queue else {}
+    settings: dict[str, Any] = {
         "BOT_NAME": "veille",
         "TWISTED_REACTOR": ASYNCIO_REACTOR,
         "USER_AGENT": crawl.user_agent,
@@ -83,3 +83,6 @@ def build_settings(crawl: CrawlConfig, *, log_level: str = "INFO") -> dict[str, 
         "LOG_LEVEL": log_level,
         "MEMUSAGE_ENABLED": False,
     }
+    if shared:  # workers: the shared pace is the last step before the download
+        settings["DOWNLOADER_MIDDLEWARES"]["crawler.middlewares.SharedPaceMiddleware"] = 990
+    return settings | shared

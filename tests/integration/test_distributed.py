@@ -298,3 +298,30 @@ def test_processes_storing_at_once_make_the_stories_of_the_same_stores_one_by_on
     assert stories == partition(at_once.serial)
     with at_once.concurrent.transaction() as s:
         assert s.scalar(select(func.count(Article.id)).where(Article.story_id.is_(None))) == 0
+
+
+# ---------------------------------------------------------------- politeness across workers
+
+PACE = 0.4  # crawl.download_delay of the paced crawl
+
+
+def test_workers_take_turns_on_a_site(tmp_path: Path, pg_cluster: Cluster,
+                                      redis_server: RedisServer) -> None:  # noqa: F811
+    """Two workers on one site with a download delay: the site sees one request per delay
+    from both together, as from one process, not one per delay from each."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("VEILLE_DATABASE_URL", raising=False)
+        with ReplayServer(FIXTURE_OUTLETS, outlets=["bladi", "hespress"]) as srv:
+            data = replay_config(srv, tmp_path / "unused.db", queue=redis_server.url,
+                                 concurrency_per_domain=2, download_delay=PACE)
+            data["database"]["url"] = pg_cluster.create_database()
+            codes = _run_workers(write_config(tmp_path / "paced.yaml", data), tmp_path)
+            log = srv.access_log
+    assert codes == [0] * WORKERS, "see the worker-*.log files in the test's tmp dir"
+    for outlet in ("bladi", "hespress"):
+        times = sorted(e.at for e in log if e.outlet == outlet)
+        assert len(times) >= 8, outlet
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        # the Redis turn is taken just before sending; half the delay leaves room for a
+        # loaded machine between taking the turn and the request's arrival
+        assert min(gaps) >= PACE / 2, (outlet, [round(g, 3) for g in gaps])
