@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -32,6 +33,7 @@ from pipeline.stories import (
     DF_DAYS,
     MAX_STORY_FEATURES,
     NEW,
+    WINDOW_DAYS,
     Placed,
     article_features,
     assign_stories,
@@ -40,6 +42,8 @@ from storage import queries as q
 from storage.db import Database
 
 log = logging.getLogger(__name__)
+
+REOPEN_MAX = 20_000  # placed articles one pass may re-examine (~40 s of matching)
 
 
 @dataclass(frozen=True)
@@ -61,38 +65,74 @@ class SettleReport:
                 f"{self.created} stories opened, {self.removed} removed")
 
 
-def settle_stories(db: Database, since: datetime | None = None) -> SettleReport:
+def settle_stories(db: Database, since: datetime | None = None, *,
+                   reopen_max: int = REOPEN_MAX) -> SettleReport:
     """Place every article not in a story yet, and re-examine those published since
-    `since` (articles whose text or date changed). One transaction."""
+    `since` (articles whose text or date changed). One transaction.
+
+    At most `reopen_max` placed articles are re-examined: an article that turns up with
+    an old date (an evergreen page in a feed) is placed among the stories of its own
+    days, which stay as they are, instead of reopening every story since then.
+    """
     with db.transaction() as s:
         q.serialise_writers(s)
-        return _settle(s, since)
+        return _settle(s, since, reopen_max)
 
 
 def _aware(dt: datetime) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-def _settle(s: Session, since: datetime | None) -> SettleReport:
+@dataclass
+class _Tally:
+    examined: int = 0
+    placed: int = 0
+    moved: int = 0
+    created: int = 0
+    removed: int = 0
+
+
+def _settle(s: Session, since: datetime | None, reopen_max: int) -> SettleReport:
+    tally = _Tally()
     lone = q.unplaced_undated(s)  # no date, no window: a story each
     undated = {row.id: q.new_story(s) for row in lone}
     q.move_articles(s, undated)
     _compute_features(s, [row.id for row in lone if row.features is None])
-    created = len(undated)
+    tally.placed = tally.moved = tally.created = len(undated)
+    touched = set(undated.values())
     starts = [_aware(d) for d in (since, q.earliest_unplaced(s)) if d is not None]
-    if not starts:
-        q.refresh_stories(s, undated.values(), MAX_STORY_FEATURES)
-        return SettleReport(None, placed=created, created=created)
-    start = min(starts)
-    rows = q.story_pass_rows(s, start, start - timedelta(days=DF_DAYS))
+    start = min(starts) if starts else None
+    if start is not None:
+        cap = q.reopen_horizon(s, start, reopen_max)
+        if cap is not None:  # too much to reopen: the late old articles on their own first
+            old = q.unplaced_before(s, cap)
+            window = timedelta(days=DF_DAYS)
+            reach = timedelta(days=WINDOW_DAYS + 1)
+            rows = q.rows_around(s, [(_aware(d) - window, _aware(d) + reach) for d in old])
+            touched |= _place(s, rows, lambda r: r.story_id is not None, tally)
+            start = cap
+        rows = q.story_pass_rows(s, start, start - timedelta(days=DF_DAYS))
+        sent = q.sent_story_ids(s, {r.story_id for r in rows if r.story_id is not None})
+        first = start
+
+        def fixed(r: q.PassRow) -> bool:
+            assert r.published is not None
+            return r.story_id is not None and (_aware(r.published) < first or r.story_id in sent)
+
+        touched |= _place(s, rows, fixed, tally)
+    tally.removed = q.refresh_stories(s, touched, MAX_STORY_FEATURES)
+    if start is None:
+        return SettleReport(None, placed=tally.placed, created=tally.created)
+    report = SettleReport(start, tally.examined, tally.placed, tally.moved, tally.created, tally.removed)
+    log.info("%s", report)
+    return report
+
+
+def _place(s: Session, rows: list[q.PassRow], fixed: Callable[[q.PassRow], bool], tally: _Tally) -> set[int]:
+    """One pass over `rows` (dated originals); the fixed ones keep their story. Moves
+    the others where `assign_stories` puts them; returns the stories to refresh."""
     features = {r.id: r.features for r in rows if r.features is not None}
     features.update(_compute_features(s, [r.id for r in rows if r.features is None]))
-    sent = q.sent_story_ids(s, {r.story_id for r in rows if r.story_id is not None})
-
-    def fixed(r: q.PassRow) -> bool:
-        assert r.published is not None
-        return r.story_id is not None and (_aware(r.published) < start or r.story_id in sent)
-
     placed = [
         Placed(r.url, features[r.id], _aware(r.published), None if r.story_id is None else str(r.story_id), fixed(r))
         for r in rows
@@ -126,21 +166,13 @@ def _settle(s: Session, since: datetime | None) -> SettleReport:
     for key in fresh:
         if key not in target:
             target[key] = q.new_story(s)
-            created += 1
+            tally.created += 1
     moves = {r.id: target[assignment[r.url]] for r in free if target[assignment[r.url]] != r.story_id}
     q.move_articles(s, moves)
-    touched = {r.story_id for r in free if r.story_id is not None} | set(target.values()) | set(undated.values())
-    removed = q.refresh_stories(s, touched, MAX_STORY_FEATURES)
-    report = SettleReport(
-        start,
-        examined=len(free),
-        placed=sum(1 for r in free if r.story_id is None) + len(undated),
-        moved=len(moves) + len(undated),
-        created=created,
-        removed=removed,
-    )
-    log.info("%s", report)
-    return report
+    tally.examined += len(free)
+    tally.placed += sum(1 for r in free if r.story_id is None)
+    tally.moved += len(moves)
+    return {r.story_id for r in free if r.story_id is not None} | set(target.values())
 
 
 def _compute_features(s: Session, ids: list[int]) -> dict[int, list[str]]:
@@ -150,4 +182,3 @@ def _compute_features(s: Session, ids: list[int]) -> dict[int, list[str]]:
     out = {i: article_features(title, text, lang) for i, title, text, lang in q.article_texts(s, ids)}
     q.save_features(s, out)
     return out
-

@@ -317,6 +317,43 @@ def story_pass_rows(session: Session, start: datetime, context_from: datetime) -
     return [PassRow(*row) for row in session.execute(stmt)]
 
 
+def reopen_horizon(session: Session, start: datetime, limit: int) -> datetime | None:
+    """None if at most `limit` placed originals were published since `start`; else the
+    publication date from which the newest `limit` of them were."""
+    placed = select(Article.published).where(
+        Article.duplicate_of_id.is_(None), Article.story_id.is_not(None), Article.published >= start
+    )
+    stmt = placed.order_by(Article.published.desc()).offset(limit).limit(1)
+    beyond = session.scalar(stmt)
+    if beyond is None:
+        return None
+    newest = placed.order_by(Article.published.desc()).offset(max(limit - 1, 0)).limit(1)
+    return session.scalar(newest)
+
+
+def unplaced_before(session: Session, when: datetime) -> list[datetime]:
+    """Publication dates of the originals without a story published before `when`."""
+    stmt = select(Article.published).where(
+        Article.duplicate_of_id.is_(None), Article.story_id.is_(None), Article.published < when
+    )
+    return [d for d in session.scalars(stmt.order_by(Article.published)) if d is not None]
+
+
+def rows_around(session: Session, spans: Sequence[tuple[datetime, datetime]]) -> list[PassRow]:
+    """Dated originals published within any of the spans (merged where they overlap)."""
+    merged: list[list[datetime]] = []
+    for lo, hi in sorted(spans):
+        if merged and lo <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    out: list[PassRow] = []
+    for lo, hi in merged:
+        stmt = _originals().where(Article.published >= lo, Article.published <= hi)
+        out.extend(PassRow(*row) for row in session.execute(stmt))
+    return out
+
+
 def article_texts(session: Session, ids: Iterable[int]) -> list[tuple[int, str, str, str | None]]:
     """(id, title, text, language), for articles stored without features."""
     out: list[tuple[int, str, str, str | None]] = []

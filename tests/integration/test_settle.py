@@ -203,3 +203,22 @@ def test_pinning_what_was_mailed_brings_back_a_deleted_story(db: Database) -> No
         story = s.get(Story, y)
         assert story is not None and story.title == "title of c"
     assert stories(db) == {"b": x, "c": y}
+
+
+def test_an_old_late_article_does_not_reopen_every_story_since(db: Database) -> None:
+    """With at most 2 placed articles to re-examine, an article dated months back joins
+    its own days' story; the stories in between are not reopened."""
+    add(db, "b", B, T0)
+    for week in range(1, 5):  # four later events, each its own story
+        add(db, f"e{week}", [f"x:p{week}", f"x:q{week}", f"n:{700 + week}", f"e:r{week}"],
+            T0 + timedelta(weeks=week))
+    settle_stories(db)
+    before = stories(db)
+    add(db, "c", C, T0 + timedelta(hours=12))  # B's event, stored months late
+    add(db, "z", ["x:z1", "x:z2", "n:999", "e:z3"], T0 + timedelta(weeks=4, days=1))
+    report = settle_stories(db, reopen_max=2)
+    now = stories(db)
+    assert now["c"] == now["b"] == before["b"]  # placed among the stories of its days
+    assert report.start == T0 + timedelta(weeks=3)  # only the newest 2 placed reopened
+    assert {k: now[k] for k in before} == before
+    assert now["z"] not in before.values() and None not in now.values()
