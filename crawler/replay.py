@@ -13,7 +13,7 @@ import hashlib
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,7 +40,7 @@ class AccessEntry:
     status: int
     conditional: bool  # If-None-Match or If-Modified-Since was sent
     user_agent: str
-    at: float = 0.0  # time.monotonic() when the request arrived
+    at: float = field(default=0.0, compare=False)  # time.monotonic() when it arrived
 
 
 def outlet_dirs(root: Path = DEFAULT_ROOT) -> list[Path]:
