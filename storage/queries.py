@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, text, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from storage.models import (
     Article,
@@ -308,11 +308,18 @@ def unplaced_undated(session: Session) -> list[PassRow]:
 
 def story_pass_rows(session: Session, start: datetime, context_from: datetime) -> list[PassRow]:
     """Dated originals published since `start`, and before it those of the stories born
-    since `context_from` (what the pass needs to know of the past, and no more)."""
-    born = select(Story.id).where(Story.published >= context_from)
+    since `context_from`: whose first original is that recent (copies' dates do not
+    count, as in `pipeline.stories.assign_stories`). What the pass needs, and no more."""
+    older = aliased(Article)
+    born_earlier = (
+        select(older.id)
+        .where(older.story_id == Article.story_id, older.duplicate_of_id.is_(None),
+               older.published < context_from)
+        .exists()
+    )
     stmt = _originals().where(
         Article.published >= context_from,
-        (Article.published >= start) | Article.story_id.in_(born),
+        (Article.published >= start) | (Article.story_id.is_not(None) & ~born_earlier),
     )
     return [PassRow(*row) for row in session.execute(stmt)]
 

@@ -222,3 +222,21 @@ def test_an_old_late_article_does_not_reopen_every_story_since(db: Database) -> 
     assert report.start == T0 + timedelta(weeks=3)  # only the newest 2 placed reopened
     assert {k: now[k] for k in before} == before
     assert now["z"] not in before.values() and None not in now.values()
+
+
+def test_the_pass_reads_the_stories_born_in_its_context_window(db: Database) -> None:
+    """Before `start`, only stories whose first original falls in the 30 days before it:
+    an older story cannot be matched (7-day window) and is out of the IDF; a copy's
+    earlier date does not make a story older."""
+    start = T0
+    add(db, "old-first", A, T0 - timedelta(days=40))
+    add(db, "old-second", A, T0 - timedelta(days=20))
+    add(db, "recent", B, T0 - timedelta(days=20))
+    add(db, "recent-copy", None, T0 - timedelta(days=40), copy_of="recent")
+    add(db, "new", C, T0 + timedelta(hours=1))
+    with db.transaction() as s:
+        ids = {url: a for url, a in s.execute(select(Article.url, Article.id))}
+        old, recent = q.new_story(s), q.new_story(s)
+        q.move_articles(s, {ids["old-first"]: old, ids["old-second"]: old, ids["recent"]: recent})
+        rows = q.story_pass_rows(s, start, start - timedelta(days=30))
+    assert {r.url for r in rows} == {"recent", "new"}
