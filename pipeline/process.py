@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # imported when the first article is stored: numpy, datasketc
 log = logging.getLogger(__name__)
 
 OutcomeKind = Literal["new", "updated", "duplicate", "unchanged", "skipped"]
-INDEX_DAYS = 30  # how far back the duplicate and story indexes reach when rebuilt
+INDEX_DAYS = 30  # how far back the duplicate index reaches when built
 RETRIES = 3
 SETTLE_EVERY = 300.0  # seconds between story passes while a crawl stores (pipeline.settle)
 
