@@ -151,6 +151,25 @@ class Frontier:
         """Give a claim back (the fetch failed for a reason worth retrying)."""
         self.redis.delete(self._key("claim", url))
 
+    def release_orphans(self) -> int:
+        """Drop the claims of workers of this machine that are gone (killed, crashed), so
+        their pages are fetched this round rather than when the claims expire. Other
+        machines' claims cannot be checked from here: those wait for their expiry."""
+        host = self.holder.rsplit(":", 1)[0]
+        orphans: list[str] = []
+        keys = list(self.redis.scan_iter(match=f"{PREFIX}:claim:*", count=1000))
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            for key, value in zip(chunk, self.redis.mget(chunk), strict=True):
+                holder = value.decode() if isinstance(value, bytes) else str(value or "")
+                where, _, pid = holder.rpartition(":")
+                if where == host and pid.isdigit() and not _alive(int(pid)):
+                    orphans.append(key)
+        if orphans:
+            self.redis.delete(*orphans)
+            log.info("released %d claims of this machine's dead workers", len(orphans))
+        return len(orphans)
+
     # politeness across workers ---------------------------------------------------------------
     def pace(self, host: str, spacing: float) -> float:
         """Take `host`'s turn: 0.0 if no worker sent it a request in the last `spacing`
@@ -205,3 +224,13 @@ class Frontier:
     def close(self) -> None:
         if self.redis is not None:
             self.redis.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True

@@ -144,6 +144,7 @@ def run_crawl(cfg: Config, outlets: Sequence[str] | None = None, *, progress: bo
     try:
         if frontier is not None:
             frontier.check()
+            frontier.release_orphans()
         context.pages = PageProcessor(db, cfg, workers)
         _quiet_robots_tracebacks()
         settings = build_settings(cfg.crawl)

@@ -325,3 +325,31 @@ def test_workers_take_turns_on_a_site(tmp_path: Path, pg_cluster: Cluster,
         # the Redis turn is taken just before sending; half the delay leaves room for a
         # loaded machine between taking the turn and the request's arrival
         assert min(gaps) >= PACE / 2, (outlet, [round(g, 3) for g in gaps])
+
+
+def test_a_killed_workers_claims_are_released_by_the_next_round(
+        tmp_path: Path, pg_cluster: Cluster, redis_server: RedisServer) -> None:  # noqa: F811
+    """A worker of this machine died holding claims (SIGKILL: no release): the next
+    round's workers see its pid is gone, drop its claims and fetch those pages now,
+    not an hour later when the claims expire."""
+    import redis
+
+    from crawler.frontier import Frontier
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("VEILLE_DATABASE_URL", raising=False)
+        with ReplayServer(FIXTURE_OUTLETS, outlets=["bladi"]) as srv:
+            articles = [a["path"] for a in expected_of("bladi")["articles"]][:2]
+            frontier = Frontier(redis_server.url, claim_ttl=3600, idle=1)
+            client = redis.Redis.from_url(redis_server.url)
+            for path in articles:
+                key = frontier._key("claim", canonical_url(srv.base("bladi") + path) or "")
+                client.set(key, f"{frontier.holder.rsplit(':', 1)[0]}:{dead.pid}", ex=3600)
+            data = replay_config(srv, tmp_path / "unused.db", queue=redis_server.url)
+            data["database"]["url"] = pg_cluster.create_database()
+            codes = _run_workers(write_config(tmp_path / "after-kill.yaml", data), tmp_path)
+            fetched = Counter(e.path for e in srv.access_log)
+    assert codes == [0] * WORKERS, "see the worker-*.log files in the test's tmp dir"
+    assert [fetched[p] for p in articles] == [1, 1]
