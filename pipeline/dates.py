@@ -240,6 +240,50 @@ def visible_date(lines: list[tuple[str, bool]], latest: datetime) -> datetime | 
     return best[2] if best else None
 
 
+_UNITS = {"minute": 60, "heure": 3600, "hour": 3600, "jour": 86400, "day": 86400,
+          "semaine": 604800, "week": 604800,
+          "دقيقة": 60, "دقائق": 60, "ساعة": 3600, "ساعات": 3600, "يوم": 86400, "أيام": 86400,
+          "ايام": 86400, "أسبوع": 604800, "اسبوع": 604800, "أسابيع": 604800, "اسابيع": 604800}
+_DUALS = {"دقيقتين": 120, "ساعتين": 7200, "يومين": 172800, "أسبوعين": 1209600, "اسبوعين": 1209600}
+_ONE = {"un": 1, "une": 1, "a": 1, "an": 1, "one": 1}
+_RELATIVE_RES = (
+    re.compile(r"\bil y a\s+(\d+|une?)\s+(minute|heure|jour|semaine)s?\b", re.IGNORECASE),
+    re.compile(r"\b(\d+|an?|one)\s+(minute|hour|day|week)s?\s+ago\b", re.IGNORECASE),
+    re.compile(r"منذ\s+(\d+)\s+(دقيقة|دقائق|ساعة|ساعات|يوم|أيام|ايام|أسبوع|اسبوع|أسابيع|اسابيع)"),
+    re.compile(r"منذ\s+()(دقيقتين|ساعتين|يومين|أسبوعين|اسبوعين|دقيقة|ساعة|يوم|أسبوع|اسبوع)"),
+)
+DATELINE_CHARS = 80  # a relative date counts only on a short line: a dateline, not a sentence
+DATELINE_REACH = 6  # segments after the headline (2 before) where a dateline may sit
+
+
+def relative_date(lines: list[tuple[str, bool]], fetched_at: datetime) -> datetime | None:
+    """A dateline that says how long ago ("Il y a 3 heures", "منذ ساعتين", "5 hours ago"),
+    next to the headline, as a time before the fetch; None if there is none.
+
+    Only short lines near the headline count: "Il y a trois jours, la police..." in the
+    body is a story, not a dateline.
+    """
+    head = next((i for i, (_, is_head) in enumerate(lines) if is_head), None)
+    if head is None:
+        return None
+    for text, _ in lines[max(0, head - 2) : head + DATELINE_REACH + 1]:
+        line = clean_text(text)
+        if not line or len(line) > DATELINE_CHARS:
+            continue
+        for pattern in _RELATIVE_RES:
+            m = pattern.search(line)
+            if not m:
+                continue
+            count, unit = m.group(1).lower(), m.group(2).lower()
+            if unit in _DUALS:
+                seconds = _DUALS[unit]
+            else:
+                n = int(count) if count.isdigit() else _ONE.get(count, 1)
+                seconds = n * _UNITS[unit]
+            return (_aware(fetched_at) - timedelta(seconds=seconds)).replace(second=0, microsecond=0)
+    return None
+
+
 def clean_text(text: str | None) -> str:
     return WS_RE.sub(" ", text or "").strip()
 
@@ -321,7 +365,8 @@ def _segments(tree: etree._Element, h1: etree._Element | None) -> list[tuple[str
 
 def find_published(tree: etree._Element, url: str, fetched_at: datetime,
                    pruned: tuple[etree._Element, etree._Element | None]) -> datetime | None:
-    """Publication date: JSON-LD/meta, else the date written nearest the headline, else htmldate.
+    """Publication date: JSON-LD/meta, else the date written nearest the headline, else a
+    relative dateline ("il y a 3 heures"), else htmldate.
 
     Args:
         tree: the parsed page.
@@ -333,9 +378,13 @@ def find_published(tree: etree._Element, url: str, fetched_at: datetime,
         An aware datetime (Moroccan time when the page gives no offset), or None.
     """
     latest = _aware(fetched_at) + timedelta(hours=2)
-    found = structured_date(tree, latest) or visible_date(_segments(*pruned), latest)
+    segments = _segments(*pruned)
+    found = structured_date(tree, latest) or visible_date(segments, latest)
     if found:
         return found
+    ago = relative_date(segments, fetched_at)
+    if ago:
+        return ago
     day = find_date(pruned[0], extensive_search=False, original_date=True, url=url,
                     max_date=latest.strftime("%Y-%m-%d"))
     return datetime.fromisoformat(day).replace(tzinfo=LOCAL_TZ) if day else None

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from pipeline.charset import decode_html
-from pipeline.dates import LOCAL_TZ, find_dates, visible_date
+from pipeline.dates import LOCAL_TZ, find_dates, relative_date, visible_date
 from pipeline.extract import detect_language, extract, reset_caches, strip_site_name
 from pipeline.types import Article, RawPage, Skipped
 
@@ -299,3 +299,35 @@ def test_fixture_outlets(outlet: Path, path: str, expected: dict | None) -> None
 ])
 def test_strip_site_name(title: str, names: list[str], expected: str) -> None:
     assert strip_site_name(title, names) == expected
+
+
+# --- relative datelines ----------------------------------------------------------------------
+
+@pytest.mark.parametrize(("dateline", "ago"), [
+    ("Il y a 3 heures", timedelta(hours=3)),
+    ("Publié il y a une heure", timedelta(hours=1)),
+    ("il y a 2 jours", timedelta(days=2)),
+    ("5 hours ago", timedelta(hours=5)),
+    ("an hour ago", timedelta(hours=1)),
+    ("منذ 3 ساعات", timedelta(hours=3)),
+    ("منذ ساعتين", timedelta(hours=2)),
+    ("منذ يومين", timedelta(days=2)),
+    ("منذ ساعة", timedelta(hours=1)),
+])
+def test_relative_dateline_under_the_headline(dateline: str, ago: timedelta) -> None:
+    lines = [("Menu", False), ("Le titre de l'article", True), (dateline, False), ("Le texte.", False)]
+    assert relative_date(lines, FETCHED) == FETCHED - ago
+
+
+def test_relative_words_in_the_body_are_not_a_dateline() -> None:
+    story = "Il y a 3 jours, la police a arrêté à Tanger un homme recherché par Interpol, selon nos sources."
+    far = [("Titre", True), *[("Paragraphe.", False)] * 7, ("Il y a 3 heures", False)]
+    assert relative_date([("Titre", True), (story, False)], FETCHED) is None
+    assert relative_date(far, FETCHED) is None  # too far from the headline
+    assert relative_date([("Il y a 3 heures", False)], FETCHED) is None  # no headline
+
+
+def test_a_page_dated_only_relatively_gets_that_date() -> None:
+    body = (PAGES / "fr_article.html").read_bytes().replace(
+        "— Publié le 2 juillet 2024 à 15h00".encode(), "— Il y a 4 heures".encode())
+    assert article(page(body=body)).published == FETCHED - timedelta(hours=4)
