@@ -46,9 +46,9 @@ log = logging.getLogger(__name__)
 REOPEN_MAX = 20_000  # placed articles one pass may re-examine (~40 s of matching)
 
 
-@dataclass(frozen=True)
+@dataclass
 class SettleReport:
-    """What one pass did, for the log and `veille stories --settle`."""
+    """What one pass did, for the log and `veille stories --settle` (counted as it goes)."""
 
     start: datetime | None  # earliest publication re-examined (None: nothing to place)
     examined: int = 0  # articles the pass could move
@@ -83,22 +83,13 @@ def _aware(dt: datetime) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-@dataclass
-class _Tally:
-    examined: int = 0
-    placed: int = 0
-    moved: int = 0
-    created: int = 0
-    removed: int = 0
-
-
 def _settle(s: Session, since: datetime | None, reopen_max: int) -> SettleReport:
-    tally = _Tally()
+    report = SettleReport(None)
     lone = q.unplaced_undated(s)  # no date, no window: a story each
     undated = {row.id: q.new_story(s) for row in lone}
     q.move_articles(s, undated)
     _compute_features(s, [row.id for row in lone if row.features is None])
-    tally.placed = tally.moved = tally.created = len(undated)
+    report.placed = report.moved = report.created = len(undated)
     touched = set(undated.values())
     starts = [_aware(d) for d in (since, q.earliest_unplaced(s)) if d is not None]
     start = min(starts) if starts else None
@@ -109,7 +100,7 @@ def _settle(s: Session, since: datetime | None, reopen_max: int) -> SettleReport
             window = timedelta(days=DF_DAYS)
             reach = timedelta(days=WINDOW_DAYS + 1)
             rows = q.rows_around(s, [(_aware(d) - window, _aware(d) + reach) for d in old])
-            touched |= _place(s, rows, lambda r: r.story_id is not None, tally)
+            touched |= _place(s, rows, lambda r: r.story_id is not None, report)
             start = cap
         rows = q.story_pass_rows(s, start, start - timedelta(days=DF_DAYS))
         sent = q.sent_story_ids(s, {r.story_id for r in rows if r.story_id is not None})
@@ -119,16 +110,15 @@ def _settle(s: Session, since: datetime | None, reopen_max: int) -> SettleReport
             assert r.published is not None
             return r.story_id is not None and (_aware(r.published) < first or r.story_id in sent)
 
-        touched |= _place(s, rows, fixed, tally)
-    tally.removed = q.refresh_stories(s, touched, MAX_STORY_FEATURES)
-    if start is None:
-        return SettleReport(None, placed=tally.placed, created=tally.created)
-    report = SettleReport(start, tally.examined, tally.placed, tally.moved, tally.created, tally.removed)
-    log.info("%s", report)
+        touched |= _place(s, rows, fixed, report)
+    report.removed = q.refresh_stories(s, touched, MAX_STORY_FEATURES)
+    report.start = start
+    if start is not None:
+        log.info("%s", report)
     return report
 
 
-def _place(s: Session, rows: list[q.PassRow], fixed: Callable[[q.PassRow], bool], tally: _Tally) -> set[int]:
+def _place(s: Session, rows: list[q.PassRow], fixed: Callable[[q.PassRow], bool], report: SettleReport) -> set[int]:
     """One pass over `rows` (dated originals); the fixed ones keep their story. Moves
     the others where `assign_stories` puts them; returns the stories to refresh."""
     features = {r.id: r.features for r in rows if r.features is not None}
@@ -166,12 +156,12 @@ def _place(s: Session, rows: list[q.PassRow], fixed: Callable[[q.PassRow], bool]
     for key in fresh:
         if key not in target:
             target[key] = q.new_story(s)
-            tally.created += 1
+            report.created += 1
     moves = {r.id: target[assignment[r.url]] for r in free if target[assignment[r.url]] != r.story_id}
     q.move_articles(s, moves)
-    tally.examined += len(free)
-    tally.placed += sum(1 for r in free if r.story_id is None)
-    tally.moved += len(moves)
+    report.examined += len(free)
+    report.placed += sum(1 for r in free if r.story_id is None)
+    report.moved += len(moves)
     return {r.story_id for r in free if r.story_id is not None} | set(target.values())
 
 

@@ -416,7 +416,9 @@ def refresh_stories(session: Session, story_ids: Iterable[int], max_features: in
     """
     ids = set(story_ids)
     members: dict[int, list[Any]] = {i: [] for i in ids}
+    stories: dict[int, Story] = {}
     for chunk in _chunks(ids):
+        stories.update((st.id, st) for st in session.scalars(select(Story).where(Story.id.in_(chunk))))
         stmt = select(
             Article.story_id, Article.url, Article.title, Article.published, Article.features,
             Article.duplicate_of_id, Article.first_seen, Article.updated_at,
@@ -426,7 +428,7 @@ def refresh_stories(session: Session, story_ids: Iterable[int], max_features: in
     far = datetime.max.replace(tzinfo=UTC)
     empty = []
     for story_id, rows in members.items():
-        story = session.get(Story, story_id)
+        story = stories.get(story_id)
         if story is None:
             continue
         if not rows:
