@@ -7,7 +7,9 @@ Benchmarks (run in this order; `--only` picks some):
 - incremental: the second crawl of the unchanged corpus vs the first;
 - quality: extraction, dates, language, topic, duplicates and stories on the replay fixtures;
 - dedup: duplicate detection and story clustering at 1k, 10k and 100k articles;
-- daemon_memory: the daemon's RSS across 20 scheduled crawls.
+- daemon_memory: the daemon's RSS across 20 scheduled crawls;
+- realpages: extraction and dates on public real pages (../shared/benchmarks) next to bare
+  trafilatura and htmldate.
 
 Every figure is a ratio to a baseline measured in the same run (the machines are shared
 and noisy), with the absolute values for context. Nothing here asserts.
@@ -25,7 +27,7 @@ from pathlib import Path
 
 from bench.common import ROOT, Figure, Workspace, log, machine
 
-NAMES = ("throughput", "incremental", "quality", "dedup", "daemon_memory")
+NAMES = ("throughput", "incremental", "quality", "dedup", "daemon_memory", "realpages")
 RESULTS = ROOT / "bench" / "results.json"
 
 
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     profile = not (args.quick or args.no_profile)
     out = args.out or (None if args.quick else RESULTS)
 
-    from bench import daemon_memory, dedup, incremental, quality, throughput
+    from bench import daemon_memory, dedup, incremental, quality, realpages, throughput
     from bench.report import print_table, write_json
 
     started = time.perf_counter()
@@ -77,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             "quality": lambda: quality.run(workdir / "quality"),
             "dedup": lambda: dedup.run(dedup.QUICK_SIZES if args.quick else dedup.SIZES),
             "daemon_memory": lambda: daemon_memory.run(workdir, crawls=5 if args.quick else daemon_memory.CRAWLS),
+            "realpages": lambda: realpages.run(),
         }
         (workdir / "quality").mkdir(exist_ok=True)
         figures: list[Figure] = []

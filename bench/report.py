@@ -61,7 +61,8 @@ def write_json(path: Path, figures: list[Figure], info: dict[str, Any], extra: d
             previous = {}
     ran = {f.bench for f in figures}
     kept = [f for f in previous.get("figures", []) if f.get("bench") not in ran]
-    data = {"machine": info, **extra, "figures": kept + [f.as_dict() for f in figures]}
+    kept_keys = {k: v for k, v in previous.items() if k not in ("machine", "figures", "note")}
+    data = {**kept_keys, "machine": info, **extra, "figures": kept + [f.as_dict() for f in figures]}
     if kept:
         data["note"] = ("figures of " + ", ".join(sorted({f['bench'] for f in kept}))
                         + " are from an earlier run (see their machine in git history)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import datetime
 from functools import cache
 from urllib.parse import urlsplit
 
@@ -275,3 +276,16 @@ def _extract(page: RawPage, min_chars: int) -> Article | Skipped:
         language=detect_language(f"{title}\n{text}", page.language_hint),
         final_url=page.final_url,
     )
+
+
+def page_date(page: RawPage) -> datetime | None:
+    """The publication date of any page, article or not (the date path of `extract` alone)."""
+    html = decode_html(page.body, page.headers)
+    tree = load_html(html) if html.strip() else None
+    if tree is None:
+        return None
+    metas = _metas(tree)
+    url = page.final_url or page.url
+    host = (urlsplit(url).hostname or "").removeprefix("www.").split(".")[0]
+    title = find_title(tree, metas, [n for n in (metas.get("og:site_name"), page.outlet, host) if n])
+    return dates.find_published(tree, url, page.fetched_at, dates.prune(tree, title))
