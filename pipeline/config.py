@@ -182,6 +182,8 @@ class SmtpConfig(_Strict):
     username: str | None = None
     password_env: str = "VEILLE_SMTP_PASSWORD"
     timeout: float = Field(30.0, gt=0)
+    deadline: float = Field(300.0, gt=0, allow_inf_nan=False,
+                            description="limit of one whole send, seconds (timeout is per socket operation)")
     verify: bool = True
     ca_file: str | None = None
 
