@@ -24,8 +24,7 @@ META_CHARSET_RE = re.compile(
 TAG_RE = re.compile(r"<[^>]*>|&[#\w]+;")
 SNIFF_BYTES = 4096
 MESS_LIMIT = 0.2
-UTF8_MIN_CHARS = 10  # valid multi-byte characters needed to call a damaged body UTF-8
-UTF8_MAX_BAD = 0.02
+UTF8_VALID_PER_BAD = 4  # valid multi-byte characters per invalid byte to call a body UTF-8
 FEW_WORDS = 50
 MESS_SAMPLE = 20_000
 BOMS = (
@@ -90,13 +89,23 @@ def _try(body: bytes, codec: str) -> str | None:
 
 
 def _utf8(body: bytes) -> str | None:
-    """The body as UTF-8 if it is UTF-8 up to a few stray bytes or a cut last character."""
+    """The body as UTF-8 if it is UTF-8 up to a few stray bytes or a cut last character.
+
+    Counted on the bytes, not on U+FFFD in the result: a valid UTF-8 page may carry a
+    literal U+FFFD. Legacy single-byte text (cp1252 accents, cp1256 Arabic) practically
+    never forms valid multi-byte sequences, so a page whose valid multi-byte characters
+    outnumber its invalid bytes several times over is UTF-8 with a few bad bytes, which
+    are replaced; the rest of the page stays readable.
+    """
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
     text = body.decode("utf-8", errors="replace")
-    bad = text.count("\ufffd")
-    if not bad:
-        return text
-    multibyte = sum(1 for ch in text if ch > "\x7f") - bad
-    return text if multibyte >= UTF8_MIN_CHARS and bad <= UTF8_MAX_BAD * multibyte else None
+    literal = body.count("\ufffd".encode())
+    errors = text.count("\ufffd") - literal
+    multibyte = sum(1 for ch in text if ch > "\x7f") - errors - literal
+    return text if multibyte >= UTF8_VALID_PER_BAD * errors else None
 
 
 def decode_html(body: bytes, headers: Mapping[str, str]) -> str:
