@@ -32,6 +32,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from pipeline.config import Config, parse_schedule
+from pipeline.procs import process_alive
 from storage import queries as q
 from storage.db import Database, describe
 from storage.lock import LockHeld, crawl_lock
@@ -75,20 +76,6 @@ def needs_catch_up(last_ok: datetime | None, period: timedelta, now: datetime) -
 
 
 # ---------------------------------------------------------------- abandoned runs
-
-
-def process_alive(pid: int | None, started_at: datetime) -> bool:
-    """Is the process that started a run (at `started_at`) still running on this host?"""
-    if not pid:
-        return False
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        created = datetime.fromtimestamp(proc.create_time(), UTC)
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return False
-    return created <= started_at + timedelta(seconds=5)  # later: the pid was reused
 
 
 def _lock_free(url: str) -> bool:

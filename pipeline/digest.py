@@ -5,11 +5,20 @@ Three layers, each usable alone:
 - `draft_from_stories` (pipeline.digest_draft) turns `StoryView`s into a `DigestDraft` (pure: grouping by topic,
   excerpts, reasons, local times); `build_digest` queries the stories first.
 - `render_text` / `render_html` / `build_message` turn a draft into an email (pure).
-- `send_digest` delivers it and records it: a story is in exactly one successfully sent
-  digest per recipient list. The digest row is created before sending; the stories are
-  marked sent, in one transaction, only after the server accepted the message. A failure
-  marks the digest failed and raises `DigestError` with one line; the stories stay unsent
-  and come in the next digest.
+- `send_digest` delivers it and records it: a story is mailed at most once per recipient
+  list. The digest row is created "pending" before sending. Just before the message's
+  last line (the "." that lets the server accept it) is sent, the digest becomes
+  "unconfirmed" with its stories, in one transaction; the server's 250 makes it "sent".
+  A failure before that line marks the digest failed and raises `DigestError` with one
+  line; the stories stay unsent and come in the next digest. A refusal of the message
+  does the same (its stories are unsent again).
+
+The one undecidable case is a send cut after the last line (no reply within
+`smtp.deadline`, connection lost, process killed): the server may have accepted the
+message. veille then counts its stories as sent, so they are never mailed twice; the
+error names the Message-ID to look for in the server's log if they were not. A pending
+digest left by a dead process (or older than `smtp.deadline` + `STALE_MARGIN`) never
+reached that line: the next digest marks it failed and mails its stories.
 
 Which stories: tracked (flagged for a topic of `digest.topics`) and not yet in a sent
 digest for this recipient list, first seen since `since` when given. Otherwise the lower
@@ -23,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -51,14 +61,19 @@ from pipeline.digest_draft import (  # noqa: F401 - re-exported: the digest's pu
     is_rtl,
 )
 from pipeline.mailer import MailerError, send_message
+from pipeline.procs import process_alive
 from pipeline.stories import MAX_STORY_FEATURES
 from storage import queries as q
 from storage.db import Database, describe
+from storage.models import Digest
 
 log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 FIRST_DIGEST_LOOKBACK = timedelta(days=2)
+# A pending digest older than smtp.deadline plus this was abandoned (its process is stuck
+# outside the SMTP conversation, e.g. on the database, or gone on another host).
+STALE_MARGIN = timedelta(minutes=2)
 
 
 class DigestError(Exception):
@@ -210,45 +225,110 @@ def send_digest(
 def _deliver(
     db: Database, cfg: Config, draft: DigestDraft, msg: EmailMessage, run_id: int
 ) -> DigestResult:
-    """Create the digest row, send, then mark it sent with its stories in one transaction."""
+    """Create the digest row, send, then mark it sent with its stories in one transaction.
+
+    Just before the message's last line goes, the digest is recorded "unconfirmed" with
+    its stories (see the module docstring): whatever happens next, they are not mailed
+    twice. A refusal by the server puts them back; a sent digest keeps them.
+    """
     to, smtp = list(cfg.digest.to), cfg.digest.smtp
     if not to:
         raise DigestError(f"{cfg.source}: digest.to: no recipients to send the digest to")
     subject, message_id = str(msg["Subject"]), str(msg["Message-ID"])
-    busy_since = datetime.now(UTC) - timedelta(seconds=max(300.0, 10 * smtp.timeout))
     with _storage(db, "cannot record the digest") as s:
-        busy = q.pending_digest(s, to, busy_since)
+        busy = _busy_digest(s, to, smtp.deadline, run_id)
         digest_id = q.create_digest(s, to, subject) if busy is None else 0
     if busy is not None:
         raise DigestError(
             f"digest {busy.id} to the same recipients has been sending since "
             f"{draft.local(busy.created_at)}; not sending twice, try again later"
         )
+    mailed = {st.id: [link.url for link in st.links] for st in draft.stories}
+
+    def hand_over() -> None:
+        with _storage(db, "cannot record the digest before its end was sent; nothing was delivered") as s:
+            q.serialise_writers(s)  # no story pass between what is mailed and what is recorded
+            _pin(s, digest_id, mailed)
+            unsent = set(q.unsent_story_ids(s, list(cfg.digest.topics), to, None))
+            taken = [i for i in draft.story_ids if i not in unsent]
+            if taken or not q.mark_digest_unconfirmed(s, digest_id, draft.story_ids, message_id):
+                raise DigestError(  # a digest this one took for abandoned was not
+                    f"another digest sent {len(taken) or 'some'} of these stories meanwhile; "
+                    "this one was not delivered, try again"
+                )
+
     try:
-        refused = send_message(msg, smtp)
+        refused = send_message(msg, smtp, before_end=hand_over)
     except MailerError as exc:
-        try:
-            with db.transaction() as s:
-                q.mark_digest_failed(s, digest_id, str(exc))
-        except SQLAlchemyError:  # the stories are unsent either way; say why it failed
-            log.exception("could not mark digest %s failed", digest_id)
+        if exc.unconfirmed:
+            with _storage(db, "cannot record the digest") as s:
+                q.note_digest_error(s, digest_id, str(exc))
+            raise DigestError(
+                f"{exc}; digest {digest_id} may have been delivered: its stories count as sent, "
+                f"never mailed twice (look for {message_id} in the server's log)"
+            ) from None
+        _mark_failed(db, digest_id, str(exc))
         raise DigestError(str(exc)) from None
+    except DigestError:
+        _mark_failed(db, digest_id, "could not record the handover; not delivered")
+        raise
     result = DigestResult(
         "sent", draft.count, tuple(draft.story_ids), subject, tuple(to),
         digest_id=digest_id, message_id=message_id, refused=tuple(sorted(refused)),
     )  # fmt: skip
     with _storage(db, f"digest {message_id} was sent but recording it failed", after=_REPEAT) as s:
-        q.serialise_writers(s)  # no story pass between what was mailed and what is recorded
-        moved = q.pin_mailed(s, {st.id: [link.url for link in st.links] for st in draft.stories},
-                             MAX_STORY_FEATURES)
-        if moved:
-            log.info("digest %s: %d article(s) a story pass moved while sending were put back", digest_id, moved)
-        # another process may have sent some of them meanwhile: record each story once
+        q.serialise_writers(s)
+        _pin(s, digest_id, mailed)
         unsent = set(q.unsent_story_ids(s, list(cfg.digest.topics), to, None))
         q.mark_digest_sent(s, digest_id, [i for i in draft.story_ids if i in unsent], message_id)
         q.finish_run(s, run_id, "ok", message=result.summary())
     log.info("%s", result.summary())
     return result
+
+
+def _pin(s: Session, digest_id: int, mailed: dict[int, list[str]]) -> None:
+    """Put back any article a story pass moved out of a mailed story while sending."""
+    moved = q.pin_mailed(s, mailed, MAX_STORY_FEATURES)
+    if moved:
+        log.info("digest %s: %d article(s) a story pass moved while sending were put back", digest_id, moved)
+
+
+def _mark_failed(db: Database, digest_id: int, error: str) -> None:
+    try:
+        with db.transaction() as s:
+            q.mark_digest_failed(s, digest_id, error)
+    except SQLAlchemyError:  # the stories are unsent either way; say why it failed
+        log.exception("could not mark digest %s failed", digest_id)
+
+
+def _busy_digest(s: Session, to: list[str], deadline: float, own_run: int) -> Digest | None:
+    """A digest to this list that another live process is sending, or None.
+
+    A pending digest is one whose end was never handed to the server, so it cannot have
+    been delivered. It is abandoned when no live digest process of this host started
+    before it, or once older than the deadline plus a margin (a process of another host,
+    or one stuck outside the SMTP conversation): then it is marked failed and its stories,
+    which it never recorded, come in this digest.
+    """
+    host, now = socket.gethostname(), datetime.now(UTC)
+    runs = [r for r in q.running_runs(s) if r.kind == "digest" and r.id != own_run]
+    dead = [r.id for r in runs if r.host == host and not process_alive(r.pid, r.started_at)]
+    if dead:
+        q.close_runs(s, dead, "interrupted", "process ended mid-run")
+    for d in q.pending_digests(s, to):
+        created = _aware(d.created_at)
+        young = now - created < timedelta(seconds=deadline) + STALE_MARGIN
+        senders = [r for r in runs if r.id not in dead and _aware(r.started_at) <= created]
+        if young and senders:
+            return d
+        log.warning("digest %s (pending since %s) was abandoned by its process: marked failed, "
+                    "its stories come in this digest", d.id, created.isoformat(timespec="seconds"))
+        q.mark_digest_failed(s, d.id, "abandoned before its end was sent to the server; not delivered")
+    return None
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _write(

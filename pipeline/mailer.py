@@ -3,17 +3,26 @@
 The password is read from the environment variable named by `smtp.password_env`, never
 from the config file. Every failure is raised as `MailerError` with one line that names
 the server and says what went wrong ("SMTP localhost:2525: connection refused").
+
+`smtp.timeout` bounds each socket operation only: a server that trickles a byte at a
+time would hold a send for ever. `smtp.deadline` bounds the whole conversation: when it
+passes, a watchdog thread shuts the connection down, which wakes the blocked read or
+write, and the send fails with one line. A send cut after the message's last line went
+out fails with `MailerError.unconfirmed` set: the server may have accepted it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import smtplib
 import socket
 import ssl
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from email.message import EmailMessage
+from typing import Any
 
 from pipeline.config import SmtpConfig
 
@@ -21,7 +30,89 @@ log = logging.getLogger(__name__)
 
 
 class MailerError(Exception):
-    """Sending failed; the message is one line, worded for the user."""
+    """Sending failed; the message is one line, worded for the user.
+
+    `unconfirmed`: the end of the message was sent but its reply never came, so the
+    server may have accepted it (the caller decides whether that counts as delivered).
+    """
+
+    def __init__(self, message: str, *, unconfirmed: bool = False) -> None:
+        super().__init__(message)
+        self.unconfirmed = unconfirmed
+
+
+class _Client(smtplib.SMTP):
+    """smtplib's client with a hook run just before the line that ends the message.
+
+    Until that line (".") is sent the server cannot have accepted the message; once it
+    is, only its reply tells. The hook lets the caller record the handover first, so a
+    process killed while it waits for the reply leaves a record of what may be delivered.
+    """
+
+    before_end: Callable[[], None] | None = None
+    ended = False  # the final "." was written
+    replied = False  # and the server answered it
+
+    def data(self, msg: Any) -> tuple[int, bytes]:
+        self.putcmd("data")
+        code, repl = self.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, repl)
+        if isinstance(msg, str):
+            msg = smtplib._fix_eols(msg).encode("ascii")  # type: ignore[attr-defined]
+        body = _LEADING_DOT.sub(b"..", msg)
+        self.send(body if body.endswith(b"\r\n") else body + b"\r\n")
+        if self.before_end is not None:
+            self.before_end()
+        self.send(b".\r\n")
+        self.ended = True
+        reply = self.getreply()
+        self.replied = True
+        return reply
+
+
+class _SSLClient(_Client, smtplib.SMTP_SSL):
+    """`_Client` over implicit TLS."""
+
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+class _Deadline:
+    """Cuts the client's connection once `seconds` have passed, until `done`.
+
+    Shutting the socket down (not closing it: the sending thread still owns it) makes a
+    blocked read return end-of-file at once, plain or TLS. Repeated until the send ends,
+    so a socket opened after the deadline is cut too.
+    """
+
+    def __init__(self, client: smtplib.SMTP, seconds: float) -> None:
+        self.client, self.seconds = client, seconds
+        self.expired = False
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="smtp-deadline", daemon=True)
+
+    def __enter__(self) -> _Deadline:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        if self._done.wait(self.seconds):
+            return
+        self.expired = True
+        while True:
+            sock = getattr(self.client, "sock", None)
+            if sock is not None:
+                try:
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                except OSError:  # closed meanwhile, or never connected
+                    pass
+            if self._done.wait(0.05):
+                return
 
 
 def server_name(smtp: SmtpConfig) -> str:
@@ -53,57 +144,76 @@ def _password(smtp: SmtpConfig, environ: Mapping[str, str]) -> str:
 
 
 def send_message(
-    msg: EmailMessage, smtp: SmtpConfig, *, environ: Mapping[str, str] | None = None
+    msg: EmailMessage,
+    smtp: SmtpConfig,
+    *,
+    environ: Mapping[str, str] | None = None,
+    before_end: Callable[[], None] | None = None,
 ) -> dict[str, tuple[int, bytes]]:
     """Deliver `msg` to its From/To through the configured server.
 
     Args:
         msg: a complete message with From and To headers.
-        smtp: server, port, security (none | starttls | ssl), login and timeout.
+        smtp: server, port, security (none | starttls | ssl), login, timeout and deadline.
         environ: where the password variable is looked up (default: os.environ).
+        before_end: called just before the message's last line is sent (see `_Client`);
+            what it raises aborts the send, and nothing was delivered.
 
     Returns:
         The recipients the server refused while accepting the others (usually empty).
 
     Raises:
-        MailerError: nothing was accepted; the message says why, on one line.
+        MailerError: nothing was accepted (or, with `unconfirmed`, maybe it was); the
+            message says why, on one line.
     """
     env = os.environ if environ is None else environ
     password = _password(smtp, env) if smtp.username else None
     ctx = tls_context(smtp) if smtp.security != "none" else None
+    client = _SSLClient(timeout=smtp.timeout, context=ctx) if smtp.security == "ssl" else (
+        _Client(timeout=smtp.timeout))
+    client._host = smtp.host  # type: ignore[attr-defined]  # TLS checks the name connect() would set
+    client.before_end = before_end
     stage = "connect"
-    client: smtplib.SMTP | None = None
-    try:
-        if smtp.security == "ssl":
-            client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout, context=ctx)
-        else:
-            client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout)
-        stage = "greeting"
-        client.ehlo()
-        if smtp.security == "starttls":
-            stage = "STARTTLS"
-            if not client.has_extn("starttls"):
-                raise MailerError(f"{server_name(smtp)}: the server does not offer STARTTLS")
-            client.starttls(context=ctx)
+    with _Deadline(client, smtp.deadline) as deadline:
+        try:
+            client.connect(smtp.host, smtp.port)
+            stage = "greeting"
             client.ehlo()
-        if smtp.username and password is not None:
-            stage = "login"
-            if smtp.security == "none":
-                log.warning("%s: logging in without TLS", server_name(smtp))
-            client.login(smtp.username, password)
-        stage = "send"
-        refused = client.send_message(msg)
-    except MailerError:
-        _close(client)
-        raise
-    except (smtplib.SMTPException, OSError, ValueError) as exc:
-        _close(client)
-        raise MailerError(f"{server_name(smtp)}: {_describe(exc, stage, smtp)}") from None
-    # The server has accepted the message: a failing QUIT must not turn it into a failure.
-    try:
-        client.quit()
-    except (smtplib.SMTPException, OSError):
-        _close(client)
+            if smtp.security == "starttls":
+                stage = "STARTTLS"
+                if not client.has_extn("starttls"):
+                    raise MailerError(f"{server_name(smtp)}: the server does not offer STARTTLS")
+                client.starttls(context=ctx)
+                client.ehlo()
+            if smtp.username and password is not None:
+                stage = "login"
+                if smtp.security == "none":
+                    log.warning("%s: logging in without TLS", server_name(smtp))
+                client.login(smtp.username, password)
+            stage = "send"
+            refused = client.send_message(msg)
+        except MailerError:
+            _close(client)
+            raise
+        except (smtplib.SMTPException, OSError, ValueError) as exc:
+            _close(client)
+            unconfirmed = client.ended and not client.replied
+            if deadline.expired:
+                what = ("no reply to the end of the message" if unconfirmed
+                        else f"not done within smtp.deadline ({smtp.deadline:g}s), stopped during {stage}")
+                if unconfirmed:
+                    what += f" within smtp.deadline ({smtp.deadline:g}s)"
+                raise MailerError(f"{server_name(smtp)}: {what}", unconfirmed=unconfirmed) from None
+            raise MailerError(f"{server_name(smtp)}: {_describe(exc, stage, smtp)}",
+                              unconfirmed=unconfirmed) from None
+        except BaseException:
+            _close(client)
+            raise
+        # The server has accepted the message: a failing QUIT must not turn it into a failure.
+        try:
+            client.quit()
+        except (smtplib.SMTPException, OSError):
+            _close(client)
     for rcpt, (code, text) in refused.items():
         log.warning("%s: recipient %s refused (%s %s)", server_name(smtp), rcpt, code, _text(text))
     return refused

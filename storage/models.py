@@ -202,7 +202,7 @@ class Digest(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|failed|written
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|unconfirmed|sent|failed|written
     recipients: Mapped[str] = mapped_column(Text)  # sorted, comma-joined
     recipients_key: Mapped[str] = mapped_column(String(64), index=True)
     subject: Mapped[str] = mapped_column(Text, default="")
@@ -216,8 +216,9 @@ class Digest(Base):
 
 class DigestItem(Base):
     __tablename__ = "digest_items"
-    """A story in a digest that was sent. Written only in the transaction that marks the
-    digest sent, and unique per recipient list: a story is mailed to a list exactly once."""
+    """A story in a digest that was sent (or handed to the server, its reply pending:
+    "unconfirmed"). Written just before the message's last line goes, removed if the
+    server refuses it, and unique per recipient list: a story is mailed to a list once."""
 
     __table_args__ = (UniqueConstraint("story_id", "recipients_key"),)
 

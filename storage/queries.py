@@ -689,14 +689,39 @@ def mark_digest_sent(
     if d is None:
         raise LookupError(f"digest {digest_id} not found")
     d.status, d.sent_at, d.message_id = "sent", utcnow(), message_id
+    held = {i.story_id for i in d.items}  # recorded when the message was handed over
+    for sid in story_ids:
+        if sid not in held:
+            d.items.append(DigestItem(story_id=sid, recipients_key=d.recipients_key))
+
+
+def mark_digest_unconfirmed(
+    session: Session, digest_id: int, story_ids: Iterable[int], message_id: str | None
+) -> bool:
+    """The message's last line is about to go: from now on it may be delivered, so its
+    stories count as sent (never mailed twice) until the server's reply says otherwise.
+    False if the digest is no longer pending (another process took it for abandoned)."""
+    d = session.get(Digest, digest_id)
+    if d is None or d.status != "pending":
+        return False
+    d.status, d.message_id = "unconfirmed", message_id
     for sid in story_ids:
         d.items.append(DigestItem(story_id=sid, recipients_key=d.recipients_key))
+    return True
+
+
+def note_digest_error(session: Session, digest_id: int, error: str) -> None:
+    d = session.get(Digest, digest_id)
+    if d is not None:
+        d.error = error
 
 
 def mark_digest_failed(session: Session, digest_id: int, error: str) -> None:
+    """Not delivered: its stories (if the handover had recorded them) are unsent again."""
     d = session.get(Digest, digest_id)
     if d is not None:
         d.status, d.error = "failed", error
+        d.items.clear()
 
 
 def days_ago(days: float) -> datetime:
@@ -713,6 +738,14 @@ def first_digest_at(session: Session, recipients: Sequence[str]) -> datetime | N
         Digest.recipients_key == recipients_key(recipients)
     )
     return session.scalar(stmt)
+
+
+def pending_digests(session: Session, recipients: Sequence[str]) -> list[Digest]:
+    """Digests to this list not yet handed to the server (being sent, or abandoned)."""
+    stmt = select(Digest).where(
+        Digest.recipients_key == recipients_key(recipients), Digest.status == "pending"
+    )
+    return list(session.scalars(stmt.order_by(Digest.created_at)))
 
 
 def pending_digest(session: Session, recipients: Sequence[str], newer_than: datetime) -> Digest | None:

@@ -484,7 +484,8 @@ def test_dry_run_and_out_file_mark_nothing_sent(db: Database, smtp_server: tuple
 def test_digest_in_progress_is_not_sent_twice(db: Database, smtp_server: tuple[Inbox, int]) -> None:
     inbox, port = smtp_server
     seed(db)
-    with db.transaction() as s:  # another process is sending to the same list right now
+    with db.transaction() as s:  # another live process (this one) is sending to the same list
+        q.start_run(s, kind="digest")
         q.create_digest(s, TO, "in flight")
     with pytest.raises(DigestError, match=r"^digest 1 to the same recipients has been sending since"):
         send_digest(db, make_config(db.url, port))
@@ -655,15 +656,19 @@ def add_flagged(db: Database, url: str, features: list[str], published: datetime
 
 
 class PassDuringDelivery(Inbox):
-    """Runs `during` (a crawl's story pass) while it receives the message."""
+    """Runs `during` (a crawl's story pass) at the first recipient, before the message's
+    end is sent: once it is, the digest's stories are recorded and no pass moves them."""
 
     def __init__(self, during: Any) -> None:
         super().__init__()
         self.during = during
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:
-        self.during()
-        return await super().handle_DATA(server, session, envelope)
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Envelope, address: str,
+                          rcpt_options: list[str]) -> str:
+        if not envelope.rcpt_tos:
+            self.during()
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
 
 def test_a_story_pass_during_sending_cannot_move_what_was_mailed(db: Database) -> None:
