@@ -54,7 +54,8 @@ MDY_RE = re.compile(
 )
 NUMERIC_RE = re.compile(
     rf"(?<![\d/.-])(\d{{1,2}})\s?([/.-])\s?(\d{{1,2}})\s?\2\s?(\d{{4}})(?![\d/.-]){_TIME}")
-ISO_RE = re.compile(r"(?<![\d/.-])(\d{4})([-/])(\d{2})\2(\d{2})(?:[T ](\d{2}):(\d{2}))?(?![\d/])")
+ISO_RE = re.compile(r"(?<![\d/.-])(\d{4})([-/])(\d{2})\2(\d{2})(?:[T ](\d{2}):(\d{2})"
+                    r"(?::\d{2}(?:\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?(?![\d/])")
 DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
 UPDATE_RE = re.compile(
     r"(mis à jour|mise à jour|màj|modifié|updated?|تحديث|تعديل)\W{0,3}\w{0,4}\W{0,3}$", re.I)
@@ -94,22 +95,34 @@ JSONLD_XPATH = etree.XPath("//script[@type='application/ld+json']")
 
 
 def _aware(value: datetime) -> datetime:
-    """Naive → Moroccan time; aware → the same instant on the Moroccan clock (local day)."""
-    return value.replace(tzinfo=LOCAL_TZ) if value.tzinfo is None else value.astimezone(LOCAL_TZ)
+    """Naive → Moroccan time; aware → kept with the offset the page states.
+
+    The page's own offset keeps the day it states ("2020-06-07T23:30-04:00" is the 7th,
+    not the 8th in Casablanca); conversion to the user's time zone is for display.
+    """
+    return value.replace(tzinfo=LOCAL_TZ) if value.tzinfo is None else value
+
+
+def _plausible(value: datetime | None) -> datetime | None:
+    """None for placeholders ("0001-01-01T00:00:00Z") and dates before the web's news."""
+    return value if value is not None and value.year >= MIN_YEAR else None
 
 
 def parse_iso(value: str | None) -> datetime | None:
-    """ISO 8601 or RFC 2822 timestamp → aware datetime (naive = Moroccan time), or None."""
+    """ISO 8601 or RFC 2822 timestamp → aware datetime (naive = Moroccan time), or None.
+
+    Never raises: placeholder, out-of-range and malformed values are None.
+    """
     if not value:
         return None
-    value = value.strip()
+    value = value.strip()[:100]
     try:
-        return _aware(datetime.fromisoformat(value))
-    except ValueError:
+        return _plausible(_aware(datetime.fromisoformat(value)))
+    except (ValueError, OverflowError):
         pass
     try:
-        return _aware(parsedate_to_datetime(value))
-    except (TypeError, ValueError, IndexError):
+        return _plausible(_aware(parsedate_to_datetime(value)))
+    except (TypeError, ValueError, IndexError, OverflowError):
         pass
     match = ISO_RE.search(value)
     return _make(match[1], match[3], match[4], match[5], match[6]) if match else None
@@ -122,9 +135,9 @@ def _make(year: str, month: str | int, day: str, hour: str | None = None,
         if ampm and ampm.lower() == "pm" and h < 12:
             h += 12
         value = datetime(int(year), int(month), int(day), h, int(minute or 0), tzinfo=LOCAL_TZ)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         return None
-    return value if value.year >= MIN_YEAR else None
+    return _plausible(value)
 
 
 def _time(m: re.Match[str]) -> tuple[str | None, str | None, str | None]:
@@ -148,6 +161,8 @@ def find_dates(text: str) -> Iterator[tuple[int, datetime]]:
             yield m.start(), value
     for m in ISO_RE.finditer(text):
         value = _make(m[1], m[3], m[4], m[5], m[6])
+        if value and m[7]:  # a stated offset (a <time datetime>): keep it, and its day
+            value = _plausible(parse_iso(m[0]))
         if value:
             yield m.start(), value
 
@@ -280,7 +295,8 @@ def relative_date(lines: list[tuple[str, bool]], fetched_at: datetime) -> dateti
             else:
                 n = int(count) if count.isdigit() else _ONE.get(count, 1)
                 seconds = n * _UNITS[unit]
-            return (_aware(fetched_at) - timedelta(seconds=seconds)).replace(second=0, microsecond=0)
+            local = _aware(fetched_at).astimezone(LOCAL_TZ)
+            return (local - timedelta(seconds=seconds)).replace(second=0, microsecond=0)
     return None
 
 
@@ -351,8 +367,8 @@ def _segments(tree: etree._Element, h1: etree._Element | None) -> list[tuple[str
                 in_head = True
             elif not in_head and el.tag != "script":
                 stamp = parse_iso(el.get("datetime")) if el.tag == "time" else None
-                if stamp:  # as local wall time, which find_dates reads back
-                    out.append((stamp.strftime("%Y-%m-%d %H:%M"), False))
+                if stamp:  # with its offset, which find_dates reads back
+                    out.append((stamp.isoformat(timespec="minutes"), False))
                 if el.text:
                     out.append((el.text, False))
         elif event == "end":
