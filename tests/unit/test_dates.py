@@ -10,8 +10,13 @@ from pipeline.dates import find_dates, parse_iso
 from pipeline.extract import extract
 from pipeline.types import Article, RawPage
 
-BODY = ("<p>La DGSN et la DGSI ont tenu une réunion de coordination à Rabat ce mardi, "
-        "consacrée à la lutte antiterroriste et au partage du renseignement.</p>") * 6
+BODY = "".join(f"<p>{s}</p>" for s in (
+    "La DGSN et la DGSI ont tenu une réunion de coordination à Rabat ce mardi, consacrée à la "
+    "lutte antiterroriste et au partage du renseignement entre les deux pays.",
+    "Les deux délégations ont passé en revue les menaces communes et les dispositifs prévus pour "
+    "les grands événements sportifs de l'été, selon un communiqué publié à l'issue de la séance.",
+    "Les responsables ont convenu de renforcer l'échange d'informations opérationnelles et de "
+    "multiplier les rencontres techniques entre leurs services au cours des prochains mois."))
 
 
 @pytest.mark.parametrize("value", [
