@@ -8,7 +8,8 @@
 - `RedirectGuardMiddleware`: the spider sends its requests with `dont_filter` (it
   de-duplicates URLs itself, and Scrapy's dupefilter would silently drop a redirect to a
   page already requested), which also exempts them from OffsiteMiddleware; this guard
-  gives redirects their off-site check back and names redirect loops. With a shared
+  gives redirects their check back — the outlet's own scheme, host *and port*
+  (`crawler.origin`) — and names redirect loops. With a shared
   queue it also refuses a redirect to an article URL another worker claimed
   (`RedirectClaimed`; the spider folds the redirecting URL into it instead).
 - `RobotsTxtMiddleware`: Scrapy's, except that every request waiting for a site's
@@ -19,6 +20,9 @@
   few sources, so this went unnoticed; a worker of a shared queue takes article
   requests for a site whose robots.txt it is still fetching, and fetched disallowed
   pages.
+- `AddressGuardMiddleware`: refuses a request whose host resolves to a private,
+  loopback or link-local address (unless the outlet's own URL names one), resolving
+  each host once per crawl and pinning the checked address in Scrapy's DNS cache.
 - `SharedPaceMiddleware`: with a shared queue, each request waits for its site's turn
   across all workers (`Frontier.pace`), so N workers are as polite as one.
 - `describe_failure`: a Twisted failure (timeout, DNS, HttpError, robots, offsite,
@@ -35,11 +39,13 @@ from scrapy import Request
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware as _ScrapyRobotsTxt
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
+from scrapy.resolver import dnscache
 from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred
 
 from crawler.canonical import canonical_url
+from crawler.origin import AddressCheck
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -126,6 +132,10 @@ class RedirectClaimed(IgnoreRequest):
         self.alias, self.target = alias, target
 
 
+class OffOrigin(IgnoreRequest):
+    """Refused by the outlet's origin rules: another host, port or scheme, or a private address."""
+
+
 class RedirectGuardMiddleware:
     """Refuse a redirect that leaves the outlet's site, or comes back to a URL already visited."""
 
@@ -142,11 +152,12 @@ class RedirectGuardMiddleware:
             return
         if request.url in previous:
             raise IgnoreRequest("redirect loop")
-        domains = getattr(self.crawler.spider, "allowed_domains", None) or []
-        host = (urlparse_cached(request).hostname or "").lower()
-        if domains and not request.meta.get("allow_offsite") and not any(
-                host == d or host.endswith("." + d) for d in domains):
-            raise IgnoreRequest(f"off-site redirect to {host}")
+        origin = getattr(self.crawler.spider, "origin", None)
+        if origin is not None and not request.meta.get("allow_offsite"):
+            url, why = origin.adopt(request.url)
+            if url != request.url:  # an upgrade to https is the site's to make, not ours
+                why = why or f"other scheme {urlparse_cached(request).scheme}"
+                raise OffOrigin(f"off-site redirect to {urlparse_cached(request).netloc} ({why})")
         claim = getattr(self.crawler.spider, "claim_redirect", None)
         if claim is not None and not claim(request):
             raise RedirectClaimed(previous[0], canonical_url(request.url) or request.url)
@@ -160,6 +171,32 @@ class RobotsTxtMiddleware(_ScrapyRobotsTxt):
         # once robots.txt is settled, the cache holds its rules (None if it failed: allow)
         settled = self._parsers.get(urlparse_cached(request).netloc, parser)
         return parser if isinstance(settled, Deferred) else settled
+
+
+class AddressGuardMiddleware:
+    """No request to a host that resolves to a non-public address (see crawler.origin)."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.addresses = AddressCheck()
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> AddressGuardMiddleware:
+        return cls(crawler)
+
+    async def process_request(self, request: Request, spider: Any = None) -> None:
+        if getattr(self.crawler.spider, "private_ok", True):
+            return  # the outlet itself lives on a private address (the replay), or not ours
+        host = urlparse_cached(request).hostname or ""
+        verdict = self.addresses.cached(host)
+        if verdict is None:  # a DNS lookup: off the reactor thread, once per host
+            verdict = await asyncio.to_thread(self.addresses.check, host)
+        if verdict.refused:
+            if self.crawler.stats is not None:
+                self.crawler.stats.inc_value("veille/refused/private_address")
+            raise OffOrigin(verdict.refused)
+        if verdict.address:  # Scrapy's resolver connects to the address just checked
+            dnscache[host] = verdict.address
 
 
 class SharedPaceMiddleware:

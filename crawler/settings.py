@@ -3,7 +3,10 @@
 Everything politeness and robustness needs is Scrapy's own machinery, switched on and
 sized here: RobotsTxtMiddleware (ROBOTSTXT_OBEY), AutoThrottle, per-domain concurrency
 and delay, RetryMiddleware, DOWNLOAD_TIMEOUT / DOWNLOAD_MAXSIZE, OffsiteMiddleware (the
-spider's `allowed_domains`), and CLOSESPIDER_TIMEOUT for the run's wall-clock limit. With `crawl.queue`, scrapy-redis's
+spider's `allowed_domains`), and CLOSESPIDER_TIMEOUT for the run's wall-clock limit.
+Two settings of our own bound sitemap indexes (`VEILLE_SITEMAP_MAX_DEPTH` levels of index
+below a configured sitemap, `VEILLE_SITEMAP_MAX_REQUESTS` sitemap requests per outlet and
+crawl; see crawler.spiders.outlet): enough for real outlets, a trap costs at most that. With `crawl.queue`, scrapy-redis's
 scheduler keeps the article requests in Redis (crawler.frontier.queue_settings).
 """
 
@@ -15,6 +18,8 @@ from crawler.frontier import pace_settings, queue_settings
 from pipeline.config import CrawlConfig
 
 ASYNCIO_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+SITEMAP_MAX_DEPTH = 2  # configured index -> index -> urlset
+SITEMAP_MAX_REQUESTS = 50  # per outlet and crawl (an index lists at most 20 children we follow)
 
 
 def robots_token(user_agent: str) -> str:
@@ -66,6 +71,8 @@ def build_settings(crawl: CrawlConfig, *, log_level: str = "INFO") -> dict[str, 
         "RETRY_HTTP_CODES": [500, 502, 503, 504, 522, 524, 408, 429],
         "RETRY_GIVE_UP_LOG_LEVEL": "DEBUG",  # the spider logs each final failure with its reason
         "REDIRECT_MAX_TIMES": 5,
+        "VEILLE_SITEMAP_MAX_DEPTH": SITEMAP_MAX_DEPTH,
+        "VEILLE_SITEMAP_MAX_REQUESTS": SITEMAP_MAX_REQUESTS,
         "CLOSESPIDER_TIMEOUT": crawl.wall_clock_limit,
         # components
         "ITEM_PIPELINES": {"crawler.pipelines.ProcessorPipeline": 300},
@@ -74,6 +81,7 @@ def build_settings(crawl: CrawlConfig, *, log_level: str = "INFO") -> dict[str, 
             "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
             "crawler.middlewares.RobotsTxtMiddleware": 100,
             "crawler.middlewares.RedirectGuardMiddleware": 60,  # after OffsiteMiddleware (50)
+            "crawler.middlewares.AddressGuardMiddleware": 65,  # before robots.txt is fetched
             "crawler.middlewares.ChallengeMiddleware": 560,  # answers seen before RetryMiddleware
         },
         "EXTENSIONS": {"scrapy.extensions.logstats.LogStats": None},

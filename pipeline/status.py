@@ -3,6 +3,8 @@
 Outlet health is read from the per-outlet rows of past crawls. The state a user most
 needs to see is "silent": the outlet answers fine, but nothing new came from it for a
 week although it used to yield articles — a changed feed URL or markup, not an outage.
+An outlet whose last crawl left sitemaps unread (a sitemap-index trap, or an index
+deeper or bigger than the crawler's limits) says so: its articles may be incomplete.
 """
 
 from __future__ import annotations
@@ -24,6 +26,13 @@ SILENT_DAYS = 7
 HISTORY = 100  # per-outlet runs looked at for consecutive failures
 FAILED = {"failing", "blocked"}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+TRUNCATED = re.compile(r": sitemaps truncated: (.+)$")  # noted by crawler.spiders.context
+
+
+def sitemaps_truncated(errors: Sequence[str]) -> str | None:
+    """"depth limit (...), count limit (...)" when a run's errors note truncated sitemaps."""
+    limits = [m.group(1) for e in errors if (m := TRUNCATED.search(str(e)))]
+    return ", ".join(dict.fromkeys(limits)) or None
 
 
 def consecutive_failures(statuses: Sequence[str]) -> int:
@@ -124,6 +133,7 @@ def collect_status(db: Database, cfg: Config, *, now: datetime | None = None, ru
             "articles_7d": recent.get(o.name, 0),
             "articles_total": total.get(o.name, 0),
             "last_error": str(errors[0]) if errors else None,
+            "sitemaps_truncated": sitemaps_truncated(hist[0].errors or []) if hist else None,
         })
     locked, holder = _lock_state(db.url)
     sched = cfg.schedule
@@ -210,3 +220,6 @@ def print_status(status: dict[str, Any], console: Any = None) -> None:
     for o in status["outlets"]:
         if o["state"] in {"failing", "blocked"} and o["last_error"]:
             console.print(f"{o['name']}: {o['last_error']}", markup=False, highlight=False)
+        if o.get("sitemaps_truncated"):
+            console.print(f"{o['name']}: sitemaps truncated: {o['sitemaps_truncated']} "
+                          "(the last crawl left sitemaps unread)", markup=False, highlight=False)

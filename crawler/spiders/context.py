@@ -54,6 +54,9 @@ class OutletTally:
     over_budget: int = 0  # left for the next run by max_pages_per_outlet
     claimed_elsewhere: int = 0  # shared queue: left to the worker that claimed them
     robots_forbidden: int = 0
+    refused: int = 0  # URLs off the outlet's origin or on a private address, not fetched
+    refused_urls: set[str] = field(default_factory=set)
+    sitemaps_truncated: list[str] = field(default_factory=list)  # "depth limit (...)", ...
     duplicates: int = 0
     unchanged: int = 0
     close_reason: str | None = None
@@ -68,6 +71,29 @@ class OutletTally:
             self.counts.errors.append(f"{url}: {reason}")
         log.log(level, "%s: %s: %s", self.name, url, reason,
                 extra={"outlet": self.name, "url": url, "reason": reason})
+
+    def note(self, url: str, reason: str, *, first: bool = False) -> None:
+        """Log and keep (for the run record) something the user should see, not a failure;
+        `first`: ahead of the errors, so the run record's first 50 keep it."""
+        if first:
+            self.counts.errors.insert(0, f"{url}: {reason}")
+        elif len(self.counts.errors) < MAX_ERRORS_KEPT:
+            self.counts.errors.append(f"{url}: {reason}")
+        log.warning("%s: %s: %s", self.name, url, reason,
+                    extra={"outlet": self.name, "url": url, "reason": reason})
+
+    def refuse(self, url: str, reason: str) -> None:
+        """A URL the outlet handed us that is not fetched (counted and logged once per URL)."""
+        if url not in self.refused_urls:
+            self.refused_urls.add(url)
+            self.refused += 1
+            self.note(url, f"refused: {reason}")
+
+    def truncate(self, url: str, limit: str) -> None:
+        """Sitemaps left unread by a limit: said once per kind of limit, with the first URL."""
+        if limit not in self.sitemaps_truncated:
+            self.sitemaps_truncated.append(limit)
+            self.note(url, f"sitemaps truncated: {limit}", first=True)
 
     def record(self, kind: str) -> None:
         """Count a Processor outcome (new | updated | duplicate | unchanged | skipped)."""

@@ -11,6 +11,18 @@ requests and counts.
 The spider de-duplicates URLs itself (canonical URLs), so its requests carry
 `dont_filter`: Scrapy's dupefilter would otherwise silently drop a redirect towards a
 page already requested. `RedirectGuardMiddleware` keeps redirects on the site.
+
+Every URL an outlet hands us (feed item, sitemap entry or child sitemap, section link,
+redirect) must be on the outlet's origin — scheme, host and port of its URL — and at a
+public address unless the outlet's own URL is a private one (`crawler.origin`); a
+refused URL is counted (`OutletTally.refused`) and logged with its reason.
+
+Sitemap indexes can nest without end (a trap, or a broken CMS): an index is followed
+at most `VEILLE_SITEMAP_MAX_DEPTH` levels below a configured sitemap, an outlet makes at
+most `VEILLE_SITEMAP_MAX_REQUESTS` sitemap requests per crawl, and sitemaps wait behind
+feeds, sections and wp-json (child sitemaps even behind the articles already found), so
+a trap costs a bounded number of requests, never the outlet's articles. A truncation is noted in the run's
+errors ("sitemaps truncated: ...") for the summary and `veille status`.
 An article reached through a redirect is stored under its final (canonical) URL, and
 the URL that redirected is folded into it (`Redirected`), so neither is fetched again.
 
@@ -37,15 +49,25 @@ from scrapy.utils.sitemap import sitemap_urls_from_robots
 from twisted.python.failure import Failure
 
 from crawler import discovery as d
-from crawler.canonical import canonical_url, fetch_url, on_site, site_domain
+from crawler.canonical import canonical_url, fetch_url, site_domain
 from crawler.frontier import LOCAL
-from crawler.middlewares import RedirectClaimed, describe_failure, is_challenge, is_robots_refusal
+from crawler.middlewares import (
+    OffOrigin,
+    RedirectClaimed,
+    describe_failure,
+    is_challenge,
+    is_robots_refusal,
+)
+from crawler.origin import Origin, names_private_address
 from crawler.pipelines import ClaimedAlias, Redirected
+from crawler.settings import SITEMAP_MAX_DEPTH, SITEMAP_MAX_REQUESTS
 from crawler.spiders.context import CrawlContext, OutletTally
 from pipeline.config import OutletConfig
 from pipeline.types import RawPage
 
-SOURCE_PRIORITY = 100
+SOURCE_PRIORITY = 100  # feeds, sections, wp-json, Google News: direct lists of articles
+SITEMAP_PRIORITY = 50  # configured sitemaps: after feeds, before articles
+CHILD_SITEMAP_PRIORITY = -1000  # per level of index: after the articles already found
 REDIRECTS = [301, 302, 303, 307, 308]
 MAX_CHILD_SITEMAPS = 20
 WP_POSTS = "/wp-json/wp/v2/posts?per_page=50&_fields=link,date_gmt,title"
@@ -61,6 +83,8 @@ class OutletSpider(scrapy.Spider):
         self.tally: OutletTally = context.tally(outlet.name)
         self.domain = site_domain(outlet.url)
         self.allowed_domains = [self.domain]
+        self.origin = Origin.of(outlet.url)
+        self.private_ok = names_private_address(outlet.url)  # read by AddressGuardMiddleware
         self.pattern = re.compile(outlet.article_pattern) if outlet.article_pattern else None
         crawl = context.cfg.crawl
         self.budget = crawl.max_pages_per_outlet
@@ -70,10 +94,16 @@ class OutletSpider(scrapy.Spider):
         self.sources_seen: set[str] = set()
         self._idle_since: float | None = None  # shared queue: when this spider fell idle
         self._idle_mark = -1
+        self.sitemap_max_depth = SITEMAP_MAX_DEPTH  # from_crawler reads the settings
+        self.sitemap_max_requests = SITEMAP_MAX_REQUESTS
+        self.sitemap_requests = 0  # made in this crawl
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> OutletSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.sitemap_max_depth = crawler.settings.getint("VEILLE_SITEMAP_MAX_DEPTH", SITEMAP_MAX_DEPTH)
+        spider.sitemap_max_requests = crawler.settings.getint("VEILLE_SITEMAP_MAX_REQUESTS",
+                                                              SITEMAP_MAX_REQUESTS)
         crawler.signals.connect(spider._spider_error, signal=signals.spider_error)
         if spider.context.frontier is not None:
             crawler.signals.connect(spider._spider_idle, signal=signals.spider_idle)
@@ -94,16 +124,33 @@ class OutletSpider(scrapy.Spider):
             for request in self.source_request(url, "google_news", allow_offsite=True):
                 yield request
 
-    def source_request(self, url: str, kind: str, *, allow_offsite: bool = False) -> Iterator[Request]:
+    def source_request(self, url: str, kind: str, *, allow_offsite: bool = False,
+                       depth: int = 0) -> Iterator[Request]:
+        """A (conditional) request for a source; `depth`: levels of sitemap index above it."""
         if url in self.sources_seen:
             return
+        priority = SOURCE_PRIORITY
+        if kind == "sitemap":
+            if self.sitemap_requests >= self.sitemap_max_requests:
+                self.tally.truncate(url, f"count limit ({self.sitemap_max_requests} requests)")
+                return
+            self.sitemap_requests += 1
+            priority = CHILD_SITEMAP_PRIORITY * depth if depth else SITEMAP_PRIORITY
         self.sources_seen.add(url)
         self.tally.sources += 1
         headers = self.context.conditional_headers(url)
-        meta = {"kind": kind, "source": url, "conditional": bool(headers),
+        meta = {"kind": kind, "source": url, "conditional": bool(headers), "sitemap_depth": depth,
                 "handle_httpstatus_list": [304], "allow_offsite": allow_offsite, LOCAL: True}
         yield Request(url, callback=self.parse_source, errback=self.source_failed,
-                      headers=headers, meta=meta, priority=SOURCE_PRIORITY, dont_filter=True)
+                      headers=headers, meta=meta, priority=priority, dont_filter=True)
+
+    def on_origin(self, url: str) -> str | None:
+        """`url` (upgraded to https if the outlet is) when it is on the outlet's origin;
+        otherwise None, and the refusal is counted and logged."""
+        adopted, why = self.origin.adopt(url)
+        if adopted is None:
+            self.tally.refuse(url, f"not on the outlet's origin ({why})")
+        return adopted
 
     def parse_source(self, response: Response) -> Iterator[Request]:
         kind, source = response.meta["kind"], response.meta["source"]
@@ -138,17 +185,22 @@ class OutletSpider(scrapy.Spider):
 
     def _sitemap(self, response: Response) -> Iterator[Request]:
         """Child sitemaps of an index, or article requests of a urlset (validators kept)."""
-        source = response.meta["source"]
-        if response.url.endswith("/robots.txt"):
+        source, depth = response.meta["source"], response.meta.get("sitemap_depth", 0)
+        if response.url.endswith("/robots.txt"):  # its sitemaps count as configured ones
             for url in sitemap_urls_from_robots(response.body, base_url=response.url):
-                yield from self.source_request(url, "sitemap")
+                if (target := self.on_origin(url)) is not None:
+                    yield from self.source_request(target, "sitemap", depth=depth)
             return
         doc = d.parse_sitemap(response.body, response.url,
                               max_size=self.crawler.settings.getint("DOWNLOAD_MAXSIZE"))
         entries = d.newest_first(doc.entries, self.max_age)
         if doc.kind == "sitemapindex":  # stays unconditional: its children may change alone
+            if depth >= self.sitemap_max_depth:
+                self.tally.truncate(source, f"depth limit ({self.sitemap_max_depth} levels of index)")
+                return
             for child in entries[:MAX_CHILD_SITEMAPS]:
-                yield from self.source_request(child.url, "sitemap")
+                if (target := self.on_origin(child.url)) is not None:
+                    yield from self.source_request(target, "sitemap", depth=depth + 1)
             return
         self._remember_validators(response)
         yield from self.article_requests(entries, source, check_pattern=True)
@@ -164,6 +216,8 @@ class OutletSpider(scrapy.Spider):
 
     def source_failed(self, failure: Failure) -> None:
         request = failure.request  # type: ignore[attr-defined]
+        if isinstance(failure.value, OffOrigin):
+            self.tally.refused += 1
         if is_robots_refusal(failure):
             self.tally.robots_forbidden += 1
             self._source_error(request.url, "disallowed by robots.txt")
@@ -201,10 +255,11 @@ class OutletSpider(scrapy.Spider):
         shared queue) not claimed by another worker."""
         fresh: list[tuple[str, str]] = []
         for entry in entries:
-            url, canon = fetch_url(entry.url), canonical_url(entry.url)
-            if url is None or canon is None or canon in self.seen:
+            url = fetch_url(entry.url)
+            if url is None or (url := self.on_origin(url)) is None:
                 continue
-            if not on_site(url, self.domain) or d.NON_HTML_EXTENSION.search(url.split("?")[0]):
+            canon = canonical_url(url)
+            if canon is None or canon in self.seen or d.NON_HTML_EXTENSION.search(url.split("?")[0]):
                 continue
             if check_pattern and self.pattern is not None and not d.matches(self.pattern, url):
                 continue
@@ -235,7 +290,7 @@ class OutletSpider(scrapy.Spider):
         self.tally.counts.fetched += 1
         requested = response.meta["canonical"]
         final = canonical_url(response.url) or requested
-        if final != requested and not on_site(response.url, self.domain):
+        if final != requested and self.origin.adopt(response.url)[0] != response.url:
             final = requested  # allowed off-site (Google News): keep the outlet's URL
         self.seen.add(final)
         page = RawPage(
@@ -280,6 +335,8 @@ class OutletSpider(scrapy.Spider):
             self.tally.robots_forbidden += 1
             self.crawler.stats.inc_value("veille/robots_forbidden")
             return []
+        if isinstance(failure.value, OffOrigin):
+            self.tally.refused += 1
         info = describe_failure(failure, self.timeout)
         self.tally.articles_failed += 1
         self.tally.articles_blocked += info.blocked
