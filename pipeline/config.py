@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import reprlib
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -39,13 +40,48 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
 }
 
 
+# A config file is a few KB: anything past this is a mistake or an attack, refused unread.
+MAX_CONFIG_BYTES = 1_000_000
+# YAML nodes once every alias is expanded: a config has a few thousand; an alias bomb
+# ("billion laughs") has 10^9 and would take minutes and gigabytes to build and validate.
+MAX_EXPANDED_NODES = 500_000
+# fields whose value may carry a password: messages show them masked, never as typed
+SECRET_FIELDS = frozenset({"database.url", "crawl.queue"})
+SHOWN_CHARS = 80  # a value quoted in a message is cut to this, with an ellipsis
+
+_REPR = reprlib.Repr()
+_REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict, _REPR.maxlevel = SHOWN_CHARS, SHOWN_CHARS, 4, 4, 2
+
+
 class ConfigError(Exception):
     """A config problem, already worded for the user (`file: field: what is wrong`)."""
 
 
+def show(value: object, limit: int = SHOWN_CHARS) -> str:
+    """A value as a message quotes it: repr'd, cut to `limit` characters with an ellipsis.
+
+    A 5 MB value must not become a 5 MB error line (in a terminal, a cron mail, journald).
+    """
+    return cut(repr(value[: limit + 1]) if isinstance(value, str) else _REPR.repr(value), limit)
+
+
+def cut(text: str, limit: int = SHOWN_CHARS) -> str:
+    """`text` cut to `limit` characters, the last an ellipsis when anything was dropped."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def show_url(value: object) -> str:
+    """A URL that may carry a password, as a message quotes it: masked, then cut."""
+    if not isinstance(value, str):
+        return f"a {type(value).__name__}"  # a list or mapping may hold the password: never repr it
+    from storage.db import describe
+
+    return show(describe(value))
+
+
 def _http_url(value: str) -> str:
     if not re.match(r"^https?://[^/\s:]+(:\d+)?(/\S*)?$", value):
-        raise ValueError(f"{value!r} is not an http(s) URL")
+        raise ValueError(f"{show(value)} is not an http(s) URL")
     return value
 
 
@@ -55,7 +91,7 @@ def _regex(value: str | None) -> str | None:
     try:
         re.compile(value)
     except re.error as exc:
-        raise ValueError(f"{value!r} is not a valid regular expression ({exc})") from None
+        raise ValueError(f"{show(value)} is not a valid regular expression ({cut(str(exc))})") from None
     return value
 
 
@@ -73,7 +109,14 @@ class DatabaseConfig(_Strict):
     @classmethod
     def _known_backend(cls, v: str) -> str:
         if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", v):
-            raise ValueError(f"{v!r} is not a sqlite:// or postgresql:// URL")
+            raise ValueError(f"{show_url(v)} is not a sqlite:// or postgresql:// URL")
+        from sqlalchemy.engine import make_url
+
+        try:
+            make_url(v)
+        except ValueError:  # ArgumentError is one; a port that is not a number too
+            raise ValueError(f"{show_url(v)} is not a valid database URL "
+                             "(scheme://user:password@host:port/name)") from None
         return v
 
 
@@ -97,7 +140,7 @@ class CrawlConfig(_Strict):
     @classmethod
     def _redis_url(cls, v: str | None) -> str | None:
         if v is not None and not re.match(r"^rediss?://", v):
-            raise ValueError(f"{v!r} is not a redis:// URL")
+            raise ValueError(f"{show_url(v)} is not a redis:// URL")
         return v
 
 
@@ -118,7 +161,7 @@ class OutletConfig(_Strict):
     @classmethod
     def _slug(cls, v: str) -> str:
         if not _SLUG.match(v):
-            raise ValueError(f"{v!r} is not a slug (lowercase letters, digits, - and _)")
+            raise ValueError(f"{show(v)} is not a slug (lowercase letters, digits, - and _)")
         return v
 
     @property
@@ -140,7 +183,7 @@ class TopicConfig(_Strict):
     @classmethod
     def _slug(cls, v: str) -> str:
         if not _SLUG.match(v):
-            raise ValueError(f"{v!r} is not a slug (lowercase letters, digits, - and _)")
+            raise ValueError(f"{show(v)} is not a slug (lowercase letters, digits, - and _)")
         return v
 
     @field_validator("require")
@@ -171,7 +214,7 @@ class ScheduleConfig(_Strict):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{v!r} is not a known time zone (e.g. Africa/Casablanca)") from None
+            raise ValueError(f"{show(v)} is not a known time zone (e.g. Africa/Casablanca)") from None
         return v
 
 
@@ -203,7 +246,7 @@ class DigestConfig(_Strict):
     def _emails(cls, v: list[str]) -> list[str]:
         for addr in v:
             if not re.match(r"^[^@\s]+@[^@\s]+$", addr):
-                raise ValueError(f"{addr!r} is not an email address")
+                raise ValueError(f"{show(addr)} is not an email address")
         return v
 
 
@@ -223,7 +266,7 @@ class Config(_Strict):
         known = {t.name for t in self.topics}
         for i, name in enumerate(self.digest.topics):
             if name not in known:
-                raise ValueError(f"digest.topics[{i}]: {name!r} is not a configured topic")
+                raise ValueError(f"digest.topics[{i}]: {show(name)} is not a configured topic")
         return self
 
     def outlet(self, name: str) -> OutletConfig:
@@ -237,7 +280,7 @@ def _unique(names: list[str], where: str, what: str) -> None:
     seen: dict[str, int] = {}
     for i, name in enumerate(names):
         if name in seen:
-            raise ValueError(f"{where}[{i}]: duplicate {what} {name!r} (also {where}[{seen[name]}])")
+            raise ValueError(f"{where}[{i}]: duplicate {what} {show(name)} (also {where}[{seen[name]}])")
         seen[name] = i
 
 
@@ -250,19 +293,19 @@ def parse_schedule(value: str) -> timedelta | str:
     if m:
         n = int(m.group(1))
         if n <= 0:
-            raise ValueError(f"{value!r}: an interval must be positive")
+            raise ValueError(f"{show(value)}: an interval must be positive")
         return timedelta(**{_INTERVAL_UNITS[m.group(2)]: n})
     fields = value.split()
     if len(fields) != 5:
         raise ValueError(
-            f"{value!r} is neither a 5-field cron expression nor an interval like 30s, 15m, 2h"
+            f"{show(value)} is neither a 5-field cron expression nor an interval like 30s, 15m, 2h"
         )
     from apscheduler.triggers.cron import CronTrigger
 
     try:
         CronTrigger.from_crontab(value, timezone="UTC")
     except ValueError as exc:
-        raise ValueError(f"{value!r} is not a valid cron expression ({exc})") from None
+        raise ValueError(f"{show(value)} is not a valid cron expression ({cut(str(exc))})") from None
     return value
 
 
@@ -274,7 +317,7 @@ def _loc(loc: tuple[int | str, ...]) -> str:
         elif part.startswith("function-") or part in {"str", "list[str]"}:
             continue
         else:
-            out += ("." if out else "") + part
+            out += ("." if out else "") + cut(part)
     return out
 
 
@@ -291,7 +334,9 @@ def _format(source: str, exc: ValidationError, from_env: dict[str, str] | None =
     elif etype == "missing":
         msg = "required key is missing"
     elif "input" in err and etype not in {"value_error", "assertion_error"}:
-        msg = f"{err['input']!r}: {msg.lower()}"
+        shown = show_url(err["input"]) if loc in SECRET_FIELDS else show(err["input"])
+        msg = f"{shown}: {msg.lower()}"
+    msg = cut(msg, 3 * SHOWN_CHARS)
     if from_env and loc in from_env:  # the file is not at fault: name the variable
         return f"env {from_env[loc]} (overrides {loc}): {msg}"
     where = f"{loc}: " if loc else ""
@@ -303,22 +348,80 @@ def resolve_path(path: str | os.PathLike[str] | None) -> Path:
     return Path(path or os.environ.get("VEILLE_CONFIG") or DEFAULT_CONFIG)
 
 
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a document too big once its aliases are expanded.
+
+    PyYAML shares an aliased node instead of copying it, so loading a billion-laughs
+    document is quick; what explodes is everything that walks the result (validation,
+    copies, reprs). Counting the expanded nodes on the node graph, before anything is
+    built, refuses it in milliseconds.
+    """
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        _expanded_size(node, {}, set())
+        return super().construct_document(node)
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_: set[int]) -> int:
+    """Nodes under `node` with every alias expanded; raises _TooBig past the cap."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_:
+        raise _TooBig("an alias refers to the node that contains it (a recursive structure)")
+    open_.add(key)
+    n = 1
+    if isinstance(node, yaml.SequenceNode):
+        for child in node.value:
+            n += _expanded_size(child, sizes, open_)
+            if n > MAX_EXPANDED_NODES:
+                break
+    elif isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            n += _expanded_size(k, sizes, open_) + _expanded_size(v, sizes, open_)
+            if n > MAX_EXPANDED_NODES:
+                break
+    open_.discard(key)
+    if n > MAX_EXPANDED_NODES:
+        raise _TooBig(f"over {MAX_EXPANDED_NODES:,} values once its aliases (*name) are "
+                      "expanded: an alias bomb, or not a config")
+    sizes[key] = n
+    return n
+
+
+def _read_capped(p: Path) -> str:
+    """The file's text, refusing one over MAX_CONFIG_BYTES without reading it all."""
+    with p.open("rb") as f:
+        raw = f.read(MAX_CONFIG_BYTES + 1)
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{p}: config file is over {MAX_CONFIG_BYTES:,} bytes: not a config")
+    return raw.decode("utf-8")
+
+
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Read, validate and apply env overrides. Raises ConfigError with a one-line message."""
     p = resolve_path(path)
     try:
-        raw_text = p.read_text(encoding="utf-8")
+        raw_text = _read_capped(p)
     except FileNotFoundError:
         raise ConfigError(f"{p}: config file not found (use --config or VEILLE_CONFIG)") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot read config file ({exc})") from None
+        raise ConfigError(f"{p}: cannot read config file ({cut(str(exc))})") from None
     try:
-        data: Any = yaml.safe_load(raw_text)
+        data: Any = yaml.load(raw_text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader
+    except _TooBig as exc:
+        raise ConfigError(f"{p}: refused: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: refused: nested too deeply to be a config") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{p}: {where}YAML syntax error: {problem}") from None
+        raise ConfigError(f"{p}: {where}YAML syntax error: {cut(problem)}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

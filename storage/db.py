@@ -8,6 +8,7 @@ with the same models. The schema is created or upgraded by Alembic on first use.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -36,9 +37,36 @@ def normalise_url(url: str) -> str:
     return u.render_as_string(hide_password=False)
 
 
+# query parameters that carry a password (libpq's `?password=`, redis-py's `?password=`)
+_SECRET_PARAMS = frozenset({"password", "passwd", "pass", "pwd", "sslpassword"})
+# fallback for a URL make_url cannot parse: everything between `scheme://user:` and the
+# last `@` (a raw `@` or `/` in a password), or before the last `@` without a scheme
+_USERINFO = re.compile(r"^(?:([\w+.-]+://[^:@/]*:)|([\w+.-]+://)?).*@")
+
+
 def describe(url: str) -> str:
-    """The URL without its password, for messages."""
-    return make_url(url).render_as_string(hide_password=True)
+    """The URL without its password, for messages and logs (database or Redis URL).
+
+    Never raises: a URL SQLAlchemy cannot parse is masked by hand rather than printed,
+    since the error that names it would otherwise print the password.
+    """
+    try:
+        u = make_url(url)
+    except (ArgumentError, ValueError, TypeError):
+        return _mask_userinfo(url)
+    if u.drivername.startswith("sqlite"):  # a file path: no password, and `@` is a path character
+        return u.render_as_string(hide_password=True)
+    if url.count("@") > 1:  # make_url splits `user:p@ss@host` at the first `@`
+        return _mask_userinfo(url)
+    if any(k.lower() in _SECRET_PARAMS for k in u.query):
+        u = u.set(query={k: "***" if k.lower() in _SECRET_PARAMS else v for k, v in u.query.items()})
+    return u.render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
+
+
+def _mask_userinfo(url: str) -> str:
+    head, sep, tail = url.partition("?")
+    masked = _USERINFO.sub(lambda m: (m.group(1) or m.group(2) or "") + "***@", head, count=1)
+    return masked + (sep + "…" if sep else "")  # an unparsed query may hold a password too
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -52,7 +80,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def make_engine(url: str) -> Engine:
     """Create an engine; for SQLite the file's folder is created and pragmas are set."""
-    url = normalise_url(url)
+    try:
+        url = normalise_url(url)
+    except (ArgumentError, ValueError) as exc:  # a bad port, a scheme SQLAlchemy cannot parse
+        raise StorageError(f"{describe(url)}: not a usable database URL ({_first_line(exc)})") from None
     u = make_url(url)
     kwargs: dict[str, Any] = {"future": True}
     if u.get_backend_name() == "sqlite":

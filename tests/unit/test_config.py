@@ -225,3 +225,88 @@ def test_bad_env_override_no_traceback_in_a_real_process(tmp_path: Path, base: d
         "veille: error: env VEILLE_QUEUE_IDLE (overrides crawl.queue_idle): "
         "'30s': input should be a valid number, unable to parse string as a number"
     ]
+
+
+# config bombs and huge values: refused or cut, in one short line -------------------------
+
+def _alias_bomb(levels: int, width: int, where: str = "outlets") -> str:
+    """Billion laughs in YAML: `levels` anchors, each a list of `width` aliases of the last."""
+    lines = ["l0: &l0 [" + ", ".join(['"lol"'] * width) + "]"]
+    for i in range(1, levels):
+        lines.append(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * width) + "]")
+    return "\n".join(lines) + f"\n{where}: *l{levels - 1}\n"
+
+
+def _run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The real `veille` in a child whose address space is capped at 2 GB: a bomb that got
+    through would die of MemoryError (a traceback) instead of taking the machine."""
+    import resource
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True,
+                          text=True, cwd=ROOT, env=env, preexec_fn=cap, timeout=600)
+
+
+def test_billion_laughs_is_refused_in_one_line(tmp_path: Path) -> None:
+    cfg_file = _write(tmp_path, _alias_bomb(levels=10, width=10))  # 10^10 "lol" once expanded
+    proc = _run_cli("status", "--config", str(cfg_file))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [
+        f"veille: error: {cfg_file}: refused: over 500,000 values once its aliases (*name) "
+        "are expanded: an alias bomb, or not a config"
+    ]
+
+
+def test_alias_bomb_just_over_the_cap_is_refused(tmp_path: Path) -> None:
+    # 10^6 values: big enough to pass the cap, small enough to load without it
+    with pytest.raises(ConfigError, match="an alias bomb"):
+        load_config(_write(tmp_path, _alias_bomb(levels=6, width=10, where="topics")))
+
+
+def test_aliases_a_config_uses_still_load(tmp_path: Path) -> None:
+    text = "topics:\n- {name: a, require: [&t [dgsn, dgst]]}\n- {name: b, require: [*t, *t]}\n"
+    cfg = load_config(_write(tmp_path, text))
+    assert [t.require for t in cfg.topics] == [[["dgsn", "dgst"]], [["dgsn", "dgst"]] * 2]
+
+
+def test_recursive_alias_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="recursive structure"):
+        load_config(_write(tmp_path, "topics: &t [*t]\n"))
+
+
+def test_deep_nesting_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_config(_write(tmp_path, "topics: " + "[" * 20_000 + "]" * 20_000 + "\n"))
+
+
+def test_config_file_over_1_mb_is_refused_unread(tmp_path: Path) -> None:
+    cfg_file = _write(tmp_path, "# padding\n" * 150_000)  # 1.5 MB of comments: valid YAML
+    with pytest.raises(ConfigError, match=r"config file is over 1,000,000 bytes"):
+        load_config(cfg_file)
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    ("outlets/0/url", "http:/" + "h" * 5_000_000),
+    ("outlets/0/name", "X" * 5_000_000),
+    ("crawl/download_delay", "9" * 5_000_000 + "s"),
+    ("schedule/crawl", "* " * 2_500_000),
+    ("crawl/" + "k" * 5_000_000, 1),
+    ("outlets/0/feeds", [["x" * 1_000_000] * 5]),
+])
+def test_a_5_mb_value_gives_a_short_line(base: dict[str, Any], path: str, value: Any) -> None:
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(_mutate(base, path, value), source="config.yaml")
+    message = str(info.value)
+    assert len(message) < 300 and "\n" not in message, message[:500]
+    assert "…" in message  # the value was cut, and says so
+
+
+def test_a_big_value_in_a_file_gives_a_short_line_from_the_cli(tmp_path: Path, base: dict[str, Any]) -> None:
+    cfg_file = _write(tmp_path, _mutate(base, "outlets/0/url", "ftp://" + "h" * 900_000))
+    proc = _run_cli("status", "--config", str(cfg_file))
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert len(line) < 300 + len(str(cfg_file))
+    assert line.startswith(f"veille: error: {cfg_file}: outlets[0].url: 'ftp://hhh") and "…" in line
