@@ -15,16 +15,15 @@ from datetime import datetime
 from functools import cache
 from urllib.parse import urlsplit
 
-import trafilatura
 from lxml import etree
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 from trafilatura.meta import reset_caches as _reset_trafilatura_caches
-from trafilatura.settings import Document
 from trafilatura.utils import load_html
 
 from pipeline import dates
+from pipeline.body import extract_body, lead_of, link_texts
 from pipeline.charset import decode_html
-from pipeline.dates import class_attrs, clean_text
+from pipeline.dates import clean_text
 from pipeline.normalize import normalize
 from pipeline.types import Article, RawPage, Skipped
 
@@ -46,11 +45,18 @@ LEAD_RE = re.compile(r"chap[oô]\w*|intro\w*|(?:^|[-_ ])(?:lead|excerpt|standfir
                      r"|kicker|desc|description|deck|subtitle|sous-titre)(?:$|[-_ ])", re.I)
 TITLE_SEP_RE = re.compile(r"(\s+[-|–—:»•·]\s+|\s+[|»•·]\s*|\s*[|»•·]\s+)")
 META_XPATH = etree.XPath("//meta[@content][@property or @name]")
+ARTICLE_PATH_RE = re.compile(
+    r"/[^/]*\w+-\w+-\w+[^/]*/?$"  # a slug of three words or more
+    r"|(?<![\w-])\d{4,}(?:[-_.][^/]*)?/?$"  # an id
+    r"|/(?:19|20)\d\d/\d\d?/",  # a date in the path
+    re.I)
 TEASER_MIN = 25  # characters of a headline link
 LEAD_MIN = 40
-LISTING_TEASERS = 5  # headline links: a listing unless the page says it is one article
-LISTING_FEW = 3  # ... a listing if nothing says article
-LISTING_H1 = 30
+TEASER_SLACK = 80  # characters beside headline and excerpt in a listing's item (date, author)
+LISTING_SHARE = 0.5  # share of the text made of headline links: a listing
+BRIEF_MIN = 150  # a shorter text needs a sign of an article to be one
+MIN_TEXT = 40  # no article is shorter
+VIDEO_TEXT_MIN = 400  # a video page with this much text is an article with a video
 LANG_CONFIDENT = 0.9
 LANGUAGES = ("fr", "ar", "en", "es")  # what Moroccan outlets publish in
 UNDECODED_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffd]")
@@ -170,40 +176,52 @@ def find_author(tree: etree._Element, metas: dict[str, str], fallback: str | Non
     return None
 
 
-def _teasers(pruned: etree._Element) -> int:
-    """Headline links outside boilerplate (alone in their block, or wrapping a heading)."""
-    hrefs = set()
-    for link in pruned.iter("a"):
-        text, parent = clean_text(link.text_content()), link.getparent()
-        if len(text) < TEASER_MIN or parent is None:
+def _article_evidence(page: RawPage, tree: etree._Element, metas: dict[str, str],
+                      h1: etree._Element | None) -> str | None:
+    """What says this page is one article, or None: its type, its URL, its markup."""
+    for obj in dates.jsonld(tree):
+        found = dates.jsonld_types(obj) & ARTICLE_JSONLD_TYPES
+        if found:
+            return f"JSON-LD {sorted(found)[0]}"
+    if metas.get("og:type") == "article":
+        return "og:type article"
+    if ARTICLE_PATH_RE.search(urlsplit(page.final_url or page.url).path):
+        return "article URL"
+    if h1 is not None and any(a.tag == "article" for a in h1.iterancestors()):
+        return "headline in <article>"
+    return None
+
+
+def _teaser_share(tree: etree._Element, text: str, links: set[str]) -> tuple[float, int]:
+    """How much of the text is a listing's: headline links' texts, and excerpts whose
+    item (up to three levels up) is just a headline link and that excerpt. Returns the
+    share of the text's characters and the number of such items; an article with a
+    sidebar of headlines scores low, since the sidebar is not in its text."""
+    lines = [clean_text(line) for line in text.splitlines()]
+    total = sum(map(len, lines)) or 1
+    wanted = {line for line in lines if len(line) >= LEAD_MIN}
+    teaser_chars, items = 0, 0
+    for line in lines:
+        if len(line) >= TEASER_MIN and line in links:
+            teaser_chars += len(line)
+    longest = 2 * max(map(len, wanted), default=0)
+    for el in tree.iter("p", "div", "li", "span", "td"):
+        raw = el.text_content() if len(el) <= 3 else ""
+        line = clean_text(raw) if LEAD_MIN <= len(raw) <= longest else ""
+        if line not in wanted:
             continue
-        alone = len(clean_text(parent.text_content())) <= len(text) + 5
-        if alone or next(link.iter("h2", "h3", "h4"), None) is not None:
-            hrefs.add(link.get("href") or text)
-    return len(hrefs)
-
-
-def _is_listing(pruned: etree._Element, h1: etree._Element | None, metas: dict[str, str],
-                tree: etree._Element) -> bool:
-    """Headline links outside boilerplate and no sign of one article (long h1, article type)."""
-    teasers = _teasers(pruned)
-    if teasers < LISTING_FEW:
-        return False
-    typed = metas.get("og:type") == "article" or any(
-        dates.jsonld_types(obj) & ARTICLE_JSONLD_TYPES for obj in dates.jsonld(tree))
-    headline = h1 is not None and len(clean_text(h1.text_content())) >= LISTING_H1
-    return not (typed and headline) if teasers >= LISTING_TEASERS else not (typed or headline)
-
-
-def _with_lead(pruned: etree._Element, text: str) -> str:
-    """Put back the standfirst (chapô) when trafilatura left it out."""
-    flat = clean_text(text)
-    for el in pruned.iter("p", "div", "h2", "span", "strong"):
-        if LEAD_RE.search(class_attrs(el)):
-            lead = clean_text(el.text_content())
-            if len(lead) >= LEAD_MIN:
-                return text if lead[:LEAD_MIN] in flat or len(lead) > 1500 else f"{lead}\n{text}"
-    return text
+        wanted.discard(line)
+        for item in list(el.iterancestors())[:3]:
+            if item.tag in ("body", "html"):
+                break
+            heads = [t for t in (clean_text(a.text_content()) for a in item.iter("a"))
+                     if len(t) >= TEASER_MIN]
+            if len(heads) == 1 and len(clean_text(item.text_content())) <= (
+                    len(line) + len(heads[0]) + TEASER_SLACK):
+                teaser_chars += len(line)
+                items += 1
+                break
+    return teaser_chars / total, items
 
 
 def _drop_boilerplate_lines(text: str) -> str:
@@ -212,12 +230,14 @@ def _drop_boilerplate_lines(text: str) -> str:
     return "\n".join(lines).strip()
 
 
-def extract(page: RawPage, *, min_chars: int = 400) -> Article | Skipped:
+def extract(page: RawPage, *, min_chars: int = BRIEF_MIN) -> Article | Skipped:
     """Extract the article of a fetched page.
 
     Args:
         page: the fetched page.
-        min_chars: shorter texts are not articles (briefs, video captions, listings).
+        min_chars: a shorter text is kept only when the page says it is one article
+            (JSON-LD/OpenGraph type, an article URL, its headline in <article>): a brief
+            is an article, a caption on a video or section page is not.
 
     Returns:
         An Article, or Skipped with the reason; never raises on a malformed page.
@@ -245,34 +265,44 @@ def _extract(page: RawPage, min_chars: int) -> Article | Skipped:
         return Skipped(page.url, "not parseable as HTML")
     metas = _metas(tree)
     reason = _not_article(page, tree, metas)
-    if reason:
+    if reason and not reason.startswith("video"):
         return Skipped(page.url, reason)
     url = page.final_url or page.url
     host = (urlsplit(url).hostname or "").removeprefix("www.").split(".")[0].strip("0123456789")
     site_names = [n for n in (metas.get("og:site_name"), page.outlet, host) if n]
     title = find_title(tree, metas, site_names)
     pruned = dates.prune(tree, title)
-    doc = trafilatura.bare_extraction(  # on the pruned copy: related lists and boxes gone
-        pruned[0], url=url, with_metadata=True, include_comments=False, favor_precision=True,
-        include_tables=False, include_images=False, include_links=False,
-        date_extraction_params={"extensive_search": False, "original_date": True},
-    )
-    if not isinstance(doc, Document) or not doc.text:
+    body = extract_body(tree, pruned[0], url)
+    if body is None:
         return Skipped(page.url, "no article text found")
-    title = title or clean_text(doc.title)
-    text = _drop_boilerplate_lines(_with_lead(pruned[0], doc.text))
+    title = title or clean_text(body.title)
+    descriptions = [metas.get("og:description", ""), metas.get("description", "")]
+    descriptions += [str(o.get("description") or "") for o in dates.jsonld(tree)
+                     if dates.jsonld_types(o) & ARTICLE_JSONLD_TYPES]
+    text = body.text
+    lead = lead_of(pruned[0], descriptions, LEAD_RE)
+    if lead and lead[:LEAD_MIN] not in clean_text(text):
+        text = f"{lead}\n{text}"
+    text = _drop_boilerplate_lines(text)
     first, _, rest = text.partition("\n")
     if rest and normalize(first) == normalize(title):  # trafilatura kept the h1 in the body
         text = rest.strip()
-    if len(text) < min_chars:
-        return Skipped(page.url, f"too short: {len(text)} chars < {min_chars}")
-    if _is_listing(*pruned, metas, tree):
-        return Skipped(page.url, "listing page: many headline links, no single article")
-    site = metas.get("og:site_name") or clean_text(doc.sitename) or None
+    evidence = _article_evidence(page, tree, metas, pruned[1])
+    if reason and len(text) < VIDEO_TEXT_MIN:
+        return Skipped(page.url, f"{reason}: {len(text)} chars of text")
+    if len(text) < MIN_TEXT or (len(text) < min_chars and evidence is None):
+        return Skipped(page.url, f"too short: {len(text)} chars < {min_chars} and no sign of an "
+                                 "article" if len(text) >= MIN_TEXT else
+                       f"too short: {len(text)} chars")
+    share, items = _teaser_share(tree, text, link_texts(tree))
+    if share >= LISTING_SHARE and items != 1:  # one "item": an article and its headline
+        return Skipped(page.url, f"listing page: {share:.0%} of the text is headlines and "
+                                 "their excerpts")
+    site = metas.get("og:site_name") or clean_text(body.sitename) or None
     return Article(
         url=page.url, outlet=page.outlet, title=title, text=text,
         published=dates.find_published(tree, url, page.fetched_at, pruned),
-        author=find_author(tree, metas, doc.author), site_name=site,
+        author=find_author(tree, metas, body.author), site_name=site,
         language=detect_language(f"{title}\n{text}", page.language_hint),
         final_url=page.final_url,
     )

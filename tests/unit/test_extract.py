@@ -143,7 +143,7 @@ def test_decode_html_meta_header_and_detection() -> None:
 def test_listing_page_is_skipped() -> None:
     result = extract(page("listing.html", url="https://example.org/securite.html"))
     assert result == Skipped("https://example.org/securite.html",
-                             "listing page: many headline links, no single article")
+                             "listing page: 100% of the text is headlines and their excerpts")
 
 
 @pytest.mark.parametrize("url, reason", [
@@ -177,10 +177,15 @@ def test_garbage_empty_truncated_and_errors_never_raise() -> None:
     assert isinstance(truncated, Article) and "passé en revue" in truncated.text
 
 
-def test_min_chars_is_respected() -> None:
-    raw = page("jsonld_date.html")
+def test_min_chars_applies_to_pages_that_do_not_say_they_are_articles() -> None:
+    raw = page("jsonld_date.html")  # a JSON-LD NewsArticle: a short text is still an article
     assert isinstance(extract(raw, min_chars=400), Article)
-    result = extract(raw, min_chars=5000)
+    assert isinstance(extract(raw, min_chars=5000), Article)
+    untyped = page(body=("<html><body><h1>Sécurité et coopération</h1><p>La DGSN et la DGSI ont "
+                         "tenu à Rabat une réunion de coordination consacrée au partage du "
+                         "renseignement.</p></body></html>").encode(), url="https://example.org/x")
+    assert isinstance(extract(untyped, min_chars=50), Article)
+    result = extract(untyped, min_chars=5000)
     assert isinstance(result, Skipped) and result.reason.startswith("too short: ")
 
 
