@@ -38,18 +38,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 import socket
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from storage.db import describe as describe_url
 
 log = logging.getLogger("crawler")
 
 PREFIX = "veille"
 LOCAL = "veille_local"  # request meta: this worker's own discovery request, never shared
 SCHEMA_LOCK_SECONDS = 300
-_PASSWORD = re.compile(r"(//[^/@]*:)[^/@]*@")
 
 
 class QueueError(Exception):
@@ -57,8 +57,8 @@ class QueueError(Exception):
 
 
 def describe(url: str) -> str:
-    """The queue URL without its password, for messages."""
-    return _PASSWORD.sub(r"\1***@", url)
+    """The queue URL without its password, for messages (masked as database URLs are)."""
+    return describe_url(url)
 
 
 def queue_settings(url: str) -> dict[str, Any]:
@@ -115,8 +115,9 @@ class Frontier:
         self._errors = (redis.RedisError, OSError)
         try:
             self.redis = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=10)
-        except ValueError as exc:
-            self._problem = f"crawl.queue: {describe(url)} is not a usable Redis URL ({exc})"
+        except ValueError:
+            # redis-py's message quotes pieces of the URL, the password among them
+            self._problem = f"crawl.queue: {describe(url)} is not a usable Redis URL"
 
     @classmethod
     def from_config(cls, url: str, wall_clock_limit: float, queue_idle: float) -> Frontier:

@@ -13,6 +13,7 @@ import reprlib
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -141,6 +142,12 @@ class CrawlConfig(_Strict):
     def _redis_url(cls, v: str | None) -> str | None:
         if v is not None and not re.match(r"^rediss?://", v):
             raise ValueError(f"{show_url(v)} is not a redis:// URL")
+        if v is not None:
+            try:
+                urlsplit(v).port  # noqa: B018 - parsed as redis-py parses it
+            except ValueError:
+                raise ValueError(f"{show_url(v)} is not a valid redis:// URL (write a / or @ "
+                                 "in the password as %2F or %40)") from None
         return v
 
 

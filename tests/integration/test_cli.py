@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import yaml
 
 from pipeline.cli import main
-from tests.conftest import FIXTURE_OUTLETS, ROOT, repo_topics
+from tests.conftest import FIXTURE_OUTLETS, ROOT, repo_topics, without_env_overrides
 
 
 def _config(tmp_path: Path, **database: str) -> Path:
@@ -86,3 +89,87 @@ def test_unreachable_postgresql_is_one_line(tmp_path: Path, capsys: pytest.Captu
 def test_unknown_outlet_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["crawl", "--outlet", "nosuch", "--config", str(ROOT / "config.yaml")]) == 2
     assert "no outlet named 'nosuch'" in capsys.readouterr().err
+
+
+# passwords in URLs never reach stdout or stderr (cron mail, journald) --------------------
+
+SECRET = "S3cret/p@ss"  # a `/` and an `@`: what naive masking lets through
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _veille(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The real command, in a child process, as cron would run it."""
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True,
+                          text=True, cwd=ROOT, env={**without_env_overrides(), **(env or {})},
+                          timeout=300)
+
+
+def _no_secret(proc: subprocess.CompletedProcess[str], *, code: int, shows: str) -> str:
+    """The one error line, after checking the secret is nowhere and the masked URL is there."""
+    out = proc.stdout + proc.stderr
+    assert SECRET not in out and "S3cret" not in out, out[-2000:]
+    assert "Traceback" not in out, out[-2000:]
+    assert proc.returncode == code, out[-2000:]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("veille: error:")]
+    assert len(lines) == 1, proc.stderr[-2000:]
+    assert shows in lines[0], lines[0]
+    return lines[0]
+
+
+def test_bad_database_url_in_the_file_is_masked(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, url=f"postgres://veille:{SECRET}@db/veille")
+    _no_secret(_veille("status", "--config", str(cfg)), code=2, shows="postgres://veille:***@db/veille")
+
+
+@pytest.mark.parametrize("url", [f"postgresql://veille:{SECRET}@db:port/veille",
+                                 f"veille:{SECRET}@db/veille"])
+def test_unparseable_database_url_is_masked(tmp_path: Path, url: str) -> None:
+    _no_secret(_veille("crawl", "--config", str(_config(tmp_path, url=url))), code=2, shows="***@")
+
+
+def test_bad_database_url_from_the_environment_is_masked(tmp_path: Path) -> None:
+    proc = _veille("crawl", "--config", str(_config(tmp_path)),
+                   env={"VEILLE_DATABASE_URL": f"mysql://veille:{SECRET}@db/veille"})
+    line = _no_secret(proc, code=2, shows="mysql://veille:***@db/veille")
+    assert line.startswith("veille: error: env VEILLE_DATABASE_URL (overrides database.url): ")
+
+
+def test_unreachable_postgresql_from_the_environment_is_masked(tmp_path: Path) -> None:
+    port = _closed_port()
+    proc = _veille("crawl", "--config", str(_config(tmp_path)),
+                   env={"VEILLE_DATABASE_URL": f"postgresql://veille:{SECRET}@127.0.0.1:{port}/veille"})
+    _no_secret(proc, code=1, shows=f"postgresql://veille:***@127.0.0.1:{port}/veille")
+
+
+def _queue_config(tmp_path: Path, queue: str) -> Path:
+    path = _config(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["crawl"] = {"queue": queue}
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    return path
+
+
+def test_bad_queue_url_is_masked(tmp_path: Path) -> None:
+    cfg = _queue_config(tmp_path, f"http://:{SECRET}@127.0.0.1:6379/0")
+    _no_secret(_veille("crawl", "--config", str(cfg)), code=2, shows="'http://:***@127.0.0.1:6379/0'")
+
+
+def test_queue_url_with_a_raw_slash_in_its_password_is_masked(tmp_path: Path) -> None:
+    cfg = _queue_config(tmp_path, f"redis://:{SECRET}@127.0.0.1:6379/0")
+    _no_secret(_veille("crawl", "--config", str(cfg)), code=2, shows="'redis://:***@127.0.0.1:6379/0'")
+
+
+def test_unreachable_queue_is_masked(tmp_path: Path) -> None:
+    port = _closed_port()
+    # the `/` quoted as it must be, the `@` left raw: redis-py splits at the last `@`
+    cfg = _queue_config(tmp_path, f"redis://:{quote(SECRET, safe='@')}@127.0.0.1:{port}/0")
+    proc = _veille("crawl", "--config", str(cfg), "-v")  # debug logging shows no more
+    out = proc.stdout + proc.stderr
+    assert "S3cret" not in out and "p@ss" not in out, out[-2000:]
+    assert proc.returncode == 1 and "Traceback" not in out
+    assert f"cannot reach Redis at redis://:***@127.0.0.1:{port}/0" in out
