@@ -88,6 +88,7 @@ class ReplayServer:
         self._lock = threading.Lock()
         self._log: list[AccessEntry] = []
         self._stopping = threading.Event()
+        self._released = threading.Event()  # answers routes with `hold: true`
 
     def start(self) -> ReplayServer:
         self._stopping.clear()
@@ -151,6 +152,14 @@ class ReplayServer:
     def clear_log(self) -> None:
         with self._lock:
             self._log.clear()
+
+    def release(self) -> None:
+        """Let every request held by a `hold: true` route be answered (now and later).
+
+        A test holds a page until something has happened (a signal was handled), instead
+        of hoping a `hang` of N seconds outlasts it on a busy machine.
+        """
+        self._released.set()
 
     def set_override(self, outlet: str, routes: dict[str, Any] | None) -> None:
         """Replace routes of one outlet while running; they win over routes.yaml.
@@ -233,6 +242,11 @@ class ReplayServer:
             if self._stopping.wait(float(route["hang"])):
                 h.close_connection = True
                 return  # stopping: hang up without an answer
+        if route is not None and route.get("hold"):
+            while not self._released.wait(0.05):
+                if self._stopping.is_set():
+                    h.close_connection = True
+                    return
         h.send_response_only(status)  # not send_response: a route may set its own Server
         lower = {k.lower() for k in headers}
         for k, v in {"Server": h.version_string(), "Date": h.date_time_string()}.items():

@@ -128,12 +128,14 @@ def stored(db: Database) -> dict[str, Any]:
                 "stories": int(s.scalar(select(func.count(Story.id))) or 0)}
 
 
-def hang(srv: ReplayServer, seconds: float) -> str:
-    """Delay one article of OUTLET by `seconds` (the page itself is still served); its path."""
+def hang(srv: ReplayServer, seconds: float, *, hold: bool = False) -> str:
+    """Delay one article of OUTLET by `seconds` (the page itself is still served); its path.
+
+    `hold`: answer it only once the test calls `srv.release()` (or never)."""
     expected = yaml.safe_load((FIXTURE_OUTLETS / OUTLET / "expected.yaml").read_text(encoding="utf-8"))
     routes = yaml.safe_load((FIXTURE_OUTLETS / OUTLET / "routes.yaml").read_text(encoding="utf-8"))
     path = str(max(expected["articles"], key=lambda a: a["published"])["path"])
-    srv.set_override(OUTLET, {path: {**routes[path], "hang": seconds}})
+    srv.set_override(OUTLET, {path: {**routes[path], "hang": seconds, "hold": hold}})
     return path
 
 
@@ -199,13 +201,20 @@ def test_manual_crawl_during_a_daemon_crawl_exits_3(tmp_path: Path, replay: Repl
 
 
 def test_sigkill_mid_crawl_then_rerun_stores_every_article_once(tmp_path: Path, replay: ReplayServer) -> None:
-    reference, ref_db = make_config(tmp_path, replay, name="reference.yaml", db="reference.db")
+    # No wall time decides anything here: the crawls' download timeout is far above what
+    # a page of the replay needs (with the 3 s default, a busy machine made the reference
+    # crawl lose a page: "pages 8 vs 7, articles 6 vs 5"), and the newest article is held
+    # unanswered until the crawl is killed, so the kill always lands mid-run.
+    reference, ref_db = make_config(tmp_path, replay, name="reference.yaml", db="reference.db",
+                                    timeout=120)
     assert veille(reference, "crawl").returncode == 0  # one uninterrupted crawl
+    (ref_run,) = runs(ref_db)
+    assert [(o.failed, o.errors) for o in ref_run.outlets] == [(0, [])]  # the whole outlet
     expected = stored(ref_db)
     assert expected["articles"] > 1
 
-    hang(replay, 60)
-    config, db = make_config(tmp_path, replay, timeout=60)
+    hang(replay, 0, hold=True)
+    config, db = make_config(tmp_path, replay, timeout=120)
     crawl = spawn(config, "crawl", log=tmp_path / "killed.log")
     wait_for("some articles committed", lambda: stored(db)["articles"] > 0, 60, crawl)
     assert stored(db)["articles"] < expected["articles"]  # really mid-run
