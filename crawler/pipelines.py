@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from crawler.lifeline import die_with_parent, exit_with
 from pipeline.types import RawPage, Skipped
 
 if TYPE_CHECKING:
@@ -71,10 +72,13 @@ def non_html_reason(page: RawPage) -> str | None:
 _TOPICS: Sequence[TopicConfig] = ()  # a worker's topics, set once by _worker_init
 
 
-def _worker_init(topics: Sequence[TopicConfig]) -> None:
+def _worker_init(topics: Sequence[TopicConfig], crawl_pid: int) -> None:
     # Ctrl-C reaches the whole process group: the parent stops gracefully, workers must
     # finish the page in hand instead of dying with it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # ...but a crawl killed outright must not leave them behind (crawler.lifeline)
+    die_with_parent()
+    exit_with(crawl_pid)
     global _TOPICS
     _TOPICS = topics
     import pipeline.prepare  # noqa: F401  (import once per worker, not per page)
@@ -124,7 +128,7 @@ class PageProcessor:
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["pipeline.prepare"])
         self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_worker_init,
-                                        initargs=(list(self.processor.topics),))
+                                        initargs=(list(self.processor.topics), os.getpid()))
         self._warming = [self.pool.submit(_ready) for _ in range(self.workers)]
 
     async def extract(self, page: RawPage) -> Any:
