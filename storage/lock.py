@@ -3,12 +3,17 @@
 SQLite: an exclusive `flock` on a file beside the database; PostgreSQL: a session
 advisory lock. In both cases the operating system or the server releases the lock when
 the holder dies, so a SIGKILLed crawl never blocks the next one.
+
+A lock that cannot be taken at all (a read-only filesystem, a lock file another user
+owns, PostgreSQL down or refusing the password) raises StorageError: one line for the
+user, like any other database problem.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -17,8 +22,11 @@ from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
-from storage.db import describe, make_engine
+from storage.db import StorageError, _first_line, describe, make_engine
+
+log = logging.getLogger(__name__)
 
 
 class LockHeld(Exception):
@@ -54,8 +62,12 @@ def crawl_lock(url: str, *, wait: bool = False, poll: float = 1.0) -> Iterator[N
 @contextmanager
 def _file_lock(url: str, wait: bool, poll: float) -> Iterator[None]:
     path = _lock_path(url)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StorageError(f"{describe(url)}: cannot open the crawl lock {path} "
+                           f"({exc.strerror or exc}): is the database folder writable by this user?") from None
     try:
         while True:
             try:
@@ -68,11 +80,22 @@ def _file_lock(url: str, wait: bool, poll: float) -> Iterator[None]:
                         "try again later or use --wait"
                     ) from None
                 time.sleep(poll)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
+        _note_holder(fd, path)
         yield
     finally:
         os.close(fd)  # closing releases the flock
+
+
+def _note_holder(fd: int, path: Path) -> None:
+    """Write who holds the lock, for the message of a crawl that finds it taken.
+
+    Only a courtesy: on a full disk the note is lost, not the lock.
+    """
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
+    except OSError as exc:
+        log.warning("crawl lock %s: cannot note the holder (%s)", path, exc.strerror or exc)
 
 
 _PG_KEY = 0x7665696C  # "veil"
@@ -82,7 +105,11 @@ _PG_KEY = 0x7665696C  # "veil"
 def _advisory_lock(url: str, wait: bool, poll: float) -> Iterator[None]:
     engine = make_engine(url)
     try:
-        with engine.connect() as conn:
+        try:
+            conn_cm = engine.connect()
+        except OperationalError as exc:  # server down, wrong password: say so, not a traceback
+            raise StorageError(f"{describe(url)}: cannot take the crawl lock ({_first_line(exc)})") from None
+        with conn_cm as conn:
             while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _PG_KEY}).scalar():
                 if not wait:
                     raise LockHeld(
