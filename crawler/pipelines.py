@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from crawler.lifeline import die_with_parent, exit_with
+from pipeline.limits import cap_page
 from pipeline.types import RawPage, Skipped
 
 if TYPE_CHECKING:
@@ -132,6 +133,9 @@ class PageProcessor:
         self._warming = [self.pool.submit(_ready) for _ in range(self.workers)]
 
     async def extract(self, page: RawPage) -> Any:
+        page, note = cap_page(page)  # before it is pickled to a worker, too
+        if note:
+            log.warning("%s: %s", page.url, note, extra={"outlet": page.outlet, "url": page.url})
         self.pages += 1
         if self.pool is None and self.workers > 1 and self.pages == POOL_AFTER_PAGES:
             self._start_pool()  # a big run: worth the workers' start-up

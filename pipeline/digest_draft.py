@@ -12,9 +12,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pipeline.config import Config
+from pipeline.limits import shorten
 from storage.queries import StoryView
 
 EXCERPT_CHARS = 220  # about two lines of the HTML part
+TITLE_CHARS = 300  # a story's or an article's title as the digest shows it (stored: up to 500)
 REASON_TERMS = 8  # matched terms shown per topic; the rest are counted
 _ARABIC = re.compile(r"[\u0600-\u06FF\u0750-\u077F\u08A0-\u08FF\uFB50-\uFDFF\uFE70-\uFEFF]")
 _LATIN = re.compile(r"[A-Za-z\u00C0-\u024F]")
@@ -165,7 +167,7 @@ def _story(view: StoryView, labels: dict[str, str], draft_tz: ZoneInfo) -> Diges
         seen[a.outlet] = seen.get(a.outlet, 0) + 1
         label = a.outlet if seen[a.outlet] == 1 else f"{a.outlet} ({seen[a.outlet]})"
         safe = a.url.lower().startswith(("https://", "http://"))
-        links.append(Link(a.outlet, label, a.url, a.title, safe))
+        links.append(Link(a.outlet, label, a.url, shorten(a.title, TITLE_CHARS), safe))
     source = next((a for a in view.articles if a.text.strip()), None)
     text = excerpt(source.text, source.title) if source else ""
     by_name = {t.name: t for t in view.topics}
@@ -174,10 +176,11 @@ def _story(view: StoryView, labels: dict[str, str], draft_tz: ZoneInfo) -> Diges
         for name, label in labels.items()
         if name in by_name
     )
+    title = shorten(" ".join(view.title.split()), TITLE_CHARS)  # rows stored before the caps too
     return DigestStory(
         id=view.id,
-        title=view.title,
-        title_rtl=is_rtl(view.title),
+        title=title,
+        title_rtl=is_rtl(title),
         first_seen=view.first_seen,
         first_seen_local=f"{view.first_seen.astimezone(draft_tz):%Y-%m-%d %H:%M}",
         excerpt=text,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pipeline.classify import classify
 from pipeline.config import TopicConfig
 from pipeline.dedup import Signature, content_hash, minhash, signature_bytes
+from pipeline.limits import cap_article
 from pipeline.stories import article_features
 from pipeline.types import Article, TopicMatch
 
@@ -28,6 +29,7 @@ class Prepared:
     signature_bytes: bytes  # as stored
     features: tuple[str, ...]
     matches: tuple[TopicMatch, ...]
+    cut: tuple[str, ...] = ()  # what pipeline.limits cut from the article, for the log
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -35,7 +37,9 @@ class Prepared:
 
 
 def prepare(article: Article, topics: Sequence[TopicConfig]) -> Prepared:
-    """Hash, sign, describe and classify an article (see `Prepared`)."""
+    """Hash, sign, describe and classify an article (see `Prepared`), its title and text
+    first cut to their limits (pipeline.limits): everything after costs by the character."""
+    article, cut = cap_article(article)
     signature = minhash(article.text)
     return Prepared(
         article=article,
@@ -44,4 +48,5 @@ def prepare(article: Article, topics: Sequence[TopicConfig]) -> Prepared:
         signature_bytes=signature_bytes(signature),
         features=tuple(article_features(article.title, article.text, article.language)),
         matches=tuple(classify(article.title, article.text, topics)),
+        cut=cut,
     )

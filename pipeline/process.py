@@ -138,6 +138,9 @@ class Processor:
             from pipeline.prepare import prepare
 
             extracted = prepare(extracted, self.topics)
+        if not isinstance(extracted, Skipped) and extracted.cut:  # by pipeline.limits
+            log.warning("%s: %s", page.url, "; ".join(extracted.cut),
+                        extra={"outlet": page.outlet, "url": page.url})
         for attempt in range(RETRIES):
             try:
                 return self._store_once(page, extracted)
