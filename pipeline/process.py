@@ -23,9 +23,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pipeline.config import Config, TopicConfig
+from pipeline.learn import Evidence
+from pipeline.learn import load as load_evidence
 from pipeline.settle import SettleReport, settle_stories
+from pipeline.template import Template, line_fingerprints, strip, strip_article
 from pipeline.types import Article, RawPage, Skipped, TopicMatch
 from storage import queries as q
+from storage import templates as tq
 from storage.db import Database
 from storage.models import Article as ArticleRow
 from storage.models import Story, utcnow
@@ -57,6 +61,7 @@ class _IndexUpdates:
     """What to add to the in-memory indexes once the transaction has committed."""
 
     signatures: list[tuple[str, Signature]] = field(default_factory=list)
+    learnt: tuple[frozenset[str], str] | None = None  # a page's lines and title, for its outlet's Evidence
 
 
 def _matches_json(matches: Sequence[TopicMatch]) -> list[tuple[str, float, list[dict[str, object]]]]:
@@ -88,6 +93,8 @@ class Processor:
         self._seen_article = 0
         self._last_settle = time.monotonic()
         self._stored_since_settle = 0  # articles stored (new or changed) since the last pass
+        self._templates: dict[str, Evidence] = {}  # per outlet, loaded when first met (pipeline.learn)
+        self._learnt: list[tuple[str, int]] = []  # (outlet, article id) stored since the last restrip
         # other processes may write the same database (workers, PostgreSQL); a SQLite
         # crawl holds the database's lock, so what it indexed itself is all there is
         self.shared = cfg.crawl.queue is not None or db.backend != "sqlite"
@@ -121,15 +128,24 @@ class Processor:
 
     # ------------------------------------------------------------ entry points
 
+    def template(self, outlet: str) -> Template:
+        """The outlet's template as its stored and stored-this-run pages tell it."""
+        if outlet not in self._templates:
+            self._templates[outlet] = load_evidence(self.db, outlet)
+        return self._templates[outlet].snapshot()
+
     def process(self, page: RawPage) -> Outcome:
         """Extract and store one page (extraction in this process)."""
         from pipeline.extract import extract  # trafilatura: only where pages are extracted here
 
         return self.store(page, extract(page))
 
-    def store(self, page: RawPage, extracted: Prepared | Article | Skipped) -> Outcome:
+    def store(self, page: RawPage, extracted: Prepared | Article | Skipped,
+              lines: frozenset[str] | None = None) -> Outcome:
         """Store an extraction made elsewhere (e.g. in a worker process), best prepared
-        there too (`pipeline.prepare`).
+        there too (`pipeline.prepare`), its outlet's template lines stripped before, and
+        `lines` the fingerprints of its text as extracted (`pipeline.template`). An
+        `Article` is stripped and prepared here.
 
         A unique-constraint race with another worker (same URL, same outlet) rolls the
         transaction back; the retry then finds the other worker's rows.
@@ -137,13 +153,15 @@ class Processor:
         if isinstance(extracted, Article):
             from pipeline.prepare import prepare
 
-            extracted = prepare(extracted, self.topics)
+            lines = line_fingerprints(extracted.text)
+            stripped, _ = strip_article(extracted, self.template(page.outlet))
+            extracted = prepare(stripped, self.topics)
         if not isinstance(extracted, Skipped) and extracted.cut:  # by pipeline.limits
             log.warning("%s: %s", page.url, "; ".join(extracted.cut),
                         extra={"outlet": page.outlet, "url": page.url})
         for attempt in range(RETRIES):
             try:
-                return self._store_once(page, extracted)
+                return self._store_once(page, extracted, lines)
             except IntegrityError:
                 self._outlet_ids.clear()  # may name a row that was rolled back
                 if attempt == RETRIES - 1:
@@ -154,7 +172,8 @@ class Processor:
                 raise
         raise AssertionError("unreachable")
 
-    def _store_once(self, page: RawPage, extracted: Prepared | Skipped) -> Outcome:
+    def _store_once(self, page: RawPage, extracted: Prepared | Skipped,
+                    lines: frozenset[str] | None = None) -> Outcome:
         after = _IndexUpdates()
         with self.db.transaction() as s:
             outlet_id = self._outlet_id(s, page.outlet)
@@ -166,14 +185,54 @@ class Processor:
                 outcome = Outcome("skipped", page.url, reason=extracted.reason)
             else:
                 outcome = self._store_article(s, page, extracted, outlet_id, after)
+                if lines is not None and outcome.kind in {"new", "duplicate"}:  # a page not counted yet
+                    tq.record_lines(s, outlet_id, lines, utcnow())
+                    after.learnt = (lines, extracted.article.title)
         for key, sig in after.signatures:  # only once committed
             self.duplicates.add(key, sig)
+        if after.learnt is not None and page.outlet in self._templates:
+            self._templates[page.outlet].learn(*after.learnt)
+            if outcome.article_id is not None:
+                self._learnt.append((page.outlet, outcome.article_id))
         if outcome.kind in {"new", "updated"}:
             self._stored_since_settle += 1
         return outcome
 
+    def restrip(self) -> int:
+        """Strip again, with all the run has taught, the articles stored before their
+        outlet's evidence was complete, so what is stored does not depend on which pages
+        came first; topics, features and signature follow. Returns the articles changed."""
+        from pipeline.prepare import prepare
+
+        learnt, self._learnt = self._learnt, []
+        changed = 0
+        for outlet, article_id in learnt:
+            template = self.template(outlet)
+            after = _IndexUpdates()
+            with self.db.transaction() as s:
+                row = s.get(ArticleRow, article_id)
+                if row is None or row.outlet.name != outlet:
+                    continue
+                text, dropped = strip(row.title, row.text, template)
+                if not dropped:
+                    continue
+                prep = prepare(Article(row.url, outlet, row.title, text, row.published, row.author,
+                                       row.site_name, row.language, row.final_url), self.topics)
+                row.text, row.content_hash, row.minhash = text, prep.content_hash, prep.signature_bytes
+                if row.duplicate_of_id is None:
+                    row.features = list(prep.features)
+                    self._changed(row.published)
+                q.replace_topic_matches(s, row, _matches_json(prep.matches))
+                after.signatures.append((str(row.id), prep.signature))
+            for key, sig in after.signatures:
+                self.duplicates.add(key, sig)
+            changed += 1
+        return changed
+
     def settle(self) -> SettleReport:
-        """Place the articles stored without a story, and re-place those that changed."""
+        """Place the articles stored without a story, and re-place those that changed
+        (after stripping again what the run's evidence now shows to be template)."""
+        self.restrip()
         report = settle_stories(self.db, self.changed_since)
         self.changed_since = None
         self._last_settle = time.monotonic()

@@ -62,6 +62,26 @@ class Outlet(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     url: Mapped[str] = mapped_column(String(500))
     language: Mapped[str | None] = mapped_column(String(8))
+    template_pages: Mapped[int] = mapped_column(default=0, server_default="0")  # pages counted in template_lines
+
+
+class TemplateLine(Base):
+    """How many of an outlet's pages carried a short line (pipeline.template): its template.
+
+    Only a fingerprint of the normalised line is kept, never the text. `since` is the
+    outlet's `template_pages` when the line first appeared, so its share of the pages seen
+    since then can be told; rows not seen for a while are pruned (storage.templates).
+    """
+
+    __tablename__ = "template_lines"
+    __table_args__ = (UniqueConstraint("outlet_id", "fingerprint"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    outlet_id: Mapped[int] = mapped_column(ForeignKey("outlets.id", ondelete="CASCADE"))
+    fingerprint: Mapped[str] = mapped_column(String(16))
+    pages: Mapped[int] = mapped_column(default=1)
+    since: Mapped[int] = mapped_column(default=0)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Story(Base):

@@ -9,6 +9,8 @@ from typing import Any
 import yaml
 
 from pipeline.extract import extract
+from pipeline.learn import Evidence
+from pipeline.template import line_fingerprints, strip_article
 from pipeline.types import Article, RawPage, Skipped
 from tests.conftest import FIXTURE_OUTLETS
 
@@ -18,11 +20,14 @@ BASE = "http://127.0.0.1:8000"
 @cache
 def fixture_articles() -> tuple[tuple[str, dict[str, Any], Article | Skipped], ...]:
     """("outlet:path", expected.yaml entry, extraction) for every expected article, each
-    page encoded as the replay server serves it (charset and header)."""
+    page encoded as the replay server serves it (charset and header), stripped of its
+    outlet's template as a crawl of the outlet leaves it (pipeline.template: every page
+    counted, then each re-stripped at the story pass)."""
     out = []
     for folder in sorted(p.parent for p in FIXTURE_OUTLETS.glob("*/expected.yaml")):
         expected = yaml.safe_load((folder / "expected.yaml").read_text(encoding="utf-8")) or {}
         routes = yaml.safe_load((folder / "routes.yaml").read_text(encoding="utf-8")) or {}
+        mine: list[tuple[str, dict[str, Any], Article | Skipped]] = []
         for item in expected.get("articles") or []:
             route = routes.get(item["path"]) or {}
             if "file" not in route:
@@ -33,7 +38,13 @@ def fixture_articles() -> tuple[tuple[str, dict[str, Any], Article | Skipped], .
                 url=BASE + item["path"], final_url=BASE + item["path"], outlet=folder.name,
                 status=200, headers={"content-type": f"text/html; charset={charset}"},
                 body=body.encode(charset, "xmlcharrefreplace"),
-                fetched_at=datetime(2025, 6, 1, tzinfo=UTC), language_hint=item.get("language"),
+                fetched_at=datetime(2025, 11, 20, tzinfo=UTC), language_hint=item.get("language"),
             )
-            out.append((f"{folder.name}:{item['path']}", item, extract(page)))
+            mine.append((f"{folder.name}:{item['path']}", item, extract(page)))
+        evidence = Evidence(folder.name)
+        for _, _, art in mine:
+            if isinstance(art, Article):
+                evidence.learn(line_fingerprints(art.text), art.title)
+        out += [(key, item, strip_article(art, evidence.snapshot())[0] if isinstance(art, Article) else art)
+                for key, item, art in mine]
     return tuple(out)

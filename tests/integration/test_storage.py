@@ -12,7 +12,7 @@ from storage import queries as q
 from storage.db import Database, current_revision, table_names
 from storage.models import Article, CrawlRun, Page, Story, TopicMatchRow
 
-HEAD = "0002"
+HEAD = "0003"
 
 
 @pytest.fixture()

@@ -1,0 +1,75 @@
+"""The crawl process's side of template learning: one `Evidence` per outlet.
+
+Loaded from storage the first time a crawl meets the outlet (old lines pruned then), handed
+to extraction as a frozen `Template` snapshot with each page, and grown in memory by every
+page stored, after its transaction commits (the same transaction recorded the page's lines
+in storage). Extraction workers never touch the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from pipeline.template import MIN_PAGES, MIN_TITLE, Template, line_key
+from storage import templates as st
+from storage.db import Database
+
+MAX_TITLES = 2_000  # headlines kept in memory per outlet (storage loads the newest 500)
+
+
+class Evidence:
+    """What one outlet's pages say about its template; not thread-safe (one per Processor)."""
+
+    def __init__(self, outlet: str, pages: int = 0, lines: Iterable[tuple[str, int, int]] = (),
+                 titles: Iterable[str] = ()) -> None:
+        self.outlet = outlet
+        self.pages = pages
+        self.counts: dict[str, tuple[int, int]] = {fp: (n, since) for fp, n, since in lines}
+        self.frequent = {fp: v for fp, v in self.counts.items() if v[0] >= MIN_PAGES}
+        self.titles: set[str] = set()
+        for title in titles:
+            self.add_title(title)
+        self._snapshot: Template | None = None
+
+    def add_title(self, title: str) -> None:
+        key = line_key(title)
+        if len(key) >= MIN_TITLE and len(self.titles) < MAX_TITLES:
+            self.titles.add(key)
+            self._snapshot = None
+
+    def snapshot(self) -> Template:
+        """The evidence as a frozen Template (rebuilt only after it changed)."""
+        if self._snapshot is None:
+            self._snapshot = Template(self.outlet, self.pages, dict(self.frequent),
+                                      frozenset(self.titles))
+        return self._snapshot
+
+    def learn(self, fingerprints: Iterable[str], title: str) -> None:
+        """One more page of the outlet, carrying these lines, with this headline."""
+        for fp in fingerprints:
+            carried, since = self.counts.get(fp, (0, self.pages))
+            self.counts[fp] = (carried + 1, since)
+            if carried + 1 >= MIN_PAGES:
+                self.frequent[fp] = (carried + 1, since)
+        self.pages += 1
+        self._snapshot = None
+        self.add_title(title)
+
+
+def load(db: Database, outlet: str, now: datetime | None = None) -> Evidence:
+    """The outlet's evidence as stored, after pruning lines it stopped carrying."""
+    now = now or datetime.now(UTC)
+    with db.transaction() as s:
+        st.prune_lines(s, outlet, now)
+        stored = st.load_evidence(s, outlet, now)
+    return Evidence(outlet, stored.pages, stored.lines, reversed(stored.titles))
+
+
+def template_of(db: Database | None, outlet: str) -> Template:
+    """A one-off snapshot (veille extract): the stored evidence, or the generic rules alone."""
+    if db is None:
+        return Template(outlet)
+    with db.transaction() as s:
+        stored = st.load_evidence(s, outlet, datetime.now(UTC))
+    return Evidence(outlet, stored.pages, stored.lines, stored.titles).snapshot()

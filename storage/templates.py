@@ -1,0 +1,84 @@
+"""Queries of each outlet's template evidence (pipeline.template, pipeline.learn).
+
+One row per (outlet, line fingerprint) with how many of the outlet's pages carried it;
+`outlets.template_pages` counts the pages recorded. Written in the transaction that stores
+the page's article, so the evidence never counts a page that was rolled back. Bounded:
+lines not seen for PRUNE_DAYS go, and an outlet keeps at most MAX_LINES rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from storage.models import Article, Outlet, TemplateLine
+
+PRUNE_DAYS = 60
+MAX_LINES = 20_000  # per outlet: the most carried lines are kept
+TITLE_DAYS = 60  # headlines of the outlet's articles first seen this recently...
+MAX_TITLES = 500  # ...at most this many, newest first
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """An outlet's stored evidence: pages counted, (fingerprint, pages, since) rows, titles."""
+
+    pages: int
+    lines: list[tuple[str, int, int]]
+    titles: list[str]
+
+
+def load_evidence(session: Session, outlet: str, now: datetime) -> Evidence:
+    """What the outlet's stored pages say about its template (empty for a new outlet)."""
+    row = session.execute(select(Outlet.id, Outlet.template_pages).where(Outlet.name == outlet)).first()
+    if row is None:
+        return Evidence(0, [], [])
+    outlet_id, pages = row
+    lines = [(fp, n, since) for fp, n, since in session.execute(
+        select(TemplateLine.fingerprint, TemplateLine.pages, TemplateLine.since)
+        .where(TemplateLine.outlet_id == outlet_id))]
+    titles = list(session.scalars(
+        select(Article.title).where(Article.outlet_id == outlet_id,
+                                    Article.first_seen >= now - timedelta(days=TITLE_DAYS))
+        .order_by(Article.first_seen.desc()).limit(MAX_TITLES)))
+    return Evidence(pages, lines, titles)
+
+
+def record_lines(session: Session, outlet_id: int, fingerprints: Iterable[str], now: datetime) -> None:
+    """Count one more page of the outlet, carrying these lines (each once)."""
+    fps = sorted(set(fingerprints))
+    pages = session.scalar(select(Outlet.template_pages).where(Outlet.id == outlet_id).with_for_update())
+    if fps:
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = insert(TemplateLine).values(
+            [{"outlet_id": outlet_id, "fingerprint": fp, "pages": 1, "since": pages or 0,
+              "last_seen": now} for fp in fps])
+        session.execute(stmt.on_conflict_do_update(
+            index_elements=["outlet_id", "fingerprint"],
+            set_={"pages": TemplateLine.pages + 1, "last_seen": stmt.excluded.last_seen}))
+    session.execute(update(Outlet).where(Outlet.id == outlet_id)
+                    .values(template_pages=Outlet.template_pages + 1))
+
+
+def prune_lines(session: Session, outlet: str, now: datetime) -> int:
+    """Forget lines the outlet stopped carrying, and its rarest beyond MAX_LINES; rows deleted."""
+    outlet_id = session.scalar(select(Outlet.id).where(Outlet.name == outlet))
+    if outlet_id is None:
+        return 0
+    gone = session.execute(delete(TemplateLine).where(
+        TemplateLine.outlet_id == outlet_id,
+        TemplateLine.last_seen < now - timedelta(days=PRUNE_DAYS))).rowcount or 0
+    count = session.scalar(select(func.count()).select_from(TemplateLine)
+                           .where(TemplateLine.outlet_id == outlet_id)) or 0
+    if count > MAX_LINES:
+        rare = (select(TemplateLine.id).where(TemplateLine.outlet_id == outlet_id)
+                .order_by(TemplateLine.pages.desc(), TemplateLine.last_seen.desc())
+                .offset(MAX_LINES))
+        gone += session.execute(delete(TemplateLine).where(TemplateLine.id.in_(rare))).rowcount or 0
+    return gone
