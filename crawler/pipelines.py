@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
     from crawler.spiders.context import OutletTally
     from pipeline.config import Config, TopicConfig
+    from pipeline.prepare import Prepared
+    from pipeline.template import Template
     from storage.db import Database
 
 log = logging.getLogger("crawler")
@@ -100,15 +102,28 @@ def _ready() -> bool:
     return True
 
 
-def _extract(page: RawPage, topics: Sequence[TopicConfig] | None = None) -> Any:
-    """Extract and prepare a page: everything about it that needs no database."""
+@dataclass(frozen=True)
+class Extracted:
+    """A page extracted and prepared with its outlet's template stripped (pipeline.template),
+    and the fingerprints of its lines as extracted, for the outlet's evidence."""
+
+    prepared: Prepared
+    lines: frozenset[str]
+
+
+def _extract(page: RawPage, topics: Sequence[TopicConfig] | None = None,
+             template: Template | None = None) -> Any:
+    """Extract, strip and prepare a page: everything about it that needs no database."""
     from pipeline.extract import extract
     from pipeline.prepare import prepare
+    from pipeline.template import Template, line_fingerprints, strip_article
     from pipeline.types import Article
 
     extracted = extract(page)
     if isinstance(extracted, Article):
-        return prepare(extracted, _TOPICS if topics is None else topics)
+        stripped, _ = strip_article(extracted, template or Template(page.outlet))
+        return Extracted(prepare(stripped, _TOPICS if topics is None else topics),
+                         line_fingerprints(extracted.text))
     return extracted
 
 
@@ -137,15 +152,16 @@ class PageProcessor:
         if note:
             log.warning("%s: %s", page.url, note, extra={"outlet": page.outlet, "url": page.url})
         self.pages += 1
+        template = self.processor.template(page.outlet)  # as this run's stored pages left it
         if self.pool is None and self.workers > 1 and self.pages == POOL_AFTER_PAGES:
             self._start_pool()  # a big run: worth the workers' start-up
         if self.pool is not None and all(f.done() for f in self._warming):
             try:
-                return await asyncio.wrap_future(self.pool.submit(_extract, page))
+                return await asyncio.wrap_future(self.pool.submit(_extract, page, None, template))
             except BrokenProcessPool:
                 log.warning("extraction workers died; extracting in the crawl process from now on")
                 self.workers, self.pool = 1, None
-        return _extract(page, self.processor.topics)
+        return _extract(page, self.processor.topics, template)
 
     async def handle(self, page: RawPage, tally: OutletTally, alias: str | None = None) -> None:
         reason = non_html_reason(page)
@@ -155,7 +171,10 @@ class PageProcessor:
                 extracted: Any = Skipped(page.url, reason)
             else:
                 extracted = await self.extract(page)
-            outcome = self.processor.store(page, extracted)
+            if isinstance(extracted, Extracted):
+                outcome = self.processor.store(page, extracted.prepared, extracted.lines)
+            else:
+                outcome = self.processor.store(page, extracted)
             if alias is not None:
                 self.fold_alias(page, alias, outcome)
         except Exception as exc:  # one bad page never stops the run
