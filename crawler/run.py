@@ -47,7 +47,9 @@ from crawler.frontier import Frontier, QueueError
 from crawler.progress import live_progress, problems, summary_table
 from crawler.spiders.context import CrawlContext
 from pipeline.config import Config, ConfigError, OutletConfig, load_config
+from storage.db import StorageError
 from storage.queries import OutletCounts
+from storage.runs import RunRecord
 
 if TYPE_CHECKING:
     from pipeline.process import Processor
@@ -110,6 +112,7 @@ def run_crawl(cfg: Config, outlets: Sequence[str] | None = None, *, progress: bo
 
     Raises:
         CrawlError: unknown outlet, or a crawl already ran in this process.
+        StorageError: the run could not be recorded (database down, disk full): one line.
     """
     global _reactor_used
     selected = select_outlets(cfg, outlets)
@@ -121,7 +124,6 @@ def run_crawl(cfg: Config, outlets: Sequence[str] | None = None, *, progress: bo
     from crawler.pipelines import PageProcessor
     from crawler.settings import build_settings
     from crawler.spiders.outlet import OutletSpider
-    from storage import queries as q
     from storage.db import Database
 
     # A crawl process is short-lived and allocates many small objects per page (lxml
@@ -134,13 +136,17 @@ def run_crawl(cfg: Config, outlets: Sequence[str] | None = None, *, progress: bo
                 if cfg.crawl.queue else None)
     with frontier.schema_lock() if frontier else nullcontext():  # workers starting together
         db = Database(cfg.database.url)
-    with db.transaction() as s:
-        run_id = q.start_run(s)
+    try:
+        record = RunRecord.start(db)  # a full disk, a lost server: StorageError, one line
+    except StorageError:
+        db.dispose()
+        raise
+    run_id = record.id
     started = time.monotonic()
     context = CrawlContext(cfg, db, frontier=frontier)
     for o in selected:
         context.tally(o.name)
-    status, message = "failed", None
+    status, message, unrecorded = "failed", None, None
     try:
         if frontier is not None:
             frontier.check()
@@ -180,15 +186,15 @@ def run_crawl(cfg: Config, outlets: Sequence[str] | None = None, *, progress: bo
         if frontier is not None:
             frontier.close()
         counts = {name: t.final_counts() for name, t in context.tallies.items()}
-        with db.transaction() as s:
-            for name, c in counts.items():
-                q.save_outlet_counts(s, run_id, name, c)
-            errors = [f"{n}: {e}" for n, c in counts.items() for e in c.errors]
-            q.finish_run(s, run_id, status, errors, message)
+        unrecorded = record.finish(counts, status, message)
+        if unrecorded:  # said on its own line by the caller
+            status = "failed"
         db.dispose()
     summary = CrawlSummary(run_id, status, counts, message, time.monotonic() - started)
     if progress:
         print_summary(summary, console)
+    if unrecorded:
+        raise StorageError(unrecorded)
     return summary
 
 
@@ -314,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         summary = run_crawl(cfg, args.outlet, progress=args.progress, console=console,
                             workers=args.workers)
-    except CrawlError as exc:
+    except (CrawlError, StorageError) as exc:
         print(f"veille crawl: {exc}", file=sys.stderr)
         return EXIT_FAILED
     if args.json:
