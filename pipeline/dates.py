@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from copy import deepcopy
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from htmldate import find_date
@@ -395,12 +396,40 @@ def find_published(tree: etree._Element, url: str, fetched_at: datetime,
     """
     latest = _aware(fetched_at) + timedelta(hours=2)
     segments = _segments(*pruned)
-    found = structured_date(tree, latest) or visible_date(segments, latest)
+    structured = structured_date(tree, latest)
+    if structured:
+        return _on_url_day(structured, url_day(url))
+    max_date = latest.strftime("%Y-%m-%d")
+    day = find_date(pruned[0], extensive_search=False, original_date=True, url=url, max_date=max_date)
+    if day:  # markup htmldate knows (URL, <time>, itemprop, header metadata)
+        return visible_on(visible_date(segments, latest), day)
+    found = visible_date(segments, latest) or relative_date(segments, fetched_at)
     if found:
         return found
-    ago = relative_date(segments, fetched_at)
-    if ago:
-        return ago
-    day = find_date(pruned[0], extensive_search=False, original_date=True, url=url,
-                    max_date=latest.strftime("%Y-%m-%d"))
+    day = find_date(pruned[0], original_date=True, url=url, max_date=max_date)
     return datetime.fromisoformat(day).replace(tzinfo=LOCAL_TZ) if day else None
+
+
+def visible_on(visible: datetime | None, day: str) -> datetime:
+    """htmldate's day, or the dateline under the headline when it is that day (its time
+    of day) or earlier (htmldate read an update: "Mis à jour le ...")."""
+    if visible is not None and visible.date().isoformat() <= day:
+        return visible
+    return datetime.fromisoformat(day).replace(tzinfo=LOCAL_TZ)
+
+
+URL_DAY_RE = re.compile(r"(?<!\d)((?:19|20)\d\d)([/_-]?)(0[1-9]|1[0-2])\2(0[1-9]|[12]\d|3[01])(?!\d)")
+
+
+def url_day(url: str) -> datetime | None:
+    """The day a URL's path states (/2020/02/17/, /20200413/, -2020-02-17-), or None."""
+    m = URL_DAY_RE.search(urlsplit(url).path)
+    return _make(m[1], m[3], m[4]) if m else None
+
+
+def _on_url_day(found: datetime, day: datetime | None) -> datetime:
+    """A timestamp a day off the day its URL states (a UTC stamp of a late-evening story
+    elsewhere) is put on the URL's day: the day the outlet files it under."""
+    if day is None or abs((found.date() - day.date()).days) != 1:
+        return found
+    return found.replace(year=day.year, month=day.month, day=day.day)

@@ -51,3 +51,16 @@ def test_placeholder_jsonld_date_does_not_crash_extraction() -> None:
     art = extract(page)
     assert isinstance(art, Article), art
     assert art.published is None or art.published.year >= 1995
+
+
+def test_a_utc_stamp_a_day_off_the_url_day_takes_the_url_day() -> None:
+    from pipeline.dates import _on_url_day, url_day
+
+    day = url_day("https://laprensa.example/2020/02/17/una-nota/")
+    assert day is not None and day.date().isoformat() == "2020-02-17"
+    assert url_day("https://x.example/news/20200413/story") is not None
+    assert url_day("https://x.example/article/825076-title") is None
+    stamp = datetime(2020, 2, 18, 2, 18, tzinfo=UTC)
+    assert _on_url_day(stamp, day).date().isoformat() == "2020-02-17"
+    far = datetime(2020, 3, 18, 2, 18, tzinfo=UTC)
+    assert _on_url_day(far, day) == far  # a URL day far off proves nothing
