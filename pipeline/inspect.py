@@ -11,6 +11,7 @@ from typing import Any
 from pipeline.classify import classify
 from pipeline.config import Config
 from pipeline.extract import extract
+from pipeline.template import Template, strip_article
 from pipeline.types import RawPage, Skipped
 
 
@@ -61,6 +62,32 @@ def load_page(
     )
 
 
+def outlet_template(cfg: Config, outlet: str) -> Template:
+    """The configured outlet's template as its database tells it, else the generic rules
+    alone. Never creates or migrates a database: this is a read for debugging."""
+    if outlet not in {o.name for o in cfg.outlets}:
+        return Template(outlet)
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from pipeline.learn import template_of
+    from storage.db import Database, StorageError
+
+    url = make_url(cfg.database.url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        return Template(outlet)
+    try:
+        db = Database(cfg.database.url, migrate=False)
+    except StorageError:
+        return Template(outlet)
+    try:
+        return template_of(db, outlet)
+    except SQLAlchemyError:  # unreachable, or a schema older than its table
+        return Template(outlet)
+    finally:
+        db.dispose()
+
+
 def inspect_page(
     source: str,
     cfg: Config,
@@ -74,7 +101,8 @@ def inspect_page(
     result = extract(page)
     if isinstance(result, Skipped):
         return {"url": page.url, "skipped": result.reason, "title": None, "text": None,
-                "published": None, "author": None, "language": None, "topics": []}
+                "published": None, "author": None, "language": None, "topics": [], "template": []}
+    result, dropped = strip_article(result, outlet_template(cfg, outlet))
     matches = classify(result.title, result.text, cfg.topics)
     return {
         "url": page.url,
@@ -91,4 +119,5 @@ def inspect_page(
             }
             for m in matches
         ],
+        "template": [{"line": d.line, "reason": d.reason} for d in dropped],
     }

@@ -61,3 +61,5 @@ def print_extract(result: dict[str, Any], console: Console | None = None) -> Non
         console.print("topics: none matched")
     for t in result["topics"]:
         console.print(f"[green]{t['name']}[/] score {t['score']:g}: {_why(t['matched'])}")
+    for d in result.get("template") or []:
+        console.print(f"[dim]template, dropped[/] {d['line']!r}: {d['reason']}")

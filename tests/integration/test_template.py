@@ -157,3 +157,38 @@ def test_the_brief_is_flagged_and_the_related_block_is_not(replayed: Any) -> Non
     assert 150 <= len(texts[brief["path"]]) <= 400  # stored as the brief it is, template gone
     notice = next(i for i in items if "recrutement" in i["path"])
     assert notice["path"] not in flagged and "DGSI" not in texts[notice["path"]]
+
+
+def test_veille_extract_shows_the_template_lines_and_why(replayed: Any, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from pipeline.cli import main
+    from tests.conftest import write_config
+
+    proc, items, _, _ = replayed
+    notice = next(i for i in items if "recrutement" in i["path"])
+    page = tmp_path / "notice.html"
+    page.write_bytes(_replayed(notice).body)
+    cfg = write_config(tmp_path / "c.yaml", {
+        "database": {"url": proc.db.url},
+        "outlets": [{"name": OUTLET, "url": "http://127.0.0.1:8000/", "language": "fr"}],
+        "topics": repo_topics()})
+
+    def run(outlet: str) -> dict[str, Any]:
+        capsys.readouterr()
+        assert main(["extract", str(page), "--json", "--outlet", outlet, "--config", str(cfg),
+                     "--url", "http://127.0.0.1:8000" + notice["path"]]) == 0
+        return dict(json.loads(capsys.readouterr().out))
+
+    learnt, generic = run(OUTLET), run("cli")  # "cli": no evidence, generic rules only
+    reasons = {d["line"]: d["reason"] for d in learnt["template"]}
+    assert reasons["Chamal Press — l’actualité du Nord, sans détour"].startswith("recurs on ")
+    assert reasons["Tanger Med bat son record mensuel de conteneurs"] == "title of another article of this outlet"
+    assert reasons["Suivez-nous sur Google News pour ne rien manquer de l’actualité du Nord."] == "generic: follow line"
+    assert not learnt["topics"] and "Les plus lus" not in learnt["text"]
+    assert {d["reason"] for d in generic["template"]} <= {
+        "generic: follow line", "generic: newsletter line",
+        "generic: heading of a related or most-read list", "generic: listed under 'Les plus lus cette semaine'",
+        "generic: listed under 'Sujets associés :'"}
+    assert "Chamal Press — l’actualité du Nord, sans détour" in generic["text"]
