@@ -71,14 +71,18 @@ def prune_lines(session: Session, outlet: str, now: datetime) -> int:
     outlet_id = session.scalar(select(Outlet.id).where(Outlet.name == outlet))
     if outlet_id is None:
         return 0
-    gone = session.execute(delete(TemplateLine).where(
+    gone = _deleted(session.execute(delete(TemplateLine).where(
         TemplateLine.outlet_id == outlet_id,
-        TemplateLine.last_seen < now - timedelta(days=PRUNE_DAYS))).rowcount or 0
+        TemplateLine.last_seen < now - timedelta(days=PRUNE_DAYS))))
     count = session.scalar(select(func.count()).select_from(TemplateLine)
                            .where(TemplateLine.outlet_id == outlet_id)) or 0
     if count > MAX_LINES:
         rare = (select(TemplateLine.id).where(TemplateLine.outlet_id == outlet_id)
                 .order_by(TemplateLine.pages.desc(), TemplateLine.last_seen.desc())
                 .offset(MAX_LINES))
-        gone += session.execute(delete(TemplateLine).where(TemplateLine.id.in_(rare))).rowcount or 0
+        gone += _deleted(session.execute(delete(TemplateLine).where(TemplateLine.id.in_(rare))))
     return gone
+
+
+def _deleted(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)

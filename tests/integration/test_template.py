@@ -80,6 +80,17 @@ def test_old_lines_are_pruned(db_url: str) -> None:
         assert not s.scalars(select(TemplateLine)).all()
 
 
+def test_an_outlet_keeps_its_most_carried_lines(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    proc = _processor(db_url)
+    for i in range(3):
+        proc.store(_page(a := _article(i, FOLLOW, *(["Ligne courante"] if i else []))), a)
+    monkeypatch.setattr(st, "MAX_LINES", 2)
+    with proc.db.transaction() as s:
+        assert st.prune_lines(s, OUTLET, datetime.now(UTC)) == 3  # 5 rows: the 3 carried by one page go
+        kept = {r.fingerprint: r.pages for r in s.scalars(select(TemplateLine))}
+    assert kept == {fingerprint(line_key(FOLLOW)): 3, fingerprint(line_key("Ligne courante")): 2}
+
+
 # --------------------------------------------------------------------------- the replay outlet
 
 
