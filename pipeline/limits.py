@@ -38,8 +38,8 @@ def cap_page(page: RawPage, limit: int = MAX_HTML_BYTES) -> tuple[RawPage, str |
 def cap_article(article: Article) -> tuple[Article, tuple[str, ...]]:
     """The article with title, text, author and site name cut to their limits, and notes."""
     notes: list[str] = []
-    title = _cut(article.title, MAX_TITLE_CHARS, "title", notes)
-    text = _cut(article.text, MAX_TEXT_CHARS, "text", notes)
+    title = _cut(article.title, MAX_TITLE_CHARS, "title", notes) or ""
+    text = _cut(article.text, MAX_TEXT_CHARS, "text", notes) or ""
     author = _cut(article.author, MAX_META_CHARS, "author", notes)
     site = _cut(article.site_name, MAX_META_CHARS, "site name", notes)
     if not notes:
