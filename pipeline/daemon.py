@@ -251,7 +251,9 @@ class Daemon:
         self._run_job("crawl", self.argv("crawl"), self.cfg.crawl.wall_clock_limit + LIMIT_SLACK)
 
     def digest_job(self) -> None:
-        self._run_job("digest", self.argv("digest"), DIGEST_LIMIT)
+        # the digest ends itself at smtp.deadline; the limit is for one stuck beyond that
+        self._run_job("digest", self.argv("digest"),
+                      max(DIGEST_LIMIT, self.cfg.digest.smtp.deadline + LIMIT_SLACK))
 
     def _run_job(self, kind: str, argv: list[str], limit: float) -> None:
         with self._lock:
