@@ -182,7 +182,7 @@ class PageProcessor:
             tally.error(page.url, f"processing failed: {type(exc).__name__}: {exc}")
             return
         if reason is None:
-            tally.record(outcome.kind)
+            tally.record(outcome.kind, outcome.reason)
         try:
             self.processor.settle_if_due()
         except Exception as exc:  # the pass at the end of the run tries again

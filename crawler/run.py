@@ -79,6 +79,8 @@ class CrawlSummary:
         for c in self.outlets.values():
             for name in ("discovered", "fetched", "new", "updated", "skipped", "failed"):
                 setattr(t, name, getattr(t, name) + getattr(c, name))
+            for reason, n in c.refusals.items():
+                t.refusals[reason] = t.refusals.get(reason, 0) + n
         return t
 
     def as_dict(self) -> dict[str, Any]:
@@ -232,6 +234,15 @@ def print_summary(summary: CrawlSummary, console: Console) -> None:
         console.print(f"[bold]{summary.status}[/]: {summary.message}")
     for line in problems(summary.outlets):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
+    for line in refusal_lines(summary.outlets):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def refusal_lines(outlets: dict[str, OutletCounts]) -> list[str]:
+    """One line per outlet naming why pages were not stored as articles, by count."""
+    return [f"{name}: not stored as articles: " + ", ".join(
+                f"{reason} {n}" for reason, n in sorted(c.refusals.items(), key=lambda kv: -kv[1]))
+            for name, c in outlets.items() if c.refusals]
 
 
 def _keep_scrapy_quiet() -> None:

@@ -144,6 +144,7 @@ class OutletCounts:
     failed: int = 0
     status: str = "ok"  # ok | failing | blocked
     errors: list[str] = field(default_factory=list)
+    refusals: dict[str, int] = field(default_factory=dict)  # pages not stored, by named reason
 
 
 def save_outlet_counts(session: Session, run_id: int, outlet: str, counts: OutletCounts) -> None:

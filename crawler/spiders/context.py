@@ -38,6 +38,11 @@ FULL_FETCH_EVERY = timedelta(days=1)  # validators are ignored once a day (stale
 MAX_ERRORS_KEPT = 200
 
 
+def refusal_kind(reason: str) -> str:
+    """'too short: 120 chars < 150 …' -> 'too short': reasons counted by kind."""
+    return reason.split(":", 1)[0].strip()[:60]
+
+
 @dataclass
 class OutletTally:
     name: str
@@ -95,9 +100,13 @@ class OutletTally:
             self.sitemaps_truncated.append(limit)
             self.note(url, f"sitemaps truncated: {limit}", first=True)
 
-    def record(self, kind: str) -> None:
-        """Count a Processor outcome (new | updated | duplicate | unchanged | skipped)."""
+    def record(self, kind: str, reason: str | None = None) -> None:
+        """Count a Processor outcome (new | updated | duplicate | unchanged | skipped); a
+        skipped page is counted under its named reason ("listing page", "too short")."""
         c = self.counts
+        if kind == "skipped" and reason:
+            key = refusal_kind(reason)
+            c.refusals[key] = c.refusals.get(key, 0) + 1
         if kind == "new":
             c.new += 1
         elif kind == "updated":
