@@ -97,10 +97,10 @@ def _reason_kind(reason: str) -> str:
     return reason.split(":")[0].strip()
 
 
-def _timed(fn: Callable[[], Outcome]) -> Outcome:
+def _timed(fn: Callable[[bytes, str], Outcome], body: bytes, url: str) -> Outcome:
     t0 = time.perf_counter()
     try:
-        out = fn()
+        out = fn(body, url)
     except Exception as exc:  # a crash is a figure here, not a stop
         out = Outcome(crashed=f"{type(exc).__name__}: {exc}"[:200])
     out.seconds = time.perf_counter() - t0
@@ -152,7 +152,7 @@ def run_abe(root: Path, dump: Path | None = None) -> tuple[list[Figure], dict[st
     runs = {name: SystemRun(name) for name in ABE_SYSTEMS}
     for key, url, body, _ in pages:
         for name, fn in ABE_SYSTEMS.items():
-            runs[name].pages[key] = _timed(lambda fn=fn: fn(body, url))  # type: ignore[misc]
+            runs[name].pages[key] = _timed(fn, body, url)
     truth = {key: true for key, _, _, true in pages}
     summary: dict[str, Any] = {"pages": len(pages)}
     for name, run in runs.items():

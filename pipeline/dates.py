@@ -80,7 +80,7 @@ BOILER_RE = re.compile(
 )
 RELATED_HEAD_RE = re.compile(
     r"^\W*(?:[àa]\s+lire(?:\s+(?:aussi|également|egalement))?\s*:|[àa] lire aussi|lire aussi"
-    r"|[àa] lire également|voir aussi|sur le même sujet|ces articles devraient vous intéresser"
+    r"|[àa] lire également|voir aussi|sur le même sujet|sujets? associés|les plus lus|ces articles devraient vous intéresser"
     r"|articles? similaires|dans la même rubrique|read also|read more|related|see also"
     r"|اقرأ أيضا|إقرأ أيضا|اقرأ ايضا|اقرأ كذلك|اقرأ المزيد|مقالات ذات صلة|أخبار ذات صلة"
     r"|مواضيع ذات صلة|أخبار مشابهة|مقالات مشابهة)(?!\w)",

@@ -41,7 +41,7 @@ NON_ARTICLE_TYPES = {"collectionpage", "itemlist", "searchresultspage", "profile
                      "videogallery", "imagegallery"}
 ARTICLE_JSONLD_TYPES = {"newsarticle", "article", "reportagenewsarticle", "analysisnewsarticle",
                         "opinionnewsarticle", "blogposting", "report", "liveblogposting"}
-LEAD_RE = re.compile(r"chap[oô]\w*|intro\w*|(?:^|[-_ ])(?:lead|excerpt|standfirst|summary|resume"
+LEAD_RE = re.compile(r"chap[oô]\w*|chapeau|intro\w*|(?:^|[-_ ])(?:lead|excerpt|standfirst|summary|resume"
                      r"|kicker|desc|description|deck|subtitle|sous-titre)(?:$|[-_ ])", re.I)
 TITLE_SEP_RE = re.compile(r"(\s+[-|–—:»•·]\s+|\s+[|»•·]\s*|\s*[|»•·]\s+)")
 META_XPATH = etree.XPath("//meta[@content][@property or @name]")
