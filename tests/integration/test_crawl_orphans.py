@@ -85,10 +85,10 @@ def test_kill_9_of_a_crawl_leaves_no_extraction_process_behind(
 
         wait_for(f"the end of the crawl's {len(family)} processes", all_gone)
     finally:
-        replay.release()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         for p in family:  # what a failed run left: ours to end
             if not gone(p):
                 p.kill()
+        replay.release()
