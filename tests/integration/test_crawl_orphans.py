@@ -37,11 +37,21 @@ def replay() -> Iterator[ReplayServer]:
         yield srv
 
 
-def wait_for(what: str, check: Callable[[], bool]) -> None:
+def wait_for(what: str, check: Callable[[], bool], state: Callable[[], object] = lambda: "") -> None:
     end = time.monotonic() + BOUND
     while not check():
-        assert time.monotonic() < end, f"never happened: {what}"
+        assert time.monotonic() < end, f"never happened: {what} {state()}"
         time.sleep(0.1)
+
+
+def describe(procs: list[psutil.Process]) -> list[str]:
+    out = []
+    for p in procs:
+        try:
+            out.append(f"{p.pid} ({p.status()}, parent {p.ppid()}): {' '.join(p.cmdline())[:120]}")
+        except psutil.Error:
+            out.append(f"{p.pid} (gone)")
+    return out
 
 
 def gone(proc: psutil.Process) -> bool:
@@ -71,7 +81,7 @@ def test_kill_9_of_a_crawl_leaves_no_extraction_process_behind(
             workers = [p for p in family if p.ppid() != crawl.pid]  # forked by the forkserver
             return len(workers) >= 2
 
-        wait_for("two extraction workers", pool_started)
+        wait_for("two extraction workers", pool_started, lambda: describe(family))
         assert replay.requests_for("slowoutlet", "/feed/")  # and the crawl is still running
         assert proc.poll() is None
 
@@ -83,7 +93,7 @@ def test_kill_9_of_a_crawl_leaves_no_extraction_process_behind(
             left[:] = [p for p in family if not gone(p)]
             return not left
 
-        wait_for(f"the end of the crawl's {len(family)} processes", all_gone)
+        wait_for(f"the end of the crawl's {len(family)} processes", all_gone, lambda: describe(left))
     finally:
         if proc.poll() is None:
             proc.kill()
