@@ -40,9 +40,9 @@ class Body:
     title: str | None
 
 
-def _run(tree: etree._Element, url: str, **options: object) -> Document | None:
+def _run(tree: etree._Element, url: str, *, metadata: bool, **options: object) -> Document | None:
     doc = trafilatura.bare_extraction(
-        tree, url=url, with_metadata=True, **COMMON, **options,  # type: ignore[arg-type]
+        tree, url=url, with_metadata=metadata, **COMMON, **options,  # type: ignore[arg-type]
         date_extraction_params={"extensive_search": False, "original_date": True})
     return doc if isinstance(doc, Document) and doc.text else None
 
@@ -142,8 +142,8 @@ def lead_of(pruned: etree._Element, descriptions: Iterable[str], pattern: object
 
 def extract_body(tree: etree._Element, pruned: etree._Element, url: str) -> Body | None:
     """The article text of a page (None when trafilatura finds none)."""
-    full = _run(tree, url)
-    precise = _run(pruned, url, favor_precision=True)
+    full = _run(tree, url, metadata=True)
+    precise = _run(pruned, url, metadata=False, favor_precision=True)  # its text alone
     if full is None and precise is None:
         return None
     meta = full or precise
