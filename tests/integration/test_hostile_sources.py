@@ -53,7 +53,8 @@ def article_bytes(name: str, base: str) -> bytes:
 
 
 def config_for(outlet: dict[str, Any], db: Path, **crawl: Any) -> dict[str, Any]:
-    return {"database": {"url": f"sqlite:///{db}"}, "crawl": {**TEST_CRAWL, **crawl},
+    """One outlet; a download timeout no local page comes near, however busy the machine."""
+    return {"database": {"url": f"sqlite:///{db}"}, "crawl": {**TEST_CRAWL, "timeout": 120, **crawl},
             "outlets": [outlet], "topics": repo_topics()}
 
 
@@ -106,7 +107,7 @@ def _site_files(admin: str) -> dict[str, str]:
     }
 
 
-SITE_ROUTES = {
+SITE_ROUTES: dict[str, dict[str, Any]] = {
     "/robots.txt": {"file": "robots.txt", "type": "text/plain"},
     "/feed.xml": {"file": "feed.xml", "type": "application/rss+xml"},
     "/sitemap_index.xml": {"file": "index.xml", "type": "application/xml"},
