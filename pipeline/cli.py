@@ -226,8 +226,10 @@ def cmd_stories(args: argparse.Namespace) -> int:
     topics = [args.topic] if args.topic else (None if args.all else [t.name for t in cfg.topics])
     db = _db(cfg)
     if args.settle or args.settle_since:
+        from pipeline.process import Processor
         from pipeline.settle import settle_stories
 
+        Processor(db, cfg).restrip_unplaced()  # as the killed crawl's own pass would have
         print(settle_stories(db, args.settle_since), file=sys.stderr)
     with db.transaction() as s:
         stories = list_stories(s, topics=topics, since=args.since, limit=args.limit)

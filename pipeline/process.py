@@ -224,10 +224,19 @@ class Processor:
                     self._changed(row.published)
                 q.replace_topic_matches(s, row, _matches_json(prep.matches))
                 after.signatures.append((str(row.id), prep.signature))
-            for key, sig in after.signatures:
-                self.duplicates.add(key, sig)
+            if self._duplicates is not None:  # not built when nothing was stored (CLI settle)
+                for key, sig in after.signatures:
+                    self._duplicates.add(key, sig)
             changed += 1
         return changed
+
+    def restrip_unplaced(self) -> int:
+        """Strip again every article still without a story, with its outlet's evidence as
+        stored: what a crawl killed before its pass would have done (`veille stories
+        --settle`). Returns the articles changed."""
+        with self.db.transaction() as s:
+            self._learnt.extend(q.unplaced_articles(s))
+        return self.restrip()
 
     def settle(self) -> SettleReport:
         """Place the articles stored without a story, and re-place those that changed

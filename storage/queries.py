@@ -293,6 +293,13 @@ def earliest_unplaced(session: Session) -> datetime | None:
     return session.scalar(stmt)
 
 
+def unplaced_articles(session: Session) -> list[tuple[str, int]]:
+    """(outlet name, article id) of every article, copy or original, not in a story."""
+    stmt = (select(Outlet.name, Article.id).join(Outlet, Article.outlet_id == Outlet.id)
+            .where(Article.story_id.is_(None)).order_by(Article.id))
+    return [(name, art_id) for name, art_id in session.execute(stmt)]
+
+
 def count_unplaced(session: Session) -> int:
     """Originals not yet in a story: a crawl stopped before its story pass left them."""
     stmt = select(func.count(Article.id)).where(
