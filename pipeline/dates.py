@@ -217,7 +217,8 @@ def structured_date(tree: etree._Element, latest: datetime) -> datetime | None:
     return None
 
 
-def visible_date(lines: list[tuple[str, bool]], latest: datetime) -> datetime | None:
+def visible_date(lines: list[tuple[str, bool]], latest: datetime, *,
+                 announced: bool = False) -> datetime | None:
     """The date written nearest the headline.
 
     Args:
@@ -249,9 +250,12 @@ def visible_date(lines: list[tuple[str, bool]], latest: datetime) -> datetime | 
             score = 2.0 * (head[0] - pos)
         if value.hour or value.minute:  # a time of day: a dateline, not a date in a sentence
             score *= 0.5
+        start, end = text.rfind("\n", 0, pos) + 1, text.find("\n", pos)
+        if len(text[start:end if end >= 0 else None].strip()) <= DATELINE_ALONE:
+            score *= 0.5  # a date on a line of its own: a dateline, not a photo caption
         before = text[max(0, pos - 30):pos]
         tier = 2 if UPDATE_RE.search(before) else 0 if PUBLISHED_RE.search(before) else 1
-        if best is None or (tier, score) < best[:2]:
+        if (best is None or (tier, score) < best[:2]) and (tier == 0 or not announced):
             best = (tier, score, value)
     return best[2] if best else None
 
@@ -268,6 +272,7 @@ _RELATIVE_RES = (
     re.compile(r"منذ\s+(\d+)\s+(دقيقة|دقائق|ساعة|ساعات|يوم|أيام|ايام|أسبوع|اسبوع|أسابيع|اسابيع)"),
     re.compile(r"منذ\s+()(دقيقتين|ساعتين|يومين|أسبوعين|اسبوعين|دقيقة|ساعة|يوم|أسبوع|اسبوع)"),
 )
+DATELINE_ALONE = 40  # a line this short holding a date is a dateline
 DATELINE_CHARS = 80  # a relative date counts only on a short line: a dateline, not a sentence
 DATELINE_REACH = 6  # segments after the headline (2 before) where a dateline may sit
 
@@ -402,18 +407,32 @@ def find_published(tree: etree._Element, url: str, fetched_at: datetime,
     max_date = latest.strftime("%Y-%m-%d")
     day = find_date(pruned[0], extensive_search=False, original_date=True, url=url, max_date=max_date)
     if day:  # markup htmldate knows (URL, <time>, itemprop, header metadata)
-        return visible_on(visible_date(segments, latest), day)
+        return visible_on(visible_date(segments, latest),
+                          visible_date(segments, latest, announced=True), day)
     found = visible_date(segments, latest) or relative_date(segments, fetched_at)
     if found:
         return found
-    day = find_date(pruned[0], original_date=True, url=url, max_date=max_date)
+    day = find_date(tree, original_date=True, url=url, max_date=max_date)
+    if day and day in _boilerplate_days(tree, pruned[0]):  # a top bar's or a teaser's date
+        day = find_date(pruned[0], original_date=True, url=url, max_date=max_date)
     return datetime.fromisoformat(day).replace(tzinfo=LOCAL_TZ) if day else None
 
 
-def visible_on(visible: datetime | None, day: str) -> datetime:
-    """htmldate's day, or the dateline under the headline when it is that day (its time
-    of day) or earlier (htmldate read an update: "Mis à jour le ...")."""
-    if visible is not None and visible.date().isoformat() <= day:
+def _boilerplate_days(tree: etree._Element, pruned: etree._Element) -> set[str]:
+    """Days written in the parts of the page that pruning removed (menus, tickers,
+    related lists) and nowhere in what is left."""
+    def days(el: etree._Element) -> set[str]:
+        return {value.date().isoformat() for _, value in find_dates(el.text_content())}
+    return days(tree) - days(pruned)
+
+
+def visible_on(visible: datetime | None, announced: datetime | None, day: str) -> datetime:
+    """htmldate's day; or the dateline announced as the publication ("Publié le ...":
+    htmldate may have read an update); or the dateline under the headline when it is
+    htmldate's day (it adds the time of day)."""
+    if announced is not None and announced.date().isoformat() < day:
+        return announced
+    if visible is not None and visible.date().isoformat() == day:
         return visible
     return datetime.fromisoformat(day).replace(tzinfo=LOCAL_TZ)
 
