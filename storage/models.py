@@ -7,7 +7,7 @@ write cannot duplicate data whatever the caller does.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import (
@@ -28,6 +28,27 @@ from sqlalchemy.types import TypeDecorator
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def offset_minutes(value: datetime | None) -> int | None:
+    """The UTC offset `value` states, in whole minutes; None when it states none."""
+    off = value.utcoffset() if value is not None else None
+    return None if off is None else round(off.total_seconds() / 60)
+
+
+def stated(value: datetime | None, offset: int | None) -> datetime | None:
+    """The stored instant `value` at the UTC offset its page stated (`offset` minutes), so
+    its day and time of day are the page's; in UTC when the offset is not known."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    if offset is None or not -1440 < offset < 1440:
+        return value.astimezone(UTC)
+    try:
+        return value.astimezone(timezone(timedelta(minutes=offset)))
+    except OverflowError:  # an instant at the edge of the calendar
+        return value.astimezone(UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -91,12 +112,18 @@ class Story(Base):
     title: Mapped[str] = mapped_column(Text)
     first_seen: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
-    published: Mapped[datetime | None] = mapped_column(index=True)
+    published: Mapped[datetime | None] = mapped_column(index=True)  # UTC
+    published_offset: Mapped[int | None]  # minutes east of UTC that `published`'s page stated
     features: Mapped[list[Any]] = mapped_column(default=list)
 
     articles: Mapped[list[Article]] = relationship(
         back_populates="story", order_by="Article.first_seen"
     )
+
+    @property
+    def published_stated(self) -> datetime | None:
+        """`published` as its earliest article's page stated it (its offset, its day)."""
+        return stated(self.published, self.published_offset)
 
 
 class Article(Base):
@@ -110,7 +137,8 @@ class Article(Base):
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id"))
     title: Mapped[str] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text)
-    published: Mapped[datetime | None] = mapped_column(index=True)
+    published: Mapped[datetime | None] = mapped_column(index=True)  # UTC
+    published_offset: Mapped[int | None]  # minutes east of UTC the page stated, e.g. -240
     author: Mapped[str | None] = mapped_column(String(300))
     site_name: Mapped[str | None] = mapped_column(String(300))
     language: Mapped[str | None] = mapped_column(String(8))
@@ -126,6 +154,11 @@ class Article(Base):
     topics: Mapped[list[TopicMatchRow]] = relationship(
         back_populates="article", cascade="all, delete-orphan"
     )
+
+    @property
+    def published_stated(self) -> datetime | None:
+        """`published` at the offset the page stated (its day, not UTC's)."""
+        return stated(self.published, self.published_offset)
 
 
 class TopicMatchRow(Base):
