@@ -32,7 +32,7 @@ from storage import queries as q
 from storage import templates as tq
 from storage.db import Database
 from storage.models import Article as ArticleRow
-from storage.models import Story, utcnow
+from storage.models import Story, offset_minutes, utcnow
 
 if TYPE_CHECKING:  # imported when the first article is stored: numpy, datasketch
     from pipeline.dedup import DuplicateIndex, Signature
@@ -216,7 +216,7 @@ class Processor:
                 text, dropped = strip(row.title, row.text, template)
                 if not dropped:
                     continue
-                prep = prepare(Article(row.url, outlet, row.title, text, row.published, row.author,
+                prep = prepare(Article(row.url, outlet, row.title, text, row.published_stated, row.author,
                                        row.site_name, row.language, row.final_url), self.topics)
                 row.text, row.content_hash, row.minhash = text, prep.content_hash, prep.signature_bytes
                 if row.duplicate_of_id is None:
@@ -370,7 +370,8 @@ class Processor:
         if mine is not None and (theirs is None or mine < theirs):  # we are the original
             q.record_page(s, root.url, outlet_id, "duplicate", root.id, "later version of this article")
             self._changed(mine)
-            root.url, root.final_url, root.published = page.url, page.final_url, mine
+            root.url, root.final_url = page.url, page.final_url
+            root.published, root.published_offset = mine, offset_minutes(art.published)
             s.flush()
             q.record_page(s, page.url, outlet_id, "article", root.id, content_hash=digest)
             return Outcome("updated", page.url, root.id, root.story_id, "earlier URL of a stored article", prep.topics)
@@ -402,6 +403,7 @@ class Processor:
             title=art.title,
             text=art.text,
             published=_aware(art.published),
+            published_offset=offset_minutes(art.published),
             author=art.author,
             site_name=art.site_name,
             language=art.language,
@@ -426,7 +428,8 @@ class Processor:
         row.title, row.text, row.content_hash = art.title, art.text, prep.content_hash
         row.minhash = prep.signature_bytes
         new, old = _aware(art.published), _aware(row.published)
-        row.published = min(new, old) if new and old else new or old  # first publication
+        if new is not None and (old is None or new <= old):  # first publication, as the page states it
+            row.published, row.published_offset = new, offset_minutes(art.published)
         row.author = art.author or row.author
         row.updated_at = utcnow()
         row.versions += 1
@@ -447,5 +450,5 @@ class Processor:
         story.last_seen = utcnow()
         published = _aware(art.published)
         if published is not None and (story.published is None or published < _aware(story.published)):  # type: ignore[operator]
-            story.published = published
+            story.published, story.published_offset = published, offset_minutes(art.published)
             story.title = art.title

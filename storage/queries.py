@@ -428,8 +428,8 @@ def refresh_stories(session: Session, story_ids: Iterable[int], max_features: in
     for chunk in _chunks(ids):
         stories.update((st.id, st) for st in session.scalars(select(Story).where(Story.id.in_(chunk))))
         stmt = select(
-            Article.story_id, Article.url, Article.title, Article.published, Article.features,
-            Article.duplicate_of_id, Article.first_seen, Article.updated_at,
+            Article.story_id, Article.url, Article.title, Article.published, Article.published_offset,
+            Article.features, Article.duplicate_of_id, Article.first_seen, Article.updated_at,
         ).where(Article.story_id.in_(chunk))
         for row in session.execute(stmt):
             members[row.story_id].append(row)
@@ -444,6 +444,7 @@ def refresh_stories(session: Session, story_ids: Iterable[int], max_features: in
             continue
         rows.sort(key=lambda r: (_utc(r.published) or far, r.url))
         story.title, story.published = rows[0].title, rows[0].published
+        story.published_offset = rows[0].published_offset
         merged = [f for r in rows if r.duplicate_of_id is None for f in (r.features or ())]
         story.features = list(dict.fromkeys(merged))[:max_features]
         story.first_seen = min(_utc(r.first_seen) or far for r in rows)
@@ -508,7 +509,7 @@ class ArticleView:
     url: str
     outlet: str
     title: str
-    published: datetime | None
+    published: datetime | None  # at the offset the page stated (UTC when not known)
     language: str | None
     text: str
     duplicate_of: int | None
@@ -527,7 +528,7 @@ class StoryView:
     title: str
     first_seen: datetime
     last_seen: datetime
-    published: datetime | None
+    published: datetime | None  # its earliest article's, at the offset that page stated
     topics: list[TopicView]
     articles: list[ArticleView]
 
@@ -537,7 +538,7 @@ class StoryView:
             "title": self.title,
             "first_seen": _iso(self.first_seen),
             "last_seen": _iso(self.last_seen),
-            "published": _iso(self.published),
+            "published": _iso_stated(self.published),
             "topics": [
                 {"name": t.name, "score": t.score, "matched": t.matched} for t in self.topics
             ],
@@ -546,7 +547,7 @@ class StoryView:
                     "url": a.url,
                     "outlet": a.outlet,
                     "title": a.title,
-                    "published": _iso(a.published),
+                    "published": _iso_stated(a.published),
                     "language": a.language,
                 }
                 for a in self.articles
@@ -556,6 +557,13 @@ class StoryView:
 
 def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value else None
+
+
+def _iso_stated(value: datetime | None) -> str | None:
+    """A publication time with the offset its page stated: that page's day and hour."""
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
 
 
 def _merge_topics(rows: Iterable[TopicMatchRow]) -> list[TopicView]:
@@ -608,7 +616,7 @@ def list_stories(
                 title=story.title,
                 first_seen=story.first_seen,
                 last_seen=story.last_seen,
-                published=story.published,
+                published=story.published_stated,
                 topics=topic_views,
                 articles=[
                     ArticleView(
@@ -616,7 +624,7 @@ def list_stories(
                         a.url,
                         a.outlet.name,
                         a.title,
-                        a.published,
+                        a.published_stated,
                         a.language,
                         a.text,
                         a.duplicate_of_id,
