@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -12,7 +16,7 @@ from storage import queries as q
 from storage.db import Database, current_revision, table_names
 from storage.models import Article, CrawlRun, Page, Story, TopicMatchRow
 
-HEAD = "0003"
+HEAD = "0004"
 
 
 @pytest.fixture()
@@ -170,3 +174,202 @@ def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(StorageError) as err:
         Database(f"sqlite:///{blocker / 'sub' / 'v.db'}")
     assert "\n" not in str(err.value) and str(blocker) in str(err.value)
+
+
+def test_upgrade_from_0003_keeps_dates_and_adds_the_stated_offset(db_url: str) -> None:
+    """A 0003 database with a dated story and article upgrades in place: the instants
+    stay, their stated offset is not known (NULL, read in UTC as before), and the schema
+    is what the models describe."""
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import insert
+
+    from storage.db import alembic_config, make_engine
+    from storage.models import Base
+
+    when = datetime(2020, 6, 8, 3, 30, tzinfo=UTC)
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        cfg = alembic_config(engine)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0003")
+        conn.execute(insert(Base.metadata.tables["outlets"]).values(id=1, name="bladi", url=""))
+        conn.execute(insert(Base.metadata.tables["stories"]).values(id=1, title="t", published=when))
+        conn.execute(insert(Base.metadata.tables["articles"]).values(
+            url="https://b/1", outlet_id=1, story_id=1, title="t", text="x", content_hash="h", published=when))
+    engine.dispose()
+    db = Database(db_url)
+    assert current_revision(db.engine) == HEAD
+    with db.transaction() as s:
+        row = s.scalars(select(Article)).one()
+        story = s.scalars(select(Story)).one()
+        assert (row.published, row.published_offset) == (when, None)
+        assert (story.published, story.published_offset) == (when, None)
+        (view,) = q.list_stories(s)
+        assert view.as_json()["published"] == view.as_json()["articles"][0]["published"] == "2020-06-08T03:30:00+00:00"
+    with db.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    db.dispose()
+
+
+# ------------------------------------------------- the day the page states (issue 12, item 5)
+
+NEW_YORK = timezone(timedelta(hours=-4))  # 2020-06-07 23:30 there is 2020-06-08 03:30 UTC
+PARIS = timezone(timedelta(hours=2))
+TOPIC = {"name": "dgst", "require": [["DGST"]]}
+
+
+def _veille_config(tmp_path: Path, db_url: str, tz: str = "Africa/Casablanca") -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({
+        "database": {"url": db_url}, "topics": [TOPIC], "schedule": {"timezone": tz},
+        "digest": {"topics": ["dgst"], "to": ["a@example.org"]},
+        "outlets": [{"name": "bladi", "url": "https://www.bladi.net/", "language": "fr"},
+                    {"name": "hespress", "url": "https://www.hespress.com/", "language": "fr"}],
+    }))
+    return path
+
+
+def _page_article(url: str, published: datetime | None, outlet: str = "bladi",
+                  text: str = "La DGST et la DGSI se sont réunies à Rabat pour coordonner leur action.") -> Any:
+    from pipeline.types import Article as Extracted
+    from pipeline.types import RawPage
+
+    art = Extracted(url=url, outlet=outlet, title="La DGST reçoit la DGSI", text=text, published=published,
+                    author=None, site_name=None, language="fr")
+    page = RawPage(url=url, final_url=url, outlet=outlet, status=200, headers={}, body=b"",
+                   fetched_at=datetime(2020, 6, 9, tzinfo=UTC), language_hint="fr")
+    return page, art
+
+
+def _processor(config: Path) -> Any:
+    from pipeline.config import load_config
+    from pipeline.process import Processor
+
+    cfg = load_config(config)
+    return Processor(Database(cfg.database.url), cfg)
+
+
+def _stories_json(config: Path, capsys: pytest.CaptureFixture[str]) -> Any:
+    from pipeline.cli import main
+
+    capsys.readouterr()
+    assert main(["stories", "--json", "--all", "--config", str(config)]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture()
+def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VEILLE_DATABASE_URL", raising=False)
+    monkeypatch.delenv("VEILLE_CONFIG", raising=False)
+
+
+@pytest.mark.usefixtures("_no_env")
+def test_stories_json_keeps_the_offset_and_the_day_the_page_states(
+        db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An article the page dates 2020-06-07 23:30 -04:00 is stored at 03:30 UTC the next
+    day, and comes back from `veille stories --json` as the page stated it; the story too."""
+    config = _veille_config(tmp_path, db_url)
+    proc = _processor(config)
+    page, art = _page_article("https://www.bladi.net/dgst,1.html", datetime(2020, 6, 7, 23, 30, tzinfo=NEW_YORK))
+    assert proc.store(page, art).kind == "new"
+    proc.settle()
+    with proc.db.transaction() as s:
+        row = s.scalars(select(Article)).one()
+        assert row.published == datetime(2020, 6, 8, 3, 30, tzinfo=UTC)  # the instant, in UTC
+        assert row.published_offset == -240
+    (story,) = _stories_json(config, capsys)
+    assert story["published"] == "2020-06-07T23:30:00-04:00"
+    assert story["articles"][0]["published"] == "2020-06-07T23:30:00-04:00"
+    assert story["first_seen"].endswith("+00:00")  # times veille saw stay UTC
+
+    # the table shows the day the page states, not UTC's
+    from rich.console import Console
+
+    from pipeline.report import print_stories
+
+    console = Console(record=True, width=200)
+    with proc.db.transaction() as s:
+        print_stories(q.list_stories(s), console)
+    shown = console.export_text()
+    assert "2020-06-07" in shown and "2020-06-08" not in shown
+    proc.db.dispose()
+
+
+@pytest.mark.usefixtures("_no_env")
+def test_the_first_publication_keeps_its_own_offset(
+        db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An update stated later in another offset keeps the first publication and its
+    offset; an earlier-dated copy from another outlet gives the story its date and offset."""
+    config = _veille_config(tmp_path, db_url)
+    proc = _processor(config)
+    url = "https://www.bladi.net/dgst,1.html"
+    first = datetime(2020, 6, 7, 23, 30, tzinfo=NEW_YORK)
+    proc.store(*_page_article(url, first))
+    later = _page_article(url, datetime(2020, 6, 8, 12, 0, tzinfo=PARIS),
+                          text="La DGST et la DGSI se sont réunies à Rabat. Mise à jour : un communiqué suit.")
+    assert proc.store(*later).kind == "updated"
+    proc.settle()
+    (story,) = _stories_json(config, capsys)
+    assert story["articles"][0]["published"] == story["published"] == "2020-06-07T23:30:00-04:00"
+    restated = _page_article(url, datetime(2020, 6, 7, 20, 0, tzinfo=timezone(timedelta(hours=1))),
+                             text="La DGST et la DGSI se sont réunies à Rabat. Un communiqué conjoint suit.")
+    assert proc.store(*restated).kind == "updated"  # now states an earlier time, in +01:00
+    proc.settle()
+    (story,) = _stories_json(config, capsys)
+    assert story["articles"][0]["published"] == story["published"] == "2020-06-07T20:00:00+01:00"
+
+    earlier = datetime(2020, 6, 5, 8, 0, tzinfo=PARIS)
+    proc.store(*_page_article("https://www.hespress.com/dgst-2.html", earlier, outlet="hespress"))
+    proc.settle()
+    (story,) = _stories_json(config, capsys)
+    assert story["published"] == "2020-06-05T08:00:00+02:00"
+    assert {a["outlet"]: a["published"] for a in story["articles"]} == {
+        "hespress": "2020-06-05T08:00:00+02:00", "bladi": "2020-06-07T20:00:00+01:00"}
+    proc.db.dispose()
+
+
+@pytest.mark.usefixtures("_no_env")
+def test_an_earlier_url_of_a_stored_article_brings_its_offset(
+        db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The outlet's own article met first under a later URL: the earlier-dated URL becomes
+    its identity, with the time and offset that page states."""
+    config = _veille_config(tmp_path, db_url)
+    proc = _processor(config)
+    body = " ".join(f"Phrase numéro {i} sur la coopération entre la DGST marocaine et la DGSI "
+                    "française, réunies à Rabat." for i in range(12))
+    proc.store(*_page_article("https://www.bladi.net/a,2.html", datetime(2020, 6, 8, 10, tzinfo=PARIS), text=body))
+    outcome = proc.store(*_page_article("https://www.bladi.net/a,1.html", datetime(2020, 6, 7, 23, 30, tzinfo=NEW_YORK),
+                                        text=body + " Une phrase de plus."))
+    assert (outcome.kind, outcome.reason) == ("updated", "earlier URL of a stored article")
+    proc.settle()
+    (story,) = _stories_json(config, capsys)
+    assert [(a["url"], a["published"]) for a in story["articles"]] == [
+        ("https://www.bladi.net/a,1.html", "2020-06-07T23:30:00-04:00")]
+    assert story["published"] == "2020-06-07T23:30:00-04:00"
+    proc.db.dispose()
+
+
+@pytest.mark.usefixtures("_no_env")
+def test_the_digest_shows_times_in_the_schedule_time_zone(db_url: str, tmp_path: Path) -> None:
+    """Display converts to `schedule.timezone`; what is stored does not change with it."""
+    from sqlalchemy import update
+
+    from pipeline.config import load_config
+    from pipeline.digest_draft import draft_from_stories
+
+    config = _veille_config(tmp_path, db_url, tz="Asia/Tokyo")
+    proc = _processor(config)
+    proc.store(*_page_article("https://www.bladi.net/dgst,1.html", datetime(2020, 6, 7, 23, 30, tzinfo=NEW_YORK)))
+    proc.settle()
+    with proc.db.transaction() as s:
+        s.execute(update(Story).values(first_seen=datetime(2020, 6, 8, 16, 0, tzinfo=UTC)))
+    with proc.db.transaction() as s:
+        views = q.list_stories(s)
+    draft = draft_from_stories(views, load_config(config))
+    (shown,) = draft.stories
+    assert shown.first_seen_local == "2020-06-09 01:00"  # 16:00 UTC in Tokyo
+    assert views[0].published == datetime(2020, 6, 8, 3, 30, tzinfo=UTC)  # the same instant
+    assert views[0].published is not None and views[0].published.utcoffset() == timedelta(hours=-4)
+    proc.db.dispose()
