@@ -179,7 +179,7 @@ def test_a_hanging_outlet_costs_only_its_timeout(tmp_path: Path, monkeypatch: py
     monkeypatch.delenv("VEILLE_DATABASE_URL", raising=False)
     with ReplayServer(FIXTURE_OUTLETS, outlets=["bladi", SLOW, *FAULTY]) as srv:
         hang_forever(srv, SLOW, "/feed/")
-        data = replay_config(srv, tmp_path / "v.db", timeout=3)
+        data = replay_config(srv, tmp_path / "v.db", outlets=list(srv.outlets), timeout=3)
         result = crawl(srv, write_config(tmp_path / "config.yaml", data))
         assert [e.path for e in srv.requests_for(SLOW)] == ["/robots.txt", "/feed/"]
         base = srv.base(SLOW)
@@ -283,7 +283,8 @@ def test_wall_clock_limit_stops_the_run_as_interrupted(tmp_path: Path,
     with ReplayServer(FIXTURE_OUTLETS, outlets=["bladi", SLOW]) as srv:
         hang_forever(srv, SLOW, "/feed/")  # the run cannot end on its own
         # the in-flight feed is given up at its timeout (3 s), after the 1 s limit
-        data = replay_config(srv, tmp_path / "v.db", wall_clock_limit=1, timeout=3)
+        data = replay_config(srv, tmp_path / "v.db", outlets=list(srv.outlets), wall_clock_limit=1,
+                             timeout=3)
         result = crawl(srv, write_config(tmp_path / "config.yaml", data))
     assert result.code == 0  # interrupted is not a failure: the next run continues
     db = Database(data["database"]["url"])
@@ -314,7 +315,7 @@ def test_sigterm_stops_gracefully_and_in_flight_pages_commit(bladi: tuple[Replay
     newest = max(expected_of("bladi")["articles"], key=lambda a: a["published"])
     slow = newest["path"]  # among the first requested (newest first), so others still queue
     routes = yaml.safe_load((FIXTURE_OUTLETS / "bladi" / "routes.yaml").read_text(encoding="utf-8"))
-    srv.set_override("bladi", {slow: {**routes[slow], "hang": 2}})
+    srv.set_override("bladi", {slow: {**routes[slow], "hold": True}})  # answered after SIGTERM
     data = replay_config(srv, tmp / "v.db", timeout=30, concurrency_per_domain=1)
     config = write_config(tmp / "config.yaml", data)
     proc = subprocess.Popen([sys.executable, "-m", "crawler.run", "--config", str(config), "--quiet"],
@@ -325,9 +326,11 @@ def test_sigterm_stops_gracefully_and_in_flight_pages_commit(bladi: tuple[Replay
         while not srv.requests_for("bladi", slow) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert srv.requests_for("bladi", slow), "the slow page was never requested"
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=30)
+        proc.send_signal(signal.SIGTERM)  # delivered before the held page can be answered
+        srv.release()
+        code = proc.wait(timeout=60)
     finally:
+        srv.release()
         if proc.poll() is None:
             proc.kill()
     assert code == 0
