@@ -26,8 +26,8 @@ bench: venv
 	$(BIN)/python -m bench
 
 lint: venv
-	$(BIN)/ruff check crawler pipeline storage tests bench
-	$(BIN)/mypy crawler pipeline storage
+	$(BIN)/ruff check app crawler pipeline storage tests bench
+	$(BIN)/mypy -p veille
 
 screenshot: venv
 	bash docs/make_screenshot.sh

@@ -206,7 +206,7 @@ def veille(*args: str) -> list[str]:
     script = VENV_BIN / "veille"
     if script.exists():
         return [str(script), *args]
-    return [sys.executable, "-m", "pipeline.cli", *args]
+    return [sys.executable, "-m", "veille.cli", *args]
 
 
 def db_counts(db_path: Path) -> dict[str, int]:
@@ -277,7 +277,7 @@ class Workspace:
     @property
     def server(self) -> Any:
         if self._server is None:
-            from crawler.replay import ReplayServer
+            from veille.crawler.replay import ReplayServer
 
             self._server = ReplayServer(self.corpus).start()
         return self._server
@@ -312,7 +312,7 @@ def crawl(ws: Workspace, db_path: Path, *, profiler: list[str] | None = None,
     """`veille crawl` of the corpus in a child process, timed from spawn to exit.
 
     Args:
-        profiler: a command prefix the crawl runs under (`python -m pipeline.cli crawl ...`
+        profiler: a command prefix the crawl runs under (`python -m veille.cli crawl ...`
             is appended), e.g. py-spy or pyinstrument (see bench.profile).
         prelude: Python statements run in the child before `veille crawl` (what-if
             experiments, e.g. other GC thresholds), instead of the console script.
@@ -323,12 +323,12 @@ def crawl(ws: Workspace, db_path: Path, *, profiler: list[str] | None = None,
     srv.clear_log()
     cmd = veille("crawl", "--config", str(cfg_path))
     if prelude:
-        cmd = [sys.executable, "-c", f"{prelude}\nimport sys\nfrom pipeline.cli import main\n"
+        cmd = [sys.executable, "-c", f"{prelude}\nimport sys\nfrom veille.cli import main\n"
                f"sys.argv = ['veille', 'crawl', '--config', {str(cfg_path)!r}]\nsys.exit(main())"]
     if profiler:
-        cmd = [*profiler, sys.executable, "-m", "pipeline.cli", "crawl", "--config", str(cfg_path)]
-        if profiler[0] == sys.executable:  # python -m pyinstrument ... -m pipeline.cli
-            cmd = [*profiler, "-m", "pipeline.cli", "crawl", "--config", str(cfg_path)]
+        cmd = [*profiler, sys.executable, "-m", "veille.cli", "crawl", "--config", str(cfg_path)]
+        if profiler[0] == sys.executable:  # python -m pyinstrument ... -m veille.cli
+            cmd = [*profiler, "-m", "veille.cli", "crawl", "--config", str(cfg_path)]
     run = run_child(cmd, timeout=timeout, monitor=not profiler)
     articles = ws.article_paths()
     entries = srv.access_log

@@ -55,7 +55,7 @@ def run(workdir: Path, crawls: int = CRAWLS) -> list[Figure]:
     import psutil
 
     from bench.quality import FIXTURES, expected_outlets
-    from crawler.replay import ReplayServer
+    from veille.crawler.replay import ReplayServer
 
     db = workdir / "daemon.db"
     with ReplayServer(FIXTURES, list(expected_outlets())) as srv:

@@ -174,8 +174,8 @@ def _peak_rss() -> int:
 def _prep(item: Item) -> Prepared:
     """Event, copy flag, date, content hash, signature and story features of one item
     (run in pool workers)."""
-    from pipeline.dedup import content_hash, minhash, signature_bytes
-    from pipeline.stories import article_features
+    from veille.pipeline.dedup import content_hash, minhash, signature_bytes
+    from veille.pipeline.stories import article_features
 
     return (item.event, item.copy, item.published, content_hash(item.text),
             signature_bytes(minhash(item.text)), article_features(item.title, item.text, item.language))
@@ -217,8 +217,8 @@ def measure(n: int, tail: int = TAIL) -> dict[str, Any]:
 
     import psutil
 
-    from pipeline.dedup import DuplicateIndex, content_hash, minhash
-    from pipeline.stories import StoryIndex, article_features
+    from veille.pipeline.dedup import DuplicateIndex, content_hash, minhash
+    from veille.pipeline.stories import StoryIndex, article_features
 
     tail = min(tail, n)
     stream = iter(Stream())

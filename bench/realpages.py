@@ -108,8 +108,8 @@ def _timed(fn: Callable[[bytes, str], Outcome], body: bytes, url: str) -> Outcom
 
 
 def veille_extract(body: bytes, url: str) -> Outcome:
-    from pipeline.extract import extract
-    from pipeline.types import Article, RawPage
+    from veille.pipeline.extract import extract
+    from veille.pipeline.types import Article, RawPage
 
     page = RawPage(url=url, final_url=url, outlet="bench", status=200,
                    headers={"content-type": "text/html"}, body=body, fetched_at=FETCHED)
@@ -207,8 +207,8 @@ def date_pages(root: Path) -> Iterator[tuple[str, str, bytes, str]]:
 
 
 def veille_day(body: bytes, url: str) -> str | None:
-    from pipeline.extract import page_date
-    from pipeline.types import RawPage
+    from veille.pipeline.extract import page_date
+    from veille.pipeline.types import RawPage
 
     page = RawPage(url=url, final_url=url, outlet="bench", status=200,
                    headers={"content-type": "text/html"}, body=body, fetched_at=FETCHED)

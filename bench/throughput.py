@@ -61,11 +61,11 @@ def bare_extraction(pages: list[tuple[str, str, bytes]]) -> tuple[float, int]:
 
 def stage_costs(pages: list[tuple[str, str, bytes]], topics: Any) -> dict[str, float]:
     """Milliseconds per page of each pipeline stage, in this process, on a sample of pages."""
-    from pipeline.classify import classify
-    from pipeline.dedup import DuplicateIndex, content_hash, minhash
-    from pipeline.extract import extract
-    from pipeline.stories import StoryIndex, article_features
-    from pipeline.types import Article, RawPage
+    from veille.pipeline.classify import classify
+    from veille.pipeline.dedup import DuplicateIndex, content_hash, minhash
+    from veille.pipeline.extract import extract
+    from veille.pipeline.stories import StoryIndex, article_features
+    from veille.pipeline.types import Article, RawPage
 
     step = max(1, len(pages) // STAGE_SAMPLE)
     sample = pages[::step][:STAGE_SAMPLE]
@@ -136,7 +136,7 @@ def corpus_quality(ws: Workspace, db: Path) -> list[Figure]:
 
 def run(ws: Workspace, profile: bool = True, what_if: bool = True) -> list[Figure]:
     from bench.common import repo_topics
-    from pipeline.config import config_from_dict
+    from veille.pipeline.config import config_from_dict
 
     figures: list[Figure] = []
     pages = load_pages(ws)

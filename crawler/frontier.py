@@ -43,7 +43,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from storage.db import describe as describe_url
+from veille.storage.db import describe as describe_url
 
 log = logging.getLogger("crawler")
 
@@ -64,7 +64,7 @@ def describe(url: str) -> str:
 def queue_settings(url: str) -> dict[str, Any]:
     """The Scrapy settings that put the request queue in Redis (scrapy-redis)."""
     return {
-        "SCHEDULER": "crawler.scheduler.SharedScheduler",
+        "SCHEDULER": "veille.crawler.scheduler.SharedScheduler",
         "SCHEDULER_QUEUE_CLASS": "scrapy_redis.queue.PriorityQueue",
         "SCHEDULER_QUEUE_KEY": f"{PREFIX}:%(spider)s:requests",
         # every request carries dont_filter (the URL claims below are the filter), so

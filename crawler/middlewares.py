@@ -44,8 +44,8 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred
 
-from crawler.canonical import canonical_url
-from crawler.origin import AddressCheck
+from veille.crawler.canonical import canonical_url
+from veille.crawler.origin import AddressCheck
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler

@@ -24,20 +24,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from crawler.lifeline import die_with_parent, exit_with
-from pipeline.limits import cap_page
-from pipeline.types import RawPage, Skipped
+from veille.crawler.lifeline import die_with_parent, exit_with
+from veille.pipeline.limits import cap_page
+from veille.pipeline.types import RawPage, Skipped
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from scrapy.crawler import Crawler
 
-    from crawler.spiders.context import OutletTally
-    from pipeline.config import Config, TopicConfig
-    from pipeline.prepare import Prepared
-    from pipeline.template import Template
-    from storage.db import Database
+    from veille.crawler.spiders.context import OutletTally
+    from veille.pipeline.config import Config, TopicConfig
+    from veille.pipeline.prepare import Prepared
+    from veille.pipeline.template import Template
+    from veille.storage.db import Database
 
 log = logging.getLogger("crawler")
 
@@ -84,7 +84,7 @@ def _worker_init(topics: Sequence[TopicConfig], crawl_pid: int) -> None:
     exit_with(crawl_pid)
     global _TOPICS
     _TOPICS = topics
-    import pipeline.prepare  # noqa: F401  (import once per worker, not per page)
+    import veille.pipeline.prepare  # noqa: F401  (import once per worker, not per page)
 
 
 _WARM_UP = RawPage(
@@ -114,10 +114,10 @@ class Extracted:
 def _extract(page: RawPage, topics: Sequence[TopicConfig] | None = None,
              template: Template | None = None) -> Any:
     """Extract, strip and prepare a page: everything about it that needs no database."""
-    from pipeline.extract import extract
-    from pipeline.prepare import prepare
-    from pipeline.template import Template, line_fingerprints, strip_article
-    from pipeline.types import Article
+    from veille.pipeline.extract import extract
+    from veille.pipeline.prepare import prepare
+    from veille.pipeline.template import Template, line_fingerprints, strip_article
+    from veille.pipeline.types import Article
 
     extracted = extract(page)
     if isinstance(extracted, Article):
@@ -131,7 +131,7 @@ class PageProcessor:
     """Extract (in worker processes) and store (here) pages; one per crawl run."""
 
     def __init__(self, db: Database, cfg: Config, workers: int | None = None) -> None:
-        from pipeline.process import Processor
+        from veille.pipeline.process import Processor
 
         self.processor = Processor(db, cfg)
         self.workers = workers if workers is not None else (os.cpu_count() or 1)
@@ -142,7 +142,7 @@ class PageProcessor:
 
     def _start_pool(self) -> None:
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["pipeline.prepare"])
+        ctx.set_forkserver_preload(["veille.pipeline.prepare"])
         self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_worker_init,
                                         initargs=(list(self.processor.topics), os.getpid()))
         self._warming = [self.pool.submit(_ready) for _ in range(self.workers)]
@@ -191,7 +191,7 @@ class PageProcessor:
 
     def fold_alias(self, page: RawPage, alias: str, outcome: Any) -> None:
         """Settle the URL that redirected to `page` as a duplicate of what `page` became."""
-        from storage import queries as q
+        from veille.storage import queries as q
 
         with self.processor.db.transaction() as s:
             outlet_id = q.ensure_outlet(s, page.outlet)
@@ -203,7 +203,7 @@ class PageProcessor:
 
     def settle_aliases(self) -> None:
         """Fold each ClaimedAlias into the article its target became (skipped if none)."""
-        from storage import queries as q
+        from veille.storage import queries as q
 
         aliases, self.aliases = self.aliases, []
         for a in aliases:

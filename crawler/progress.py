@@ -19,8 +19,8 @@ from rich.live import Live
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from crawler.spiders.context import OutletTally
-    from storage.queries import OutletCounts
+    from veille.crawler.spiders.context import OutletTally
+    from veille.storage.queries import OutletCounts
 
 STATUS_STYLE = {"ok": "green", "failing": "red", "blocked": "magenta", "running": "cyan"}
 

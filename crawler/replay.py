@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import signal
 import threading
 import time
@@ -23,7 +24,17 @@ from urllib.parse import unquote
 
 import yaml
 
-DEFAULT_ROOT = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "outlets"
+
+def _default_root() -> Path:
+    """The bundled replay outlets: shipped as the package data `veille.replay_outlets`
+    (tests/fixtures/outlets in a checkout), so `veille demo` works from a wheel too."""
+    spec = importlib.util.find_spec("veille.replay_outlets")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "outlets"
+
+
+DEFAULT_ROOT = _default_root()
 BASE_MARK = "{{BASE}}"
 CATCH_ALL = "*"
 FIXED_MODIFIED = datetime(2024, 1, 1, tzinfo=UTC)

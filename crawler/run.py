@@ -4,7 +4,7 @@
   spider (own stats, own download slots) in one Scrapy `CrawlerProcess`, so a dead or
   hanging outlet costs only its own timeouts. Twisted's reactor cannot be restarted, so
   this works **once per process**; a second call raises `CrawlError`.
-- `run_crawl_subprocess(config_path, outlets, timeout)` runs `python -m crawler.run` in a
+- `run_crawl_subprocess(config_path, outlets, timeout)` runs `python -m veille.crawl` in a
   child process and returns its exit code: what the daemon (and anything else that
   crawls more than once per process) must use.
 
@@ -19,19 +19,14 @@ With `crawl.queue` set the crawl is one worker of a shared frontier in Redis
 article fetched by one of them; each worker records its own run.
 
 Run status: ok; interrupted (signal or wall-clock limit); failed (the crawl could not
-run, or not one outlet could be crawled, or the shared queue is unreachable). Exit codes of `python -m crawler.run`:
+run, or not one outlet could be crawled, or the shared queue is unreachable). Exit codes of `python -m veille.crawl`:
 0 ok or interrupted, 1 failed, 2 bad usage or config.
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import logging
-import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -43,16 +38,16 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from crawler.frontier import Frontier, QueueError
-from crawler.progress import live_progress, problems, summary_table
-from crawler.spiders.context import CrawlContext
-from pipeline.config import Config, ConfigError, OutletConfig, load_config
-from storage.db import StorageError
-from storage.queries import OutletCounts
-from storage.runs import RunRecord
+from veille.crawler.frontier import Frontier, QueueError
+from veille.crawler.progress import live_progress, problems, summary_table
+from veille.crawler.spiders.context import CrawlContext
+from veille.pipeline.config import Config, OutletConfig
+from veille.storage.db import StorageError
+from veille.storage.queries import OutletCounts
+from veille.storage.runs import RunRecord
 
 if TYPE_CHECKING:
-    from pipeline.process import Processor
+    from veille.pipeline.process import Processor
 
 log = logging.getLogger("crawler")
 
@@ -120,13 +115,13 @@ def run_crawl(cfg: Config, outlets: Sequence[str] | None = None, *, progress: bo
     selected = select_outlets(cfg, outlets)
     if _reactor_used or getattr(sys.modules.get("twisted.internet.reactor"), "_startedBefore", False):
         raise CrawlError("a crawl already ran in this process (Twisted's reactor cannot "
-                         "restart): use crawler.run.run_crawl_subprocess")
+                         "restart): use veille.crawl.run_crawl_subprocess")
     from scrapy.crawler import CrawlerProcess
 
-    from crawler.pipelines import PageProcessor
-    from crawler.settings import build_settings
-    from crawler.spiders.outlet import OutletSpider
-    from storage.db import Database
+    from veille.crawler.pipelines import PageProcessor
+    from veille.crawler.settings import build_settings
+    from veille.crawler.spiders.outlet import OutletSpider
+    from veille.storage.db import Database
 
     # A crawl process is short-lived and allocates many small objects per page (lxml
     # trees, ORM rows): frequent gen-0 collections cost ~12% of throughput (bench/).
@@ -260,84 +255,3 @@ def _quiet_robots_tracebacks() -> None:
         return True
 
     logging.getLogger("scrapy.downloadermiddlewares.robotstxt").addFilter(strip)
-
-
-def run_crawl_subprocess(config_path: str | os.PathLike[str], outlets: Sequence[str] | None = None,
-                         timeout: float | None = None, *, progress: bool = False,
-                         grace: float = 30.0) -> int:
-    """Run one crawl in a child process (`python -m crawler.run`); return its exit code.
-
-    Args:
-        config_path: the config file the child loads (env overrides apply there too).
-        outlets: outlet names; None for all.
-        timeout: seconds before the child gets SIGTERM (graceful stop), then SIGKILL after
-            `grace` more seconds. None: no limit beyond the config's wall_clock_limit.
-        progress: let the child draw progress and its summary (stdout is inherited).
-    """
-    cmd = [sys.executable, "-m", "crawler.run", "--config", str(config_path)]
-    for name in outlets or ():
-        cmd += ["--outlet", name]
-    cmd.append("--progress" if progress else "--quiet")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
-    # A session of its own: a terminal Ctrl-C reaches only us, and we forward exactly one
-    # SIGTERM (a second signal would make Scrapy stop uncleanly).
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
-    try:
-        return proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        log.warning("crawl process %s passed its %ss timeout: stopping it", proc.pid, timeout)
-        return _stop(proc, grace)
-    except BaseException:
-        _stop(proc, grace)
-        raise
-
-
-def _stop(proc: subprocess.Popen[bytes], grace: float) -> int:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            return proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    return proc.wait()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m crawler.run --config PATH [--outlet NAME]...`: one crawl, then exit."""
-    ap = argparse.ArgumentParser(prog="python -m crawler.run", description="Run one crawl.")
-    ap.add_argument("--config", metavar="PATH", help="config file (default ./config.yaml, env VEILLE_CONFIG)")
-    ap.add_argument("--outlet", action="append", metavar="NAME", help="only this outlet (repeatable)")
-    ap.add_argument("--progress", dest="progress", action="store_true", default=True,
-                    help="live table on a terminal and a summary table (default)")
-    ap.add_argument("--quiet", dest="progress", action="store_false", help="no tables")
-    ap.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
-    ap.add_argument("--workers", type=int, default=None, help="extraction processes (default: CPUs)")
-    ap.add_argument("--log-level", default="INFO", help="log level (default INFO)")
-    args = ap.parse_args(argv)
-    try:
-        cfg = load_config(args.config)
-        select_outlets(cfg, args.outlet)
-    except (ConfigError, CrawlError) as exc:
-        print(f"veille crawl: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        from pipeline.logs import setup_logging
-
-        setup_logging("auto", args.log_level)
-    except ImportError:  # pragma: no cover
-        logging.basicConfig(level=args.log_level.upper())
-    console = Console(stderr=args.json)
-    try:
-        summary = run_crawl(cfg, args.outlet, progress=args.progress, console=console,
-                            workers=args.workers)
-    except (CrawlError, StorageError) as exc:
-        print(f"veille crawl: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    if args.json:
-        print(json.dumps(summary.as_dict(), ensure_ascii=False))
-    return EXIT_OK if summary.status in ("ok", "interrupted") else EXIT_FAILED
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -19,7 +19,7 @@ from scrapy import Request
 from scrapy.exceptions import ScrapyDeprecationWarning
 from scrapy_redis.scheduler import Scheduler
 
-from crawler.frontier import LOCAL
+from veille.crawler.frontier import LOCAL
 
 warnings.filterwarnings("ignore", category=ScrapyDeprecationWarning, module=r"scrapy_redis\.")
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from crawler.frontier import pace_settings, queue_settings
-from pipeline.config import CrawlConfig
+from veille.crawler.frontier import pace_settings, queue_settings
+from veille.pipeline.config import CrawlConfig
 
 ASYNCIO_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 SITEMAP_MAX_DEPTH = 2  # configured index -> index -> urlset
@@ -34,7 +34,7 @@ def build_settings(crawl: CrawlConfig, *, log_level: str = "INFO") -> dict[str, 
     Args:
         crawl: the `crawl:` section of the config.
         log_level: level Scrapy uses if it installs its own log handler (it does not
-            when the caller configured logging, see crawler.run).
+            when the caller configured logging, see veille.crawl).
     """
     delay = float(crawl.download_delay)
     per_domain = int(crawl.concurrency_per_domain)
@@ -75,14 +75,14 @@ def build_settings(crawl: CrawlConfig, *, log_level: str = "INFO") -> dict[str, 
         "VEILLE_SITEMAP_MAX_REQUESTS": SITEMAP_MAX_REQUESTS,
         "CLOSESPIDER_TIMEOUT": crawl.wall_clock_limit,
         # components
-        "ITEM_PIPELINES": {"crawler.pipelines.ProcessorPipeline": 300},
+        "ITEM_PIPELINES": {"veille.crawler.pipelines.ProcessorPipeline": 300},
         "DOWNLOADER_MIDDLEWARES": {
             # Scrapy's, with every waiting request getting the rules (see the module)
             "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
-            "crawler.middlewares.RobotsTxtMiddleware": 100,
-            "crawler.middlewares.RedirectGuardMiddleware": 60,  # after OffsiteMiddleware (50)
-            "crawler.middlewares.AddressGuardMiddleware": 65,  # before robots.txt is fetched
-            "crawler.middlewares.ChallengeMiddleware": 560,  # answers seen before RetryMiddleware
+            "veille.crawler.middlewares.RobotsTxtMiddleware": 100,
+            "veille.crawler.middlewares.RedirectGuardMiddleware": 60,  # after OffsiteMiddleware (50)
+            "veille.crawler.middlewares.AddressGuardMiddleware": 65,  # before robots.txt is fetched
+            "veille.crawler.middlewares.ChallengeMiddleware": 560,  # answers seen before RetryMiddleware
         },
         "EXTENSIONS": {"scrapy.extensions.logstats.LogStats": None},
         "TELNETCONSOLE_ENABLED": False,
@@ -92,5 +92,5 @@ def build_settings(crawl: CrawlConfig, *, log_level: str = "INFO") -> dict[str, 
         "MEMUSAGE_ENABLED": False,
     }
     if shared:  # workers: the shared pace is the last step before the download
-        settings["DOWNLOADER_MIDDLEWARES"]["crawler.middlewares.SharedPaceMiddleware"] = 990
+        settings["DOWNLOADER_MIDDLEWARES"]["veille.crawler.middlewares.SharedPaceMiddleware"] = 990
     return settings | shared

@@ -20,7 +20,7 @@ import trafilatura
 from lxml import etree
 from trafilatura.settings import Document
 
-from pipeline.dates import RELATED_HEAD_RE, class_attrs, clean_text
+from veille.pipeline.dates import RELATED_HEAD_RE, class_attrs, clean_text
 
 EDGE_MIN = 200  # an edge line precision mode dropped is kept only when this long
 PRECISION_FLOOR = 0.5  # precision text this much shorter than the defaults': not to be trusted

@@ -38,9 +38,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from pipeline.config import TopicConfig
-from pipeline.normalize import Phrase, TokenIndex, phrase_pattern, tokens
-from pipeline.types import Field, TermHit, TopicMatch
+from veille.pipeline.config import TopicConfig
+from veille.pipeline.normalize import Phrase, TokenIndex, phrase_pattern, tokens
+from veille.pipeline.types import Field, TermHit, TopicMatch
 
 COUNT_CAP = 3
 BOOST_FACTOR = 2.0

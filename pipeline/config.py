@@ -75,7 +75,7 @@ def show_url(value: object) -> str:
     """A URL that may carry a password, as a message quotes it: masked, then cut."""
     if not isinstance(value, str):
         return f"a {type(value).__name__}"  # a list or mapping may hold the password: never repr it
-    from storage.db import describe
+    from veille.storage.db import describe
 
     return show(describe(value))
 

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from htmldate import find_date
 from lxml import etree
 
-from pipeline.normalize import normalize
+from veille.pipeline.normalize import normalize
 
 LOCAL_TZ = ZoneInfo("Africa/Casablanca")
 MIN_YEAR = 1995

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.normalize import tokens
+from veille.pipeline.normalize import tokens
 
 if TYPE_CHECKING:
     from datasketch import MinHash

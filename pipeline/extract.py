@@ -20,12 +20,12 @@ from py3langid.langid import MODEL_FILE, LanguageIdentifier
 from trafilatura.meta import reset_caches as _reset_trafilatura_caches
 from trafilatura.utils import load_html
 
-from pipeline import dates
-from pipeline.body import extract_body, lead_of, link_texts
-from pipeline.charset import decode_html
-from pipeline.dates import clean_text
-from pipeline.normalize import normalize
-from pipeline.types import Article, RawPage, Skipped
+from veille.pipeline import dates
+from veille.pipeline.body import extract_body, lead_of, link_texts
+from veille.pipeline.charset import decode_html
+from veille.pipeline.dates import clean_text
+from veille.pipeline.normalize import normalize
+from veille.pipeline.types import Article, RawPage, Skipped
 
 LOGGER = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from pipeline.template import MIN_PAGES, MIN_TITLE, Template, line_key
-from storage import templates as st
-from storage.db import Database
+from veille.pipeline.template import MIN_PAGES, MIN_TITLE, Template, line_key
+from veille.storage import templates as st
+from veille.storage.db import Database
 
 MAX_TITLES = 2_000  # headlines kept in memory per outlet (storage loads the newest 500)
 

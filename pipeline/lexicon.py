@@ -6,7 +6,7 @@ kind of event (an Arabic, French and English spelling on one line).
 
 from __future__ import annotations
 
-from pipeline.normalize import tokens
+from veille.pipeline.normalize import tokens
 
 # Names: people, agencies, countries, places. Feature "x:<id>".
 NAMES: dict[str, tuple[str, ...]] = {

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from pipeline.types import Article, RawPage
+from veille.pipeline.types import Article, RawPage
 
 MAX_HTML_BYTES = 1_000_000  # of a page's body handed to extraction
 MAX_TITLE_CHARS = 500

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pipeline.classify import classify
-from pipeline.config import TopicConfig
-from pipeline.dedup import Signature, content_hash, minhash, signature_bytes
-from pipeline.limits import cap_article
-from pipeline.stories import article_features
-from pipeline.types import Article, TopicMatch
+from veille.pipeline.classify import classify
+from veille.pipeline.config import TopicConfig
+from veille.pipeline.dedup import Signature, content_hash, minhash, signature_bytes
+from veille.pipeline.limits import cap_article
+from veille.pipeline.stories import article_features
+from veille.pipeline.types import Article, TopicMatch
 
 
 @dataclass(frozen=True)

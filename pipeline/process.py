@@ -22,21 +22,21 @@ from typing import TYPE_CHECKING, Literal
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from pipeline.config import Config, TopicConfig
-from pipeline.learn import Evidence
-from pipeline.learn import load as load_evidence
-from pipeline.settle import SettleReport, settle_stories
-from pipeline.template import Template, line_fingerprints, strip, strip_article
-from pipeline.types import Article, RawPage, Skipped, TopicMatch
-from storage import queries as q
-from storage import templates as tq
-from storage.db import Database
-from storage.models import Article as ArticleRow
-from storage.models import Story, offset_minutes, utcnow
+from veille.pipeline.config import Config, TopicConfig
+from veille.pipeline.learn import Evidence
+from veille.pipeline.learn import load as load_evidence
+from veille.pipeline.settle import SettleReport, settle_stories
+from veille.pipeline.template import Template, line_fingerprints, strip, strip_article
+from veille.pipeline.types import Article, RawPage, Skipped, TopicMatch
+from veille.storage import queries as q
+from veille.storage import templates as tq
+from veille.storage.db import Database
+from veille.storage.models import Article as ArticleRow
+from veille.storage.models import Story, offset_minutes, utcnow
 
 if TYPE_CHECKING:  # imported when the first article is stored: numpy, datasketch
-    from pipeline.dedup import DuplicateIndex, Signature
-    from pipeline.prepare import Prepared
+    from veille.pipeline.dedup import DuplicateIndex, Signature
+    from veille.pipeline.prepare import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class Processor:
         worker's article is recognised.
         """
         if self._duplicates is None:
-            from pipeline.dedup import DuplicateIndex
+            from veille.pipeline.dedup import DuplicateIndex
 
             self._duplicates = DuplicateIndex()
             since = datetime.now(UTC) - timedelta(days=self.index_days)
@@ -136,7 +136,9 @@ class Processor:
 
     def process(self, page: RawPage) -> Outcome:
         """Extract and store one page (extraction in this process)."""
-        from pipeline.extract import extract  # trafilatura: only where pages are extracted here
+        from veille.pipeline.extract import (
+            extract,  # trafilatura: only where pages are extracted here
+        )
 
         return self.store(page, extract(page))
 
@@ -151,7 +153,7 @@ class Processor:
         transaction back; the retry then finds the other worker's rows.
         """
         if isinstance(extracted, Article):
-            from pipeline.prepare import prepare
+            from veille.pipeline.prepare import prepare
 
             lines = line_fingerprints(extracted.text)
             stripped, _ = strip_article(extracted, self.template(page.outlet))
@@ -202,7 +204,7 @@ class Processor:
         """Strip again, with all the run has taught, the articles stored before their
         outlet's evidence was complete, so what is stored does not depend on which pages
         came first; topics, features and signature follow. Returns the articles changed."""
-        from pipeline.prepare import prepare
+        from veille.pipeline.prepare import prepare
 
         learnt, self._learnt = self._learnt, []
         changed = 0

@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from pipeline.stories import (
+from veille.pipeline.stories import (
     DF_DAYS,
     MAX_STORY_FEATURES,
     NEW,
@@ -38,8 +38,8 @@ from pipeline.stories import (
     article_features,
     assign_stories,
 )
-from storage import queries as q
-from storage.db import Database
+from veille.storage import queries as q
+from veille.storage.db import Database
 
 log = logging.getLogger(__name__)
 

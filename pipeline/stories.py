@@ -56,8 +56,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from pipeline.lexicon import MONTHS, NAME_PARTS, NAMES, NOTIONS, STOP_WORDS
-from pipeline.normalize import ARABIC_RE, CLITICS, MIN_VARIANT, Phrase, normalize, tokens
+from veille.pipeline.lexicon import MONTHS, NAME_PARTS, NAMES, NOTIONS, STOP_WORDS
+from veille.pipeline.normalize import ARABIC_RE, CLITICS, MIN_VARIANT, Phrase, normalize, tokens
 
 WINDOW_DAYS = 7.0  # reports of one event in the fixtures span up to 6 days
 # Thresholds: on the replay the weakest same-event match scores 0.51 in one script and

@@ -19,9 +19,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from pipeline.dates import RELATED_HEAD_RE
-from pipeline.normalize import normalize
-from pipeline.types import Article
+from veille.pipeline.dates import RELATED_HEAD_RE
+from veille.pipeline.normalize import normalize
+from veille.pipeline.types import Article
 
 MAX_LINE = 200  # longer lines are paragraphs: never template, never counted
 MIN_PAGES = 3  # a line is template once it recurs on this many distinct pages of the outlet...

@@ -24,7 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from storage.db import StorageError, _first_line, describe, make_engine
+from veille.storage.db import StorageError, _first_line, describe, make_engine
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session, aliased, selectinload
 
-from storage.models import (
+from veille.storage.models import (
     Article,
     CrawlRun,
     Digest,

@@ -18,8 +18,8 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from storage import queries as q
-from storage.db import Database, StorageError, _first_line, describe
+from veille.storage import queries as q
+from veille.storage.db import Database, StorageError, _first_line, describe
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from storage.models import Article, Outlet, TemplateLine
+from veille.storage.models import Article, Outlet, TemplateLine
 
 PRUNE_DAYS = 60
 MAX_LINES = 20_000  # per outlet: the most carried lines are kept

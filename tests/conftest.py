@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
-from crawler.replay import ReplayServer
-from pipeline.config import ENV_OVERRIDES, Config, config_from_dict
 from tests.pg import db_url, pg_cluster  # noqa: F401 - shared fixtures (SQLite + PostgreSQL)
+from veille.crawler.replay import ReplayServer
+from veille.pipeline.config import ENV_OVERRIDES, Config, config_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE_OUTLETS = ROOT / "tests" / "fixtures" / "outlets"

@@ -8,11 +8,11 @@ from typing import Any
 
 import yaml
 
-from pipeline.extract import extract
-from pipeline.learn import Evidence
-from pipeline.template import line_fingerprints, strip_article
-from pipeline.types import Article, RawPage, Skipped
 from tests.conftest import FIXTURE_OUTLETS
+from veille.pipeline.extract import extract
+from veille.pipeline.learn import Evidence
+from veille.pipeline.template import line_fingerprints, strip_article
+from veille.pipeline.types import Article, RawPage, Skipped
 
 BASE = "http://127.0.0.1:8000"
 

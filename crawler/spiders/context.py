@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
 
-from storage import queries as q
-from storage.queries import OutletCounts
+from veille.storage import queries as q
+from veille.storage.queries import OutletCounts
 
 if TYPE_CHECKING:
-    from crawler.frontier import Frontier
-    from pipeline.config import Config
-    from storage.db import Database
+    from veille.crawler.frontier import Frontier
+    from veille.pipeline.config import Config
+    from veille.storage.db import Database
 
 log = logging.getLogger("crawler")
 

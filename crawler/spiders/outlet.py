@@ -48,22 +48,22 @@ from scrapy.http import Request, Response
 from scrapy.utils.sitemap import sitemap_urls_from_robots
 from twisted.python.failure import Failure
 
-from crawler import discovery as d
-from crawler.canonical import canonical_url, fetch_url, site_domain
-from crawler.frontier import LOCAL
-from crawler.middlewares import (
+from veille.crawler import discovery as d
+from veille.crawler.canonical import canonical_url, fetch_url, site_domain
+from veille.crawler.frontier import LOCAL
+from veille.crawler.middlewares import (
     OffOrigin,
     RedirectClaimed,
     describe_failure,
     is_challenge,
     is_robots_refusal,
 )
-from crawler.origin import Origin, names_private_address
-from crawler.pipelines import ClaimedAlias, Redirected
-from crawler.settings import SITEMAP_MAX_DEPTH, SITEMAP_MAX_REQUESTS
-from crawler.spiders.context import CrawlContext, OutletTally
-from pipeline.config import OutletConfig
-from pipeline.types import RawPage
+from veille.crawler.origin import Origin, names_private_address
+from veille.crawler.pipelines import ClaimedAlias, Redirected
+from veille.crawler.settings import SITEMAP_MAX_DEPTH, SITEMAP_MAX_REQUESTS
+from veille.crawler.spiders.context import CrawlContext, OutletTally
+from veille.pipeline.config import OutletConfig
+from veille.pipeline.types import RawPage
 
 SOURCE_PRIORITY = 100  # feeds, sections, wp-json, Google News: direct lists of articles
 SITEMAP_PRIORITY = 50  # configured sitemaps: after feeds, before articles

@@ -12,8 +12,8 @@ from urllib.parse import quote
 import pytest
 import yaml
 
-from pipeline.cli import main
 from tests.conftest import FIXTURE_OUTLETS, ROOT, repo_topics, without_env_overrides
+from veille.cli import main
 
 
 def _config(tmp_path: Path, **database: str) -> Path:
@@ -104,7 +104,7 @@ def _closed_port() -> int:
 
 def _veille(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The real command, in a child process, as cron would run it."""
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "veille.cli", *args], capture_output=True,
                           text=True, cwd=ROOT, env={**without_env_overrides(), **(env or {})},
                           timeout=300)
 

@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from crawler.replay import ReplayServer
-from crawler.run import PROJECT_ROOT
-from pipeline.digest import send_digest
-from pipeline.limits import MAX_HTML_BYTES, MAX_TEXT_CHARS, MAX_TITLE_CHARS
-from storage.db import Database
-from storage.models import Article
 from tests.conftest import TEST_CRAWL, repo_topics, without_env_overrides, write_config
 from tests.integration.test_digest import TRACKED, add_story, free_port, make_config
+from veille.crawler.replay import ReplayServer
+from veille.crawler.run import PROJECT_ROOT
+from veille.digest import send_digest
+from veille.pipeline.limits import MAX_HTML_BYTES, MAX_TEXT_CHARS, MAX_TITLE_CHARS
+from veille.storage.db import Database
+from veille.storage.models import Article
 
 TITLE = "Hammouchi reçoit le directeur de la DGSI à Rabat pour la coopération " * 1_500  # ~100 KB
 PARAGRAPH = ("<p>Paragraphe {i} : la coopération entre les polices du Maroc et de la France se "
@@ -80,7 +80,7 @@ def test_a_crawl_caps_what_a_costly_page_costs_and_says_so(costly: ReplayServer,
         "database": {"url": f"sqlite:///{db_path}"}, "crawl": {**TEST_CRAWL, "timeout": 120},
         "outlets": costly.outlet_configs(), "topics": repo_topics()})
     out = subprocess.run(
-        [sys.executable, "-m", "crawler.run", "--config", str(config), "--quiet", "--workers", "1"],
+        [sys.executable, "-m", "veille.crawl", "--config", str(config), "--quiet", "--workers", "1"],
         cwd=PROJECT_ROOT, env=without_env_overrides(), capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
 

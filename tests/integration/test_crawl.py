@@ -1,6 +1,6 @@
 """The crawler end to end: real replay server on 127.0.0.1, real SQLite file, real processes.
 
-Each crawl runs in its own process (`run_crawl_subprocess` / `python -m crawler.run`),
+Each crawl runs in its own process (`run_crawl_subprocess` / `python -m veille.crawl`),
 as the daemon runs it, since Twisted's reactor cannot restart. What was downloaded is
 read from the replay server's access log, what was stored from the database.
 
@@ -28,12 +28,13 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from crawler.canonical import canonical_url
-from crawler.replay import AccessEntry, ReplayServer, outlet_dirs
-from crawler.run import PROJECT_ROOT, run_crawl_subprocess
-from storage.db import Database
-from storage.models import Article, CrawlRun, OutletRun, Page
 from tests.conftest import FIXTURE_OUTLETS, replay_config, without_env_overrides, write_config
+from veille.crawl import run_crawl_subprocess
+from veille.crawler.canonical import canonical_url
+from veille.crawler.replay import AccessEntry, ReplayServer, outlet_dirs
+from veille.crawler.run import PROJECT_ROOT
+from veille.storage.db import Database
+from veille.storage.models import Article, CrawlRun, OutletRun, Page
 
 UA = "veille-test/1.0 (+https://example.org/veille-tests)"
 FAULTY = {"deadoutlet": "failing", "blockedoutlet": "blocked"}  # answer at once, wrongly
@@ -318,7 +319,7 @@ def test_sigterm_stops_gracefully_and_in_flight_pages_commit(bladi: tuple[Replay
     srv.set_override("bladi", {slow: {**routes[slow], "hold": True}})  # answered after SIGTERM
     data = replay_config(srv, tmp / "v.db", timeout=30, concurrency_per_domain=1)
     config = write_config(tmp / "config.yaml", data)
-    proc = subprocess.Popen([sys.executable, "-m", "crawler.run", "--config", str(config), "--quiet"],
+    proc = subprocess.Popen([sys.executable, "-m", "veille.crawl", "--config", str(config), "--quiet"],
                             cwd=PROJECT_ROOT, env=without_env_overrides(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -351,8 +352,8 @@ def test_run_crawl_runs_once_per_process(bladi: tuple[ReplayServer, Path]) -> No
     srv, tmp = bladi
     config = write_config(tmp / "config.yaml", replay_config(srv, tmp / "v.db", timeout=SAFE_TIMEOUT))
     script = ("import sys\n"
-              "from crawler.run import CrawlError, run_crawl\n"
-              "from pipeline.config import load_config\n"
+              "from veille.crawler.run import CrawlError, run_crawl\n"
+              "from veille.pipeline.config import load_config\n"
               "cfg = load_config(sys.argv[1])\n"
               "print(run_crawl(cfg, progress=False).status)\n"
               "try:\n"
@@ -363,7 +364,7 @@ def test_run_crawl_runs_once_per_process(bladi: tuple[ReplayServer, Path]) -> No
                          env=without_env_overrides(), capture_output=True, text=True, timeout=60)
     assert out.stdout.splitlines() == [
         "ok", "a crawl already ran in this process (Twisted's reactor cannot restart): "
-              "use crawler.run.run_crawl_subprocess"]
+              "use veille.crawl.run_crawl_subprocess"]
 
 
 # ---------------------------------------------------------------- discovery sources
@@ -477,10 +478,10 @@ def test_a_big_run_hands_extraction_to_worker_processes(tmp_path: Path,
     import asyncio
     from datetime import UTC, datetime
 
-    import crawler.pipelines as pipelines
-    from crawler.spiders.context import OutletTally
-    from pipeline.config import config_from_dict
-    from pipeline.types import RawPage
+    import veille.crawler.pipelines as pipelines
+    from veille.crawler.spiders.context import OutletTally
+    from veille.pipeline.config import config_from_dict
+    from veille.pipeline.types import RawPage
 
     monkeypatch.delenv("VEILLE_DATABASE_URL", raising=False)
     monkeypatch.setattr(pipelines, "POOL_AFTER_PAGES", 1)
@@ -521,9 +522,9 @@ def test_validators_serve_for_a_day_and_are_dropped_when_a_source_was_cut_short(
 
     from sqlalchemy import update
 
-    from crawler.spiders.context import CrawlContext, OutletTally
-    from pipeline.config import config_from_dict
-    from storage.models import FeedState
+    from veille.crawler.spiders.context import CrawlContext, OutletTally
+    from veille.pipeline.config import config_from_dict
+    from veille.storage.models import FeedState
 
     monkeypatch.delenv("VEILLE_DATABASE_URL", raising=False)
     cfg = config_from_dict({"database": {"url": f"sqlite:///{tmp_path / 'v.db'}"}})

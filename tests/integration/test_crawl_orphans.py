@@ -17,17 +17,17 @@ from pathlib import Path
 import psutil
 import pytest
 
-from crawler.replay import ReplayServer
-from crawler.run import PROJECT_ROOT
 from tests.conftest import FIXTURE_OUTLETS, replay_config, without_env_overrides, write_config
+from veille.crawler.replay import ReplayServer
+from veille.crawler.run import PROJECT_ROOT
 
 BOUND = 120.0  # seconds: only a bound on events that come much sooner
-# The crawl of `python -m crawler.run`, with the pool started after the first page instead
+# The crawl of `python -m veille.crawl`, with the pool started after the first page instead
 # of the 50th (the replay's outlets are small).
 CRAWL = ("import sys\n"
-         "from crawler import pipelines\n"
+         "from veille.crawler import pipelines\n"
          "pipelines.POOL_AFTER_PAGES = 1\n"
-         "from crawler.run import main\n"
+         "from veille.crawler.run import main\n"
          "raise SystemExit(main(sys.argv[1:]))\n")
 
 

@@ -22,19 +22,19 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from crawler.replay import ReplayServer
-from pipeline.daemon import (
+from tests.conftest import FIXTURE_OUTLETS, replay_config, without_env_overrides, write_config
+from veille.crawler.replay import ReplayServer
+from veille.daemon import (
     close_abandoned_runs,
     make_trigger,
     needs_catch_up,
     process_alive,
     schedule_period,
 )
-from storage import queries as q
-from storage.db import Database
-from storage.lock import LockHeld, crawl_lock
-from storage.models import Article, CrawlRun, Page, Story
-from tests.conftest import FIXTURE_OUTLETS, replay_config, without_env_overrides, write_config
+from veille.storage import queries as q
+from veille.storage.db import Database
+from veille.storage.lock import LockHeld, crawl_lock
+from veille.storage.models import Article, CrawlRun, Page, Story
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTLET = "bladi"  # the fixture outlet the tests crawl
@@ -68,7 +68,7 @@ def _env() -> dict[str, str]:
 
 def veille(config: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """`veille ARGS --config CONFIG` as a child process, to the end."""
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args, "--config", str(config)],
+    return subprocess.run([sys.executable, "-m", "veille.cli", *args, "--config", str(config)],
                           cwd=config.parent, env=_env(), capture_output=True, text=True,
                           timeout=timeout)
 
@@ -76,7 +76,7 @@ def veille(config: Path, *args: str, timeout: float = 120) -> subprocess.Complet
 def spawn(config: Path, *args: str, log: Path) -> subprocess.Popen[bytes]:
     """`veille ARGS --config CONFIG` in the background, in a process group of its own."""
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args, "--config", str(config)],
+        return subprocess.Popen([sys.executable, "-m", "veille.cli", *args, "--config", str(config)],
                                 cwd=config.parent, env=_env(), stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
 

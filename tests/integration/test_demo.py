@@ -21,7 +21,7 @@ TOPIC = "maroc-france-securite"
 
 
 def veille(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "veille.cli", *args], capture_output=True,
                           text=True, cwd=cwd, timeout=300, env=without_env_overrides())
 
 
@@ -48,7 +48,7 @@ def _path(url: str) -> str:
 
 
 def test_help_lists_every_command() -> None:
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "--help"], capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run([sys.executable, "-m", "veille.cli", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0
     for cmd in ("crawl", "run", "digest", "stories", "extract", "demo", "status"):
         assert f"    {cmd}" in proc.stdout

@@ -26,11 +26,11 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
 from sqlalchemy import select
 
-from pipeline.config import Config, config_from_dict
-from pipeline.digest import EXCERPT_CHARS, DigestError, send_digest
-from storage import queries as q
-from storage.db import Database
-from storage.models import Article, CrawlRun, Digest, DigestItem, Story, TopicMatchRow
+from veille.digest import EXCERPT_CHARS, DigestError, send_digest
+from veille.pipeline.config import Config, config_from_dict
+from veille.storage import queries as q
+from veille.storage.db import Database
+from veille.storage.models import Article, CrawlRun, Digest, DigestItem, Story, TopicMatchRow
 
 TOPIC = "maroc-france-securite"
 TOPIC_LABEL = "Coopération sécuritaire Maroc–France"
@@ -613,7 +613,7 @@ def test_cli_digest_exits_1_with_one_line_when_smtp_is_down(
 ) -> None:
     import yaml
 
-    from pipeline.cli import main
+    from veille.cli import main
 
     inbox, up_port = smtp_server
     seeded = seed(db)
@@ -675,7 +675,7 @@ def test_a_story_pass_during_sending_cannot_move_what_was_mailed(db: Database) -
     """Story X (reports b and c) is drafted and mailed; while the server receives it, a
     crawl stores an earlier report a and its pass would move c to a's story. What is
     recorded as sent must be what was mailed: c stays in X, and X is marked sent."""
-    from pipeline.settle import settle_stories
+    from veille.pipeline.settle import settle_stories
 
     add_flagged(db, "https://www.bladi.net/b,1.html", EVENT_B, T0 + timedelta(days=1))
     add_flagged(db, "https://www.bladi.net/c,2.html", BOTH, T0 + timedelta(days=1, hours=12))

@@ -21,9 +21,6 @@ import pytest
 import yaml
 from aiosmtpd.controller import Controller
 
-from crawler.run import PROJECT_ROOT
-from pipeline.digest import send_digest
-from storage.db import Database
 from tests.conftest import without_env_overrides
 from tests.integration.test_digest import (
     Inbox,
@@ -34,6 +31,9 @@ from tests.integration.test_digest import (
     seed,
     sent_items,
 )
+from veille.crawler.run import PROJECT_ROOT
+from veille.digest import send_digest
+from veille.storage.db import Database
 
 EXIT_BOUND = 120  # seconds: only a bound on a process that should have ended long before
 
@@ -133,7 +133,7 @@ def start_digest(database: Database, tmp_path: Path, port: int, deadline: float)
     cfg = tmp_path / "config.yaml"
     cfg.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "digest", "--config", str(cfg), "--log-format", "text"],
+        [sys.executable, "-m", "veille.cli", "digest", "--config", str(cfg), "--log-format", "text"],
         cwd=PROJECT_ROOT, env=without_env_overrides(), text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 

@@ -28,17 +28,18 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from crawler.canonical import canonical_url
-from crawler.replay import AccessEntry, ReplayServer
-from crawler.run import PROJECT_ROOT, run_crawl_subprocess
-from pipeline.config import config_from_dict
-from pipeline.process import Processor
-from pipeline.types import RawPage
-from storage.db import Database
-from storage.models import Article, CrawlRun, FeedState, OutletRun, Page, Story
 from tests.conftest import FIXTURE_OUTLETS, replay_config, without_env_overrides, write_config
 from tests.pg import Cluster
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 - fixture
+from veille.crawl import run_crawl_subprocess
+from veille.crawler.canonical import canonical_url
+from veille.crawler.replay import AccessEntry, ReplayServer
+from veille.crawler.run import PROJECT_ROOT
+from veille.pipeline.config import config_from_dict
+from veille.pipeline.process import Processor
+from veille.pipeline.types import RawPage
+from veille.storage.db import Database
+from veille.storage.models import Article, CrawlRun, FeedState, OutletRun, Page, Story
 
 OUTLETS = ["bladi", "hespress", "le360", "maghress", "moroccoworldnews"]
 WORKERS = 2
@@ -95,7 +96,7 @@ def _run_workers(config: Path, logs: Path) -> list[int]:
     for i in range(WORKERS):
         out = (logs / f"worker-{i}.log").open("wb")
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "crawl", "--worker", "--config", str(config),
+            [sys.executable, "-m", "veille.cli", "crawl", "--worker", "--config", str(config),
              "--log-format", "text"],
             cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
         out.close()
@@ -334,7 +335,7 @@ def test_a_killed_workers_claims_are_released_by_the_next_round(
     not an hour later when the claims expire."""
     import redis
 
-    from crawler.frontier import Frontier
+    from veille.crawler.frontier import Frontier
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -27,13 +27,6 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from crawler.canonical import canonical_url
-from crawler.origin import non_public
-from crawler.replay import ReplayServer
-from crawler.run import PROJECT_ROOT, run_crawl_subprocess
-from crawler.settings import SITEMAP_MAX_REQUESTS
-from storage.db import Database
-from storage.models import Article, OutletRun
 from tests.conftest import (
     FIXTURE_OUTLETS,
     TEST_CRAWL,
@@ -41,6 +34,14 @@ from tests.conftest import (
     without_env_overrides,
     write_config,
 )
+from veille.crawl import run_crawl_subprocess
+from veille.crawler.canonical import canonical_url
+from veille.crawler.origin import non_public
+from veille.crawler.replay import ReplayServer
+from veille.crawler.run import PROJECT_ROOT
+from veille.crawler.settings import SITEMAP_MAX_REQUESTS
+from veille.storage.db import Database
+from veille.storage.models import Article, OutletRun
 
 BLADI = FIXTURE_OUTLETS / "bladi" / "articles"
 # distinct events, so none is folded into another as a duplicate
@@ -69,7 +70,7 @@ def stored_urls(db: Database) -> set[str]:
 
 
 def veille(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args, "--config", str(config)],
+    return subprocess.run([sys.executable, "-m", "veille.cli", *args, "--config", str(config)],
                           cwd=PROJECT_ROOT, env=without_env_overrides(), capture_output=True,
                           text=True, timeout=120)
 

@@ -32,7 +32,7 @@ def _config(tmp_path: Path, url: str) -> Path:
 
 
 def _veille(*args: str, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*prefix, sys.executable, "-m", "pipeline.cli", *args], capture_output=True,
+    return subprocess.run([*prefix, sys.executable, "-m", "veille.cli", *args], capture_output=True,
                           text=True, cwd=ROOT, env=without_env_overrides(), timeout=300)
 
 

@@ -19,17 +19,17 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from crawler.canonical import canonical_url
-from crawler.replay import ReplayServer
-from pipeline import cli
-from pipeline.config import Config, config_from_dict
-from pipeline.process import Processor
-from pipeline.types import Article as ArticleData
-from pipeline.types import RawPage
-from storage import queries as q
-from storage.db import Database
-from storage.models import Article, Page, Story, TopicMatchRow
 from tests.conftest import FIXTURE_OUTLETS, TEST_CRAWL, repo_topics
+from veille.crawler.canonical import canonical_url
+from veille.crawler.replay import ReplayServer
+from veille.pipeline import cli
+from veille.pipeline.config import Config, config_from_dict
+from veille.pipeline.process import Processor
+from veille.pipeline.types import Article as ArticleData
+from veille.pipeline.types import RawPage
+from veille.storage import queries as q
+from veille.storage.db import Database
+from veille.storage.models import Article, Page, Story, TopicMatchRow
 
 TOPIC = "maroc-france-securite"
 
@@ -250,7 +250,7 @@ def test_stories_settle_places_what_a_killed_crawl_left(tmp_path: Path, pages: A
 
 def test_a_long_crawl_places_stories_as_it_goes(tmp_path: Path, pages: Any) -> None:
     """Every SETTLE_EVERY seconds of storing, a story pass: stories show while it runs."""
-    from pipeline.process import SETTLE_EVERY
+    from veille.pipeline.process import SETTLE_EVERY
 
     fetched, _, extra = pages
     url = f"sqlite:///{tmp_path / 'v.db'}"

@@ -25,8 +25,8 @@ import lxml.html
 import pytest
 import yaml
 
-from crawler.replay import DEFAULT_ROOT, AccessEntry, ReplayServer, outlet_dirs
-from pipeline.config import OutletConfig, config_from_dict
+from veille.crawler.replay import DEFAULT_ROOT, AccessEntry, ReplayServer, outlet_dirs
+from veille.pipeline.config import OutletConfig, config_from_dict
 
 ROUTE_KEYS = {"file", "type", "charset", "header_charset", "status", "redirect", "hang",
               "headers", "modified"}

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from crawler.replay import ReplayServer
-from storage.runs import HEADROOM_BYTES
 from tests.conftest import ROOT, replay_config, without_env_overrides, write_config
+from veille.crawler.replay import ReplayServer
+from veille.storage.runs import HEADROOM_BYTES
 
 
 def _namespaces_work() -> bool:
@@ -43,7 +43,7 @@ def _crawl_on_a_small_disk(tmp_path: Path, srv: ReplayServer, room: int) -> tupl
     seed, data, out = tmp_path / "seed", tmp_path / "data", tmp_path / "out"
     for d in (seed, data, out):
         d.mkdir()
-    veille = [sys.executable, "-m", "pipeline.cli"]
+    veille = [sys.executable, "-m", "veille.cli"]
     env = without_env_overrides()
     seed_cfg = write_config(tmp_path / "seed.yaml", {"database": {"url": f"sqlite:///{seed / 'v.db'}"}})
     subprocess.run([*veille, "stories", "--config", str(seed_cfg)], check=True, cwd=ROOT, env=env,

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from crawler.run import run_crawl_subprocess
-from pipeline import cli
-from pipeline.settle import settle_stories
-from storage import queries as q
-from storage.db import Database
-from storage.models import Article, CrawlRun, Story
+from veille.crawl import run_crawl_subprocess
+from veille.pipeline import cli
+from veille.pipeline.settle import settle_stories
+from veille.storage import queries as q
+from veille.storage.db import Database
+from veille.storage.models import Article, CrawlRun, Story
 
 T0 = datetime(2025, 3, 1, 8, tzinfo=UTC)
 A = ["x:a1", "x:a2", "x:a3", "x:a4", "n:501", "k:lat:police"]  # an event

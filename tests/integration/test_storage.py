@@ -12,9 +12,9 @@ import yaml
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from storage import queries as q
-from storage.db import Database, current_revision, table_names
-from storage.models import Article, CrawlRun, Page, Story, TopicMatchRow
+from veille.storage import queries as q
+from veille.storage.db import Database, current_revision, table_names
+from veille.storage.models import Article, CrawlRun, Page, Story, TopicMatchRow
 
 HEAD = "0004"
 
@@ -45,8 +45,8 @@ def test_upgrade_keeps_rows_and_matches_the_models(db_url: str) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from storage.db import alembic_config, make_engine
-    from storage.models import Base
+    from veille.storage.db import alembic_config, make_engine
+    from veille.storage.models import Base
 
     engine = make_engine(db_url)
     with engine.begin() as conn:
@@ -167,7 +167,7 @@ def test_feed_validators_roundtrip(db: Database) -> None:
 
 
 def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
-    from storage.db import StorageError
+    from veille.storage.db import StorageError
 
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -185,8 +185,8 @@ def test_upgrade_from_0003_keeps_dates_and_adds_the_stated_offset(db_url: str) -
     from alembic.runtime.migration import MigrationContext
     from sqlalchemy import insert
 
-    from storage.db import alembic_config, make_engine
-    from storage.models import Base
+    from veille.storage.db import alembic_config, make_engine
+    from veille.storage.models import Base
 
     when = datetime(2020, 6, 8, 3, 30, tzinfo=UTC)
     engine = make_engine(db_url)
@@ -233,8 +233,8 @@ def _veille_config(tmp_path: Path, db_url: str, tz: str = "Africa/Casablanca") -
 
 def _page_article(url: str, published: datetime | None, outlet: str = "bladi",
                   text: str = "La DGST et la DGSI se sont réunies à Rabat pour coordonner leur action.") -> Any:
-    from pipeline.types import Article as Extracted
-    from pipeline.types import RawPage
+    from veille.pipeline.types import Article as Extracted
+    from veille.pipeline.types import RawPage
 
     art = Extracted(url=url, outlet=outlet, title="La DGST reçoit la DGSI", text=text, published=published,
                     author=None, site_name=None, language="fr")
@@ -244,15 +244,15 @@ def _page_article(url: str, published: datetime | None, outlet: str = "bladi",
 
 
 def _processor(config: Path) -> Any:
-    from pipeline.config import load_config
-    from pipeline.process import Processor
+    from veille.pipeline.config import load_config
+    from veille.pipeline.process import Processor
 
     cfg = load_config(config)
     return Processor(Database(cfg.database.url), cfg)
 
 
 def _stories_json(config: Path, capsys: pytest.CaptureFixture[str]) -> Any:
-    from pipeline.cli import main
+    from veille.cli import main
 
     capsys.readouterr()
     assert main(["stories", "--json", "--all", "--config", str(config)]) == 0
@@ -287,7 +287,7 @@ def test_stories_json_keeps_the_offset_and_the_day_the_page_states(
     # the table shows the day the page states, not UTC's
     from rich.console import Console
 
-    from pipeline.report import print_stories
+    from veille.report import print_stories
 
     console = Console(record=True, width=200)
     with proc.db.transaction() as s:
@@ -356,8 +356,8 @@ def test_the_digest_shows_times_in_the_schedule_time_zone(db_url: str, tmp_path:
     """Display converts to `schedule.timezone`; what is stored does not change with it."""
     from sqlalchemy import update
 
-    from pipeline.config import load_config
-    from pipeline.digest_draft import draft_from_stories
+    from veille.digest_draft import draft_from_stories
+    from veille.pipeline.config import load_config
 
     config = _veille_config(tmp_path, db_url, tz="Asia/Tokyo")
     proc = _processor(config)

@@ -14,16 +14,16 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from pipeline import learn
-from pipeline.config import config_from_dict
-from pipeline.process import Processor
-from pipeline.template import MIN_PAGES, fingerprint, line_key
-from pipeline.types import Article, RawPage
-from storage import templates as st
-from storage.db import Database
-from storage.models import Article as ArticleRow
-from storage.models import TemplateLine, TopicMatchRow
 from tests.conftest import FIXTURE_OUTLETS, repo_topics
+from veille.pipeline import learn
+from veille.pipeline.config import config_from_dict
+from veille.pipeline.process import Processor
+from veille.pipeline.template import MIN_PAGES, fingerprint, line_key
+from veille.pipeline.types import Article, RawPage
+from veille.storage import templates as st
+from veille.storage.db import Database
+from veille.storage.models import Article as ArticleRow
+from veille.storage.models import TemplateLine, TopicMatchRow
 
 OUTLET = "chamalpress"
 TOPIC = "maroc-france-securite"
@@ -174,8 +174,8 @@ def test_veille_extract_shows_the_template_lines_and_why(replayed: Any, tmp_path
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    from pipeline.cli import main
     from tests.conftest import write_config
+    from veille.cli import main
 
     proc, items, _, _ = replayed
     notice = next(i for i in items if "recrutement" in i["path"])

@@ -11,9 +11,9 @@ from pathlib import Path
 import yaml
 
 from bench.corpus import generate
-from crawler import discovery as d
-from crawler.replay import ReplayServer, outlet_dirs
-from pipeline.config import config_from_dict
+from veille.crawler import discovery as d
+from veille.crawler.replay import ReplayServer, outlet_dirs
+from veille.pipeline.config import config_from_dict
 
 
 def _get(url: str) -> tuple[int, bytes]:

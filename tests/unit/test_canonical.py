@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crawler.canonical import canonical_url, fetch_url, on_site, site_domain
+from veille.crawler.canonical import canonical_url, fetch_url, on_site, site_domain
 
 
 @pytest.mark.parametrize(("url", "expected"), [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.charset import decode_html
+from veille.pipeline.charset import decode_html
 
 FRENCH = ("<html><head><meta charset='utf-8'></head><body><p>La coopération sécuritaire entre "
           "la DGSN et la DGSI s'est renforcée après la réunion de Rabat.</p>" * 8)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.classify import classify, evaluate, story_topics
-from pipeline.config import TopicConfig, load_config
-from pipeline.types import TermHit, TopicMatch
 from tests.replay_pages import fixture_articles as replay_articles
+from veille.pipeline.classify import classify, evaluate, story_topics
+from veille.pipeline.config import TopicConfig, load_config
+from veille.pipeline.types import TermHit, TopicMatch
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "outlets"
@@ -259,7 +259,7 @@ def fixture_articles() -> list[tuple[str, dict[str, object], object]]:
 def test_default_topic_on_replay_fixtures(
     default_topic: TopicConfig, fixture_articles: list[tuple[str, dict[str, object], object]]
 ) -> None:
-    from pipeline.types import Article
+    from veille.pipeline.types import Article
 
     wrong = []
     labelled = 0

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from pipeline.cli import main
-from pipeline.config import (
+from veille.cli import main
+from veille.pipeline.config import (
     ENV_OVERRIDES,
     ConfigError,
     config_from_dict,
@@ -143,7 +143,7 @@ def test_minimal_config_has_defaults() -> None:
 def test_no_traceback_in_a_real_process(tmp_path: Path, base: dict[str, Any]) -> None:
     cfg_file = _write(tmp_path, _mutate(base, "crawl/obey_robots", "perhaps"))
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "crawl", "--config", str(cfg_file)],
+        [sys.executable, "-m", "veille.cli", "crawl", "--config", str(cfg_file)],
         capture_output=True, text=True, cwd=ROOT, timeout=60,
     )
     assert proc.returncode == 2
@@ -216,7 +216,7 @@ def test_env_override_leaves_a_broken_section_to_the_file(
 
 def test_bad_env_override_no_traceback_in_a_real_process(tmp_path: Path, base: dict[str, Any]) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "crawl", "--worker", "--config", str(_write(tmp_path, base))],
+        [sys.executable, "-m", "veille.cli", "crawl", "--worker", "--config", str(_write(tmp_path, base))],
         capture_output=True, text=True, cwd=ROOT, timeout=60,
         env={**os.environ, "VEILLE_QUEUE_IDLE": "30s"},
     )
@@ -245,7 +245,7 @@ def _run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
     def cap() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
 
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "veille.cli", *args], capture_output=True,
                           text=True, cwd=ROOT, env=env, preexec_fn=cap, timeout=600)
 
 

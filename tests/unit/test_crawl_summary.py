@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from crawler.run import CrawlSummary, refusal_lines
-from crawler.spiders.context import OutletTally, refusal_kind
+from veille.crawler.run import CrawlSummary, refusal_lines
+from veille.crawler.spiders.context import OutletTally, refusal_kind
 
 
 def test_refusals_are_counted_by_named_reason_per_outlet_and_in_total() -> None:

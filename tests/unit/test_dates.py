@@ -1,4 +1,4 @@
-"""pipeline.dates on values real pages carry: placeholders, odd offsets, stated days."""
+"""veille.pipeline.dates on values real pages carry: placeholders, odd offsets, stated days."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from pipeline.dates import find_dates, parse_iso
-from pipeline.extract import extract
-from pipeline.types import Article, RawPage
+from veille.pipeline.dates import find_dates, parse_iso
+from veille.pipeline.extract import extract
+from veille.pipeline.types import Article, RawPage
 
 BODY = "".join(f"<p>{s}</p>" for s in (
     "La DGSN et la DGSI ont tenu une réunion de coordination à Rabat ce mardi, consacrée à la "
@@ -54,7 +54,7 @@ def test_placeholder_jsonld_date_does_not_crash_extraction() -> None:
 
 
 def test_a_utc_stamp_a_day_off_the_url_day_takes_the_url_day() -> None:
-    from pipeline.dates import _on_url_day, url_day
+    from veille.pipeline.dates import _on_url_day, url_day
 
     day = url_day("https://laprensa.example/2020/02/17/una-nota/")
     assert day is not None and day.date().isoformat() == "2020-02-17"

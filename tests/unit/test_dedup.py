@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.dedup import (
+from tests.replay_pages import fixture_articles
+from veille.pipeline.dedup import (
     DuplicateIndex,
     containment,
     content_hash,
@@ -18,9 +19,8 @@ from pipeline.dedup import (
     signature_bytes,
     signature_from_bytes,
 )
-from pipeline.stories import Placed, StoryIndex, article_features, assign_stories
-from pipeline.types import Article
-from tests.replay_pages import fixture_articles
+from veille.pipeline.stories import Placed, StoryIndex, article_features, assign_stories
+from veille.pipeline.types import Article
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "outlets"

@@ -11,8 +11,7 @@ from typing import Any
 import lxml.html
 import pytest
 
-from pipeline.config import Config, config_from_dict
-from pipeline.digest import (
+from veille.digest import (
     EXCERPT_CHARS,
     DigestError,
     build_message,
@@ -22,7 +21,8 @@ from pipeline.digest import (
     render_html,
     render_text,
 )
-from storage.queries import ArticleView, StoryView, TopicView
+from veille.pipeline.config import Config, config_from_dict
+from veille.storage.queries import ArticleView, StoryView, TopicView
 
 NOW = datetime(2024, 7, 2, 6, 30, tzinfo=UTC)  # 07:30 in Casablanca (UTC+1)
 
@@ -197,7 +197,7 @@ def test_bad_subject_template_is_a_one_line_error(subject: str) -> None:
 
 
 def test_reasons_show_the_strongest_terms_and_count_the_rest() -> None:
-    from pipeline.digest_draft import REASON_TERMS, _terms
+    from veille.digest_draft import REASON_TERMS, _terms
 
     matched = [{"term": f"t{i}", "field": "text", "count": i} for i in range(1, 13)]
     matched.append({"term": "t1", "field": "title", "count": 1})

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from crawler import discovery as d
-from crawler.middlewares import is_challenge
+from veille.crawler import discovery as d
+from veille.crawler.middlewares import is_challenge
 
 BASE = "https://www.example.ma"
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.charset import decode_html
-from pipeline.dates import LOCAL_TZ, find_dates, relative_date, visible_date
-from pipeline.extract import detect_language, extract, reset_caches, strip_site_name
-from pipeline.types import Article, RawPage, Skipped
+from veille.pipeline.charset import decode_html
+from veille.pipeline.dates import LOCAL_TZ, find_dates, relative_date, visible_date
+from veille.pipeline.extract import detect_language, extract, reset_caches, strip_site_name
+from veille.pipeline.types import Article, RawPage, Skipped
 
 PAGES = Path(__file__).parent / "pages"
 FETCHED = datetime(2025, 10, 15, 9, 0, tzinfo=UTC)

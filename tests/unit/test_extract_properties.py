@@ -13,9 +13,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.dates import find_dates, parse_iso, url_day
-from pipeline.extract import _extract, page_date
-from pipeline.types import Article, RawPage, Skipped
+from veille.pipeline.dates import find_dates, parse_iso, url_day
+from veille.pipeline.extract import _extract, page_date
+from veille.pipeline.types import Article, RawPage, Skipped
 
 PAGES = Path(__file__).parent / "pages"
 SEED_PAGES = [(PAGES / name).read_bytes() for name in

@@ -7,9 +7,9 @@ import gc
 
 import pytest
 
-from crawler import run
-from crawler.frontier import Frontier
-from pipeline.config import config_from_dict
+from veille.crawler import run
+from veille.crawler.frontier import Frontier
+from veille.pipeline.config import config_from_dict
 
 QUEUE = "redis://127.0.0.1:1/0"  # never contacted: Frontier does no I/O until check()
 

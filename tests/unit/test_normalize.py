@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.normalize import TokenIndex, find_term, normalize, phrase_pattern, stem_ar, tokens
+from veille.pipeline.normalize import (
+    TokenIndex,
+    find_term,
+    normalize,
+    phrase_pattern,
+    stem_ar,
+    tokens,
+)
 
 
 @pytest.mark.parametrize("text, expected", [

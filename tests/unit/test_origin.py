@@ -1,10 +1,10 @@
-"""crawler.origin: the outlet's origin and the public-address rule, without a network."""
+"""veille.crawler.origin: the outlet's origin and the public-address rule, without a network."""
 
 from __future__ import annotations
 
 import pytest
 
-from crawler.origin import AddressCheck, Origin, names_private_address, non_public
+from veille.crawler.origin import AddressCheck, Origin, names_private_address, non_public
 
 
 def test_only_the_outlets_scheme_host_and_port_are_its_origin() -> None:

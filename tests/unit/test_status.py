@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import Config, config_from_dict
-from pipeline.status import collect_status, consecutive_failures, outlet_state, print_status
-from storage import queries as q
-from storage.db import Database
-from storage.lock import crawl_lock
-from storage.models import Article, CrawlRun
+from veille.pipeline.config import Config, config_from_dict
+from veille.status import collect_status, consecutive_failures, outlet_state, print_status
+from veille.storage import queries as q
+from veille.storage.db import Database
+from veille.storage.lock import crawl_lock
+from veille.storage.models import Article, CrawlRun
 
 NOW = datetime(2025, 4, 14, 10, 0, tzinfo=UTC)  # 11:00 in Casablanca (UTC+1)
 OUTLETS = ["steady", "broken", "quiet", "fresh", "walled", "newcomer"]
@@ -171,7 +171,7 @@ def test_print_status_renders_every_outlet(db: Database) -> None:
 def test_articles_a_stopped_crawl_left_without_a_story_are_reported(db: Database) -> None:
     from rich.console import Console
 
-    from pipeline.settle import settle_stories
+    from veille.pipeline.settle import settle_stories
 
     def shown() -> tuple[int, str]:
         status = collect_status(db, _cfg(db.url), now=NOW)

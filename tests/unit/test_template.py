@@ -1,4 +1,4 @@
-"""pipeline.template: which lines of an article are its outlet's template, and why."""
+"""veille.pipeline.template: which lines of an article are its outlet's template, and why."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from pipeline.learn import Evidence
-from pipeline.template import (
+from veille.pipeline.learn import Evidence
+from veille.pipeline.template import (
     MAX_LINE,
     MIN_PAGES,
     Template,

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.classify import classify
-from pipeline.config import Config
-from pipeline.extract import extract
-from pipeline.template import Template, strip_article
-from pipeline.types import RawPage, Skipped
+from veille.pipeline.classify import classify
+from veille.pipeline.config import Config
+from veille.pipeline.extract import extract
+from veille.pipeline.template import Template, strip_article
+from veille.pipeline.types import RawPage, Skipped
 
 
 class InspectError(Exception):
@@ -70,8 +70,8 @@ def outlet_template(cfg: Config, outlet: str) -> Template:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    from pipeline.learn import template_of
-    from storage.db import Database, StorageError
+    from veille.pipeline.learn import template_of
+    from veille.storage.db import Database, StorageError
 
     url = make_url(cfg.database.url)
     if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():

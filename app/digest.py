@@ -2,7 +2,7 @@
 
 Three layers, each usable alone:
 
-- `draft_from_stories` (pipeline.digest_draft) turns `StoryView`s into a `DigestDraft` (pure: grouping by topic,
+- `draft_from_stories` (veille.digest_draft) turns `StoryView`s into a `DigestDraft` (pure: grouping by topic,
   excerpts, reasons, local times); `build_digest` queries the stories first.
 - `render_text` / `render_html` / `build_message` turn a draft into an email (pure).
 - `send_digest` delivers it and records it: a story is mailed at most once per recipient
@@ -46,8 +46,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from pipeline.config import Config
-from pipeline.digest_draft import (  # noqa: F401 - re-exported: the digest's public API
+from veille.digest_draft import (  # noqa: F401 - re-exported: the digest's public API
     EXCERPT_CHARS,
     REASON_TERMS,
     DigestDraft,
@@ -60,12 +59,13 @@ from pipeline.digest_draft import (  # noqa: F401 - re-exported: the digest's pu
     excerpt,
     is_rtl,
 )
-from pipeline.mailer import MailerError, send_message
-from pipeline.procs import process_alive
-from pipeline.stories import MAX_STORY_FEATURES
-from storage import queries as q
-from storage.db import Database, describe
-from storage.models import Digest
+from veille.mailer import MailerError, send_message
+from veille.pipeline.config import Config
+from veille.pipeline.stories import MAX_STORY_FEATURES
+from veille.procs import process_alive
+from veille.storage import queries as q
+from veille.storage.db import Database, describe
+from veille.storage.models import Digest
 
 log = logging.getLogger(__name__)
 

@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from pipeline.logs import setup_logging
+    from veille.logs import setup_logging
 
     quiet = args.command in {"stories", "extract", "status"}  # their output is the point
     level = "DEBUG" if args.verbose else "WARNING" if quiet else "INFO"
@@ -122,19 +122,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _known_failure(exc: Exception) -> int | None:
-    from pipeline.config import ConfigError
-    from storage.db import StorageError
+    from veille.pipeline.config import ConfigError
+    from veille.storage.db import StorageError
 
     if isinstance(exc, ConfigError):
         return EXIT_USAGE
     if isinstance(exc, StorageError):
         return EXIT_FAILED
-    from pipeline.inspect import InspectError
+    from veille.inspect import InspectError
 
     if isinstance(exc, InspectError):
         return EXIT_FAILED
     try:
-        from pipeline.digest import DigestError
+        from veille.digest import DigestError
     except ImportError:
         return None
     if isinstance(exc, DigestError):
@@ -147,13 +147,13 @@ def _fail(message: str) -> None:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from pipeline.config import load_config
+    from veille.pipeline.config import load_config
 
     return load_config(args.config)
 
 
 def _db(cfg: Any) -> Any:
-    from storage.db import Database
+    from veille.storage.db import Database
 
     return Database(cfg.database.url)
 
@@ -171,8 +171,8 @@ def cmd_crawl(args: argparse.Namespace) -> int:
             raise CliError(f"{cfg.source}: no outlet named {unknown[0]!r} (known: {', '.join(sorted(known))})", EXIT_USAGE)
     if args.worker and not cfg.crawl.queue:
         raise CliError(f"{cfg.source}: crawl.queue: --worker needs a redis:// queue URL", EXIT_USAGE)
-    from crawler.run import run_crawl
-    from storage.lock import LockHeld, crawl_lock
+    from veille.crawler.run import run_crawl
+    from veille.storage.lock import LockHeld, crawl_lock
 
     if args.worker:
         # One of many workers of the shared frontier (crawler.frontier): no exclusive crawl
@@ -189,7 +189,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
 
     try:
         with crawl_lock(cfg.database.url, wait=args.wait):
-            from pipeline.daemon import close_abandoned_runs
+            from veille.daemon import close_abandoned_runs
 
             close_abandoned_runs(_db(cfg), holding_lock=True, shared_queue=cfg.crawl.queue is not None)
             summary = run_crawl(cfg, names, progress=True)
@@ -200,14 +200,14 @@ def cmd_crawl(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = _config(args)
-    from pipeline.daemon import run_daemon
+    from veille.daemon import run_daemon
 
     return int(run_daemon(cfg))
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
     cfg = _config(args)
-    from pipeline.digest import send_digest
+    from veille.digest import send_digest
 
     result = send_digest(_db(cfg), cfg, since=args.since, dry_run=args.dry_run, out=args.out)
     if args.dry_run:
@@ -221,13 +221,13 @@ def cmd_stories(args: argparse.Namespace) -> int:
     cfg = _config(args)
     if args.topic and args.topic not in {t.name for t in cfg.topics}:
         raise CliError(f"{cfg.source}: no topic named {args.topic!r}", EXIT_USAGE)
-    from storage.queries import list_stories
+    from veille.storage.queries import list_stories
 
     topics = [args.topic] if args.topic else (None if args.all else [t.name for t in cfg.topics])
     db = _db(cfg)
     if args.settle or args.settle_since:
-        from pipeline.process import Processor
-        from pipeline.settle import settle_stories
+        from veille.pipeline.process import Processor
+        from veille.pipeline.settle import settle_stories
 
         Processor(db, cfg).restrip_unplaced()  # as the killed crawl's own pass would have
         print(settle_stories(db, args.settle_since), file=sys.stderr)
@@ -236,7 +236,7 @@ def cmd_stories(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([st.as_json() for st in stories], ensure_ascii=False, indent=2))
         return EXIT_OK
-    from pipeline.report import print_stories
+    from veille.report import print_stories
 
     print_stories(stories)
     return EXIT_OK
@@ -244,27 +244,27 @@ def cmd_stories(args: argparse.Namespace) -> int:
 
 def cmd_extract(args: argparse.Namespace) -> int:
     cfg = _config(args)
-    from pipeline.inspect import inspect_page
+    from veille.inspect import inspect_page
 
     result = inspect_page(args.source, cfg, url=args.url, outlet=args.outlet, language=args.language)
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
     else:
-        from pipeline.report import print_extract
+        from veille.report import print_extract
 
         print_extract(result)
     return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from pipeline.demo import run_demo
+    from veille.demo import run_demo
 
     return run_demo(args.dir, args.config)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     cfg = _config(args)
-    from pipeline.status import collect_status, print_status
+    from veille.status import collect_status, print_status
 
     status = collect_status(_db(cfg), cfg)
     if args.json:

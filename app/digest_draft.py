@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pipeline.config import Config
-from pipeline.limits import shorten
-from storage.queries import StoryView
+from veille.pipeline.config import Config
+from veille.pipeline.limits import shorten
+from veille.storage.queries import StoryView
 
 EXCERPT_CHARS = 220  # about two lines of the HTML part
 TITLE_CHARS = 300  # a story's or an article's title as the digest shows it (stored: up to 500)

@@ -14,8 +14,8 @@ from typing import Any
 import yaml
 from rich.console import Console
 
-from crawler.replay import ReplayServer
-from pipeline.config import config_from_dict, resolve_path
+from veille.crawler.replay import ReplayServer
+from veille.pipeline.config import config_from_dict, resolve_path
 
 DEMO_CRAWL = {
     "download_delay": 0,
@@ -47,11 +47,11 @@ def run_demo(workdir: Path, config_path: str | None = None) -> int:
         stale.unlink()
     os.environ.pop("VEILLE_DATABASE_URL", None)
 
-    from crawler.run import run_crawl
-    from pipeline.digest import send_digest
-    from pipeline.report import print_stories
-    from storage.db import Database
-    from storage.queries import list_stories
+    from veille.crawler.run import run_crawl
+    from veille.digest import send_digest
+    from veille.report import print_stories
+    from veille.storage.db import Database
+    from veille.storage.queries import list_stories
 
     with ReplayServer() as srv:
         data = demo_config(base, srv.outlet_configs(), workdir)

@@ -31,12 +31,12 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from pipeline.config import Config, parse_schedule
-from pipeline.procs import process_alive
-from storage import queries as q
-from storage.db import Database, describe
-from storage.lock import LockHeld, crawl_lock
-from storage.models import CrawlRun
+from veille.pipeline.config import Config, parse_schedule
+from veille.procs import process_alive
+from veille.storage import queries as q
+from veille.storage.db import Database, describe
+from veille.storage.lock import LockHeld, crawl_lock
+from veille.storage.models import CrawlRun
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +243,7 @@ class Daemon:
 
     def argv(self, command: str) -> list[str]:
         verbose = ["-v"] if logging.getLogger().isEnabledFor(logging.DEBUG) else []
-        return [sys.executable, "-m", "pipeline.cli", command, "--config", self.config_path,
+        return [sys.executable, "-m", "veille.cli", command, "--config", self.config_path,
                 "--log-format", "json", *verbose]
 
     # jobs ------------------------------------------------------------------------------

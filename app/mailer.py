@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from email.message import EmailMessage
 from typing import Any
 
-from pipeline.config import SmtpConfig
+from veille.pipeline.config import SmtpConfig
 
 log = logging.getLogger(__name__)
 

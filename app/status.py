@@ -15,12 +15,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pipeline.config import Config, parse_schedule
-from pipeline.daemon import make_trigger
-from storage import queries as q
-from storage.db import Database, describe
-from storage.lock import LockHeld, crawl_lock
-from storage.models import CrawlRun
+from veille.daemon import make_trigger
+from veille.pipeline.config import Config, parse_schedule
+from veille.storage import queries as q
+from veille.storage.db import Database, describe
+from veille.storage.lock import LockHeld, crawl_lock
+from veille.storage.models import CrawlRun
 
 SILENT_DAYS = 7
 HISTORY = 100  # per-outlet runs looked at for consecutive failures
