@@ -7,6 +7,7 @@ tracked stories and writes the digest as an .eml file. No network needed.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any
@@ -38,9 +39,19 @@ def demo_config(base: dict[str, Any], outlets: list[dict[str, Any]], workdir: Pa
     }
 
 
+def shipped_config() -> Path:
+    """The config.yaml shipped with veille (package data veille.default_config)."""
+    spec = importlib.util.find_spec("veille.default_config")
+    if spec is None or not spec.submodule_search_locations:
+        return Path("config.yaml")
+    return Path(next(iter(spec.submodule_search_locations))) / "config.yaml"
+
+
 def run_demo(workdir: Path, config_path: str | None = None) -> int:
     console = Console()
     source = resolve_path(config_path)
+    if not source.exists():  # run outside a checkout: the topics of the config veille ships
+        source = shipped_config()
     base = yaml.safe_load(source.read_text(encoding="utf-8")) if source.exists() else {}
     workdir.mkdir(parents=True, exist_ok=True)
     for stale in workdir.glob("veille.db*"):
