@@ -42,7 +42,7 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     must not hit a closed stream.
     """
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 

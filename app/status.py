@@ -67,7 +67,8 @@ def next_fire(spec: str | None, timezone: str, last_start: datetime | None, now:
     parsed = parse_schedule(spec)
     if isinstance(parsed, timedelta):
         return max(now, last_start + parsed) if last_start else now
-    return make_trigger(spec, timezone).get_next_fire_time(None, now)
+    fire: datetime | None = make_trigger(spec, timezone).get_next_fire_time(None, now)
+    return fire
 
 
 def _lock_state(url: str) -> tuple[bool, str | None]:

@@ -37,7 +37,7 @@ def die_with_parent() -> bool:
         return False
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+        return bool(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0)
     except (OSError, AttributeError):
         return False
 
@@ -67,6 +67,6 @@ def exit_with(pid: int, every: float = CHECK_EVERY) -> threading.Thread:
 def _alive(proc: psutil.Process) -> bool:
     """Running, not a zombie, and the same process (is_running compares creation times)."""
     try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+        return bool(proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False

@@ -96,5 +96,5 @@ def _route_logs_to(proxy: object) -> list[tuple[logging.StreamHandler, object]]:
     moved = []
     for handler in logging.getLogger().handlers:
         if type(handler) is logging.StreamHandler and handler.stream in (sys.__stderr__, sys.__stdout__):
-            moved.append((handler, handler.setStream(proxy)))  # type: ignore[arg-type]
+            moved.append((handler, handler.setStream(proxy)))
     return moved

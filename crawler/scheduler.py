@@ -33,7 +33,7 @@ class SharedScheduler(Scheduler):  # type: ignore[misc]
         self._order = itertools.count()
 
     def __len__(self) -> int:
-        return len(self._local) + super().__len__()
+        return len(self._local) + int(super().__len__())
 
     def enqueue_request(self, request: Request) -> bool:
         if request.meta.get(LOCAL):

@@ -149,8 +149,8 @@ def extract_body(tree: etree._Element, pruned: etree._Element, url: str) -> Body
     meta = full or precise
     assert meta is not None
     if full is None or precise is None:
-        text = (full or precise).text  # type: ignore[union-attr]
+        text = str(meta.text)
     else:
-        text = combine(full.text, precise.text, link_texts(tree))
+        text = combine(str(full.text), str(precise.text), link_texts(tree))
     return Body(text=twins(pruned, text), sitename=meta.sitename, author=meta.author,
                 title=meta.title)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from copy import deepcopy
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -168,7 +169,7 @@ def find_dates(text: str) -> Iterator[tuple[int, datetime]]:
             yield m.start(), value
 
 
-def _jsonld_objects(data: object) -> Iterator[dict]:
+def _jsonld_objects(data: object) -> Iterator[dict[str, Any]]:
     if isinstance(data, list):
         for item in data:
             yield from _jsonld_objects(item)
@@ -179,14 +180,14 @@ def _jsonld_objects(data: object) -> Iterator[dict]:
                 yield from _jsonld_objects(data[key])
 
 
-def jsonld_types(obj: dict) -> set[str]:
+def jsonld_types(obj: dict[str, Any]) -> set[str]:
     kind = obj.get("@type", [])
     return {str(k).lower() for k in (kind if isinstance(kind, list) else [kind])}
 
 
-def jsonld(tree: etree._Element) -> list[dict]:
+def jsonld(tree: etree._Element) -> list[dict[str, Any]]:
     """Top-level JSON-LD objects of the page (@graph and mainEntity unfolded)."""
-    objects: list[dict] = []
+    objects: list[dict[str, Any]] = []
     for script in JSONLD_XPATH(tree):
         try:
             data = json.loads(script.text or "", strict=False)

@@ -135,7 +135,7 @@ def detect_language(text: str, hint: str | None = None) -> str | None:
     ranked = _identifier().rank(sample)
     best, prob = ranked[0]
     if prob >= LANG_CONFIDENT or not hint:
-        return best
+        return str(best)
     probs = dict(ranked)
     return hint if probs.get(hint, 0.0) >= 0.1 * prob else best
 

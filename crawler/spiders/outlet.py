@@ -107,7 +107,7 @@ class OutletSpider(scrapy.Spider):
         crawler.signals.connect(spider._spider_error, signal=signals.spider_error)
         if spider.context.frontier is not None:
             crawler.signals.connect(spider._spider_idle, signal=signals.spider_idle)
-        return spider  # type: ignore[no-any-return]
+        return spider
 
     # sources ---------------------------------------------------------------------------
     async def start(self) -> AsyncIterator[Request]:

@@ -1,0 +1,93 @@
+"""Articles: look-ups for the duplicate index, copies, topic matches.
+
+Callers own the transaction (`Database.transaction()`); nothing here commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
+
+from veille.storage.models import (
+    Article,
+    Outlet,
+    TopicMatchRow,
+)
+
+
+def article_by_url(session: Session, url: str) -> Article | None:
+    return session.scalar(select(Article).where(Article.url == url))
+
+
+def article_by_hash(session: Session, content_hash: str) -> Article | None:
+    stmt = select(Article).where(Article.content_hash == content_hash).order_by(Article.id)
+    return session.scalars(stmt).first()
+
+
+def recent_signatures(session: Session, since: datetime) -> list[tuple[int, bytes]]:
+    """(article id, MinHash bytes) of originals seen since `since`: the duplicate index."""
+    stmt = select(Article.id, Article.minhash).where(
+        Article.first_seen >= since,
+        Article.minhash.is_not(None),
+        Article.duplicate_of_id.is_(None),
+    )
+    return [(i, m) for i, m in session.execute(stmt) if m is not None]
+
+
+def signatures_after(session: Session, article_id: int) -> list[tuple[int, bytes]]:
+    """Originals stored after `article_id` (by this or another worker)."""
+    stmt = select(Article.id, Article.minhash).where(
+        Article.id > article_id, Article.minhash.is_not(None), Article.duplicate_of_id.is_(None)
+    )
+    return [(i, m) for i, m in session.execute(stmt) if m is not None]
+
+
+def make_copies_of(session: Session, old: int, new: int) -> None:
+    """`old` and its copies become copies of `new` (which turned out to be the original)."""
+    session.execute(
+        update(Article)
+        .where((Article.id == old) | (Article.duplicate_of_id == old), Article.id != new)
+        .values(duplicate_of_id=new, features=None),
+        execution_options={"synchronize_session": "fetch"},
+    )
+
+
+def max_article_id(session: Session) -> int:
+    """The newest article id, to refresh indexes from later."""
+    return int(session.scalar(select(func.max(Article.id))) or 0)
+
+
+def serialise_writers(session: Session) -> None:
+    """On PostgreSQL, one worker at a time assigns articles to stories (xact-scoped lock).
+
+    SQLite needs nothing: it has a single writer, and one crawl per database holds the lock.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": 0x76656973})
+
+
+def topic_match_rows(matches: Iterable[tuple[str, float, list[dict[str, Any]]]]) -> list[TopicMatchRow]:
+    return [TopicMatchRow(topic=topic, score=score, matched=matched) for topic, score, matched in matches]
+
+
+def replace_topic_matches(
+    session: Session, article: Article, matches: Iterable[tuple[str, float, list[dict[str, Any]]]]
+) -> None:
+    article.topics.clear()
+    session.flush()
+    article.topics.extend(topic_match_rows(matches))
+
+
+def outlet_article_counts(session: Session, since: datetime) -> dict[str, int]:
+    stmt = (
+        select(Outlet.name, func.count(Article.id))
+        .join(Article, Article.outlet_id == Outlet.id)
+        .where(Article.first_seen >= since)
+        .group_by(Outlet.name)
+    )
+    return {name: int(n) for name, n in session.execute(stmt)}
+

@@ -1,0 +1,250 @@
+"""What the story pass (`veille.pipeline.settle`) reads and writes.
+
+Callers own the transaction (`Database.transaction()`); nothing here commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, aliased
+
+from veille.storage.models import (
+    Article,
+    DigestItem,
+    Outlet,
+    Story,
+)
+
+_CHUNK = 500  # ids per IN (...) list
+
+
+@dataclass(frozen=True)
+class PassRow:
+    """An original article as the story pass (pipeline.settle) reads it."""
+
+    id: int
+    url: str
+    story_id: int | None
+    features: list[str] | None
+    published: datetime | None
+
+
+def _chunks(ids: Iterable[int]) -> Iterable[list[int]]:
+    items = sorted(set(ids))
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
+
+
+def _originals() -> Any:
+    return select(Article.id, Article.url, Article.story_id, Article.features, Article.published).where(
+        Article.duplicate_of_id.is_(None)
+    )
+
+
+def earliest_unplaced(session: Session) -> datetime | None:
+    """The earliest publication among originals not yet in a story."""
+    stmt = select(func.min(Article.published)).where(
+        Article.duplicate_of_id.is_(None), Article.story_id.is_(None)
+    )
+    return session.scalar(stmt)
+
+
+def unplaced_articles(session: Session) -> list[tuple[str, int]]:
+    """(outlet name, article id) of every article, copy or original, not in a story."""
+    stmt = (select(Outlet.name, Article.id).join(Outlet, Article.outlet_id == Outlet.id)
+            .where(Article.story_id.is_(None)).order_by(Article.id))
+    return [(name, art_id) for name, art_id in session.execute(stmt)]
+
+
+def count_unplaced(session: Session) -> int:
+    """Originals not yet in a story: a crawl stopped before its story pass left them."""
+    stmt = select(func.count(Article.id)).where(
+        Article.duplicate_of_id.is_(None), Article.story_id.is_(None)
+    )
+    return int(session.scalar(stmt) or 0)
+
+
+def unplaced_undated(session: Session) -> list[PassRow]:
+    """Originals without a story nor a date: no pass can place them, each is a story."""
+    stmt = _originals().where(Article.story_id.is_(None), Article.published.is_(None))
+    return [PassRow(*row) for row in session.execute(stmt.order_by(Article.url))]
+
+
+def story_pass_rows(session: Session, start: datetime, context_from: datetime) -> list[PassRow]:
+    """Dated originals published since `start`, and before it those of the stories born
+    since `context_from`: whose first original is that recent (copies' dates do not
+    count, as in `pipeline.stories.assign_stories`). What the pass needs, and no more."""
+    older = aliased(Article)
+    born_earlier = (
+        select(older.id)
+        .where(older.story_id == Article.story_id, older.duplicate_of_id.is_(None),
+               older.published < context_from)
+        .exists()
+    )
+    stmt = _originals().where(
+        Article.published >= context_from,
+        (Article.published >= start) | (Article.story_id.is_not(None) & ~born_earlier),
+    )
+    return [PassRow(*row) for row in session.execute(stmt)]
+
+
+def reopen_horizon(session: Session, start: datetime, limit: int) -> datetime | None:
+    """None if at most `limit` placed originals were published since `start`; else the
+    publication date from which the newest `limit` of them were."""
+    placed = select(Article.published).where(
+        Article.duplicate_of_id.is_(None), Article.story_id.is_not(None), Article.published >= start
+    )
+    stmt = placed.order_by(Article.published.desc()).offset(limit).limit(1)
+    beyond = session.scalar(stmt)
+    if beyond is None:
+        return None
+    newest = placed.order_by(Article.published.desc()).offset(max(limit - 1, 0)).limit(1)
+    return session.scalar(newest)
+
+
+def unplaced_before(session: Session, when: datetime) -> list[datetime]:
+    """Publication dates of the originals without a story published before `when`."""
+    stmt = select(Article.published).where(
+        Article.duplicate_of_id.is_(None), Article.story_id.is_(None), Article.published < when
+    )
+    return [d for d in session.scalars(stmt.order_by(Article.published)) if d is not None]
+
+
+def rows_around(session: Session, spans: Sequence[tuple[datetime, datetime]]) -> list[PassRow]:
+    """Dated originals published within any of the spans (merged where they overlap)."""
+    merged: list[list[datetime]] = []
+    for lo, hi in sorted(spans):
+        if merged and lo <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    out: list[PassRow] = []
+    for lo, hi in merged:
+        stmt = _originals().where(Article.published >= lo, Article.published <= hi)
+        out.extend(PassRow(*row) for row in session.execute(stmt))
+    return out
+
+
+def article_texts(session: Session, ids: Iterable[int]) -> list[tuple[int, str, str, str | None]]:
+    """(id, title, text, language), for articles stored without features."""
+    out: list[tuple[int, str, str, str | None]] = []
+    for chunk in _chunks(ids):
+        stmt = select(Article.id, Article.title, Article.text, Article.language)
+        out.extend(tuple(r) for r in session.execute(stmt.where(Article.id.in_(chunk))))  # type: ignore[misc]
+    return out
+
+
+def save_features(session: Session, features: dict[int, list[str]]) -> None:
+    if features:
+        session.execute(update(Article), [{"id": i, "features": f} for i, f in features.items()])
+
+
+def sent_story_ids(session: Session, story_ids: Iterable[int]) -> set[int]:
+    """Those of `story_ids` already mailed to someone: their articles stay where they are."""
+    out: set[int] = set()
+    for chunk in _chunks(story_ids):
+        out.update(session.scalars(select(DigestItem.story_id).where(DigestItem.story_id.in_(chunk))))
+    return out
+
+
+def new_story(session: Session) -> int:
+    """An empty story row; `refresh_stories` gives it its title and dates."""
+    story = Story(title="", features=[])
+    session.add(story)
+    session.flush()
+    return story.id
+
+
+def move_articles(session: Session, moves: dict[int, int]) -> None:
+    """Put originals in other stories (article id → story id); their copies follow."""
+    if not moves:
+        return
+    session.execute(update(Article), [{"id": a, "story_id": st} for a, st in moves.items()])
+    by_story: dict[int, list[int]] = {}
+    for article, story in moves.items():
+        by_story.setdefault(story, []).append(article)
+    for story, articles in by_story.items():
+        for chunk in _chunks(articles):
+            session.execute(
+                update(Article).where(Article.duplicate_of_id.in_(chunk)).values(story_id=story),
+                execution_options={"synchronize_session": False},
+            )
+
+
+def refresh_stories(session: Session, story_ids: Iterable[int], max_features: int) -> int:
+    """Recompute title, dates and features of stories from their articles; delete the
+    ones left empty (never a mailed one). Returns how many were deleted.
+
+    Title and date come from the earliest article (then the smallest URL): the same
+    articles always give the same story, whichever was stored first.
+    """
+    ids = set(story_ids)
+    members: dict[int, list[Any]] = {i: [] for i in ids}
+    stories: dict[int, Story] = {}
+    for chunk in _chunks(ids):
+        stories.update((st.id, st) for st in session.scalars(select(Story).where(Story.id.in_(chunk))))
+        stmt = select(
+            Article.story_id, Article.url, Article.title, Article.published, Article.published_offset,
+            Article.features, Article.duplicate_of_id, Article.first_seen, Article.updated_at,
+        ).where(Article.story_id.in_(chunk))
+        for row in session.execute(stmt):
+            members[row.story_id].append(row)
+    far = datetime.max.replace(tzinfo=UTC)
+    empty = []
+    for story_id, rows in members.items():
+        story = stories.get(story_id)
+        if story is None:
+            continue
+        if not rows:
+            empty.append(story_id)
+            continue
+        rows.sort(key=lambda r: (_utc(r.published) or far, r.url))
+        story.title, story.published = rows[0].title, rows[0].published
+        story.published_offset = rows[0].published_offset
+        merged = [f for r in rows if r.duplicate_of_id is None for f in (r.features or ())]
+        story.features = list(dict.fromkeys(merged))[:max_features]
+        story.first_seen = min(_utc(r.first_seen) or far for r in rows)
+        story.last_seen = max(_utc(r.updated_at) or far for r in rows)
+    sent = sent_story_ids(session, empty)
+    gone = [i for i in empty if i not in sent]
+    for chunk in _chunks(gone):
+        session.execute(
+            Story.__table__.delete().where(Story.id.in_(chunk))  # type: ignore[attr-defined]
+        )
+    return len(gone)
+
+
+def pin_mailed(session: Session, mailed: dict[int, list[str]], max_features: int) -> int:
+    """Put back in its mailed story every article (by URL) a story pass moved out of it
+    while the digest was being sent: what is recorded as sent is what was mailed.
+    A story the pass deleted meanwhile comes back under its id. Returns the articles moved."""
+    moves: dict[int, int] = {}
+    left: set[int] = set()
+    for story_id, urls in mailed.items():
+        if session.get(Story, story_id) is None:
+            session.add(Story(id=story_id, title="", features=[]))
+            session.flush()
+        stmt = select(Article.id, Article.story_id).where(
+            Article.url.in_(urls), Article.duplicate_of_id.is_(None)
+        )
+        for article_id, now in session.execute(stmt):
+            if now != story_id:
+                moves[article_id] = story_id
+                if now is not None:
+                    left.add(now)
+    if moves:
+        move_articles(session, moves)
+        refresh_stories(session, left | set(moves.values()), max_features)
+    return len(moves)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+

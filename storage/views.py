@@ -1,0 +1,154 @@
+"""Stories as the CLI, the digest and the web view read them.
+
+Callers own the transaction (`Database.transaction()`); nothing here commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from veille.storage.models import (
+    Article,
+    Story,
+    TopicMatchRow,
+)
+
+
+@dataclass(frozen=True)
+class ArticleView:
+    id: int
+    url: str
+    outlet: str
+    title: str
+    published: datetime | None  # at the offset the page stated (UTC when not known)
+    language: str | None
+    text: str
+    duplicate_of: int | None
+
+
+@dataclass(frozen=True)
+class TopicView:
+    name: str
+    score: float
+    matched: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class StoryView:
+    id: int
+    title: str
+    first_seen: datetime
+    last_seen: datetime
+    published: datetime | None  # its earliest article's, at the offset that page stated
+    topics: list[TopicView]
+    articles: list[ArticleView]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "first_seen": _iso(self.first_seen),
+            "last_seen": _iso(self.last_seen),
+            "published": _iso_stated(self.published),
+            "topics": [
+                {"name": t.name, "score": t.score, "matched": t.matched} for t in self.topics
+            ],
+            "articles": [
+                {
+                    "url": a.url,
+                    "outlet": a.outlet,
+                    "title": a.title,
+                    "published": _iso_stated(a.published),
+                    "language": a.language,
+                }
+                for a in self.articles
+            ],
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value else None
+
+
+def _iso_stated(value: datetime | None) -> str | None:
+    """A publication time with the offset its page stated: that page's day and hour."""
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+
+
+def _merge_topics(rows: Iterable[TopicMatchRow]) -> list[TopicView]:
+    """A story carries the topics of its articles: best score, union of matched terms."""
+    best: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+    for r in rows:
+        score, matched = best.get(r.topic, (0.0, []))
+        seen = {(m.get("term"), m.get("field")) for m in matched}
+        merged = matched + [m for m in r.matched if (m.get("term"), m.get("field")) not in seen]
+        best[r.topic] = (max(score, r.score), merged)
+    return [TopicView(name, round(s, 2), m) for name, (s, m) in sorted(best.items())]
+
+
+def list_stories(
+    session: Session,
+    *,
+    topics: Sequence[str] | None = None,
+    since: datetime | None = None,
+    story_ids: Sequence[int] | None = None,
+    limit: int | None = None,
+) -> list[StoryView]:
+    """Stories newest first; with `topics`, only stories flagged for one of them."""
+    stmt = select(Story).options(
+        selectinload(Story.articles).selectinload(Article.outlet),
+        selectinload(Story.articles).selectinload(Article.topics),
+    )
+    if topics is not None:
+        flagged = (
+            select(Article.story_id)
+            .join(TopicMatchRow, TopicMatchRow.article_id == Article.id)
+            .where(TopicMatchRow.topic.in_(list(topics)))
+        )
+        stmt = stmt.where(Story.id.in_(flagged))
+    if since is not None:
+        stmt = stmt.where(Story.first_seen >= since)
+    if story_ids is not None:
+        stmt = stmt.where(Story.id.in_(list(story_ids)))
+    stmt = stmt.order_by(func.coalesce(Story.published, Story.first_seen).desc(), Story.id.desc())
+    if limit:
+        stmt = stmt.limit(limit)
+    views = []
+    for story in session.scalars(stmt):
+        arts = sorted(story.articles, key=lambda a: (a.published or a.first_seen, a.id))
+        topic_views = _merge_topics(t for a in arts for t in a.topics)
+        if topics is not None:
+            topic_views = [t for t in topic_views if t.name in topics]
+        views.append(
+            StoryView(
+                id=story.id,
+                title=story.title,
+                first_seen=story.first_seen,
+                last_seen=story.last_seen,
+                published=story.published_stated,
+                topics=topic_views,
+                articles=[
+                    ArticleView(
+                        a.id,
+                        a.url,
+                        a.outlet.name,
+                        a.title,
+                        a.published_stated,
+                        a.language,
+                        a.text,
+                        a.duplicate_of_id,
+                    )
+                    for a in arts
+                ],
+            )
+        )
+    return views
+
