@@ -20,9 +20,9 @@ import yaml
 from sqlalchemy import func, select
 
 from tests.conftest import FIXTURE_OUTLETS, TEST_CRAWL, repo_topics
+from veille import cli
 from veille.crawler.canonical import canonical_url
 from veille.crawler.replay import ReplayServer
-from veille.pipeline import cli
 from veille.pipeline.config import Config, config_from_dict
 from veille.pipeline.process import Processor
 from veille.pipeline.types import Article as ArticleData

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from veille import cli
 from veille.crawl import run_crawl_subprocess
-from veille.pipeline import cli
 from veille.pipeline.settle import settle_stories
 from veille.storage import queries as q
 from veille.storage.db import Database
