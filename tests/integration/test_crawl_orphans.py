@@ -27,7 +27,7 @@ BOUND = 120.0  # seconds: only a bound on events that come much sooner
 CRAWL = ("import sys\n"
          "from veille.crawler import pipelines\n"
          "pipelines.POOL_AFTER_PAGES = 1\n"
-         "from veille.crawler.run import main\n"
+         "from veille.crawl import main\n"
          "raise SystemExit(main(sys.argv[1:]))\n")
 
 
