@@ -10,9 +10,11 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from veille.storage.models import as_utc
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 
@@ -32,7 +34,7 @@ def _iso_datetime(value: str) -> datetime:
         raise argparse.ArgumentTypeError(
             f"{value!r} is not an ISO date/time (e.g. 2024-07-01 or 2024-07-01T07:00)"
         ) from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+    return as_utc(dt)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:

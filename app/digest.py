@@ -65,7 +65,7 @@ from veille.pipeline.stories import MAX_STORY_FEATURES
 from veille.procs import process_alive
 from veille.storage import queries as q
 from veille.storage.db import Database, describe
-from veille.storage.models import Digest
+from veille.storage.models import Digest, as_utc
 
 log = logging.getLogger(__name__)
 
@@ -316,9 +316,9 @@ def _busy_digest(s: Session, to: list[str], deadline: float, own_run: int) -> Di
     if dead:
         q.close_runs(s, dead, "interrupted", "process ended mid-run")
     for d in q.pending_digests(s, to):
-        created = _aware(d.created_at)
+        created = as_utc(d.created_at)
         young = now - created < timedelta(seconds=deadline) + STALE_MARGIN
-        senders = [r for r in runs if r.id not in dead and _aware(r.started_at) <= created]
+        senders = [r for r in runs if r.id not in dead and as_utc(r.started_at) <= created]
         if young and senders:
             return d
         log.warning("digest %s (pending since %s) was abandoned by its process: marked failed, "
@@ -327,8 +327,6 @@ def _busy_digest(s: Session, to: list[str], deadline: float, own_run: int) -> Di
     return None
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _write(

@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import psutil
 
+from veille.storage.models import as_utc
+
 
 def process_alive(pid: int | None, started_at: datetime) -> bool:
     """Is the process that started a run (at `started_at`) still running on this host?"""
@@ -18,5 +20,5 @@ def process_alive(pid: int | None, started_at: datetime) -> bool:
         created = datetime.fromtimestamp(proc.create_time(), UTC)
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return False
-    started = started_at if started_at.tzinfo else started_at.replace(tzinfo=UTC)
+    started = as_utc(started_at)
     return created <= started + timedelta(seconds=5)  # later: the pid was reused

@@ -28,6 +28,8 @@ from scrapy.linkextractors import LinkExtractor
 from scrapy.utils.gz import gunzip
 from scrapy.utils.sitemap import Sitemap
 
+from veille.storage.models import as_utc
+
 NON_HTML_EXTENSION = re.compile(
     r"\.(pdf|jpe?g|png|gif|webp|svg|mp[34]|m4a|avi|mov|webm|zip|rar|gz|docx?|xlsx?|pptx?"
     r"|xml|rss|json|js|css|ico|woff2?|ttf)$",
@@ -74,7 +76,7 @@ def parse_date(text: str | None) -> datetime | None:
             dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             return None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).astimezone(UTC)
+    return as_utc(dt).astimezone(UTC)
 
 
 def _local(tag: Any) -> str:

@@ -32,7 +32,7 @@ from veille.storage import queries as q
 from veille.storage import templates as tq
 from veille.storage.db import Database
 from veille.storage.models import Article as ArticleRow
-from veille.storage.models import Story, offset_minutes, utcnow
+from veille.storage.models import Story, as_utc, offset_minutes, utcnow
 
 if TYPE_CHECKING:  # imported when the first article is stored: numpy, datasketch
     from veille.pipeline.dedup import DuplicateIndex, Signature
@@ -71,10 +71,6 @@ def _matches_json(matches: Sequence[TopicMatch]) -> list[tuple[str, float, list[
     ]
 
 
-def _aware(dt: datetime | None) -> datetime | None:
-    if dt is None:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 class Processor:
@@ -259,7 +255,7 @@ class Processor:
         return None
 
     def _changed(self, published: datetime | None) -> None:
-        when = _aware(published)
+        when = as_utc(published)
         if when is not None and (self.changed_since is None or when < self.changed_since):
             self.changed_since = when
 
@@ -330,7 +326,7 @@ class Processor:
         mine_rep, theirs_rep = outlet in self.republishers, root.outlet.name in self.republishers
         if mine_rep != theirs_rep:
             return theirs_rep
-        mine, theirs = _aware(art.published), _aware(root.published)
+        mine, theirs = as_utc(art.published), as_utc(root.published)
         return mine is not None and theirs is not None and theirs - mine > timedelta(days=1)
 
     def _take_over(
@@ -368,7 +364,7 @@ class Processor:
         (the other becomes an alias page), so the result does not depend on crawl order.
         """
         art, digest = prep.article, prep.content_hash
-        mine, theirs = _aware(art.published), _aware(root.published)
+        mine, theirs = as_utc(art.published), as_utc(root.published)
         if mine is not None and (theirs is None or mine < theirs):  # we are the original
             q.record_page(s, root.url, outlet_id, "duplicate", root.id, "later version of this article")
             self._changed(mine)
@@ -404,7 +400,7 @@ class Processor:
             duplicate_of_id=duplicate_of,
             title=art.title,
             text=art.text,
-            published=_aware(art.published),
+            published=as_utc(art.published),
             published_offset=offset_minutes(art.published),
             author=art.author,
             site_name=art.site_name,
@@ -429,7 +425,7 @@ class Processor:
         art = prep.article
         row.title, row.text, row.content_hash = art.title, art.text, prep.content_hash
         row.minhash = prep.signature_bytes
-        new, old = _aware(art.published), _aware(row.published)
+        new, old = as_utc(art.published), as_utc(row.published)
         if new is not None and (old is None or new <= old):  # first publication, as the page states it
             row.published, row.published_offset = new, offset_minutes(art.published)
         row.author = art.author or row.author
@@ -450,7 +446,7 @@ class Processor:
         if story is None:
             return
         story.last_seen = utcnow()
-        published = _aware(art.published)
-        if published is not None and (story.published is None or published < _aware(story.published)):  # type: ignore[operator]
+        published = as_utc(art.published)
+        if published is not None and (story.published is None or published < as_utc(story.published)):
             story.published, story.published_offset = published, offset_minutes(art.published)
             story.title = art.title

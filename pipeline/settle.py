@@ -25,7 +25,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -40,6 +40,7 @@ from veille.pipeline.stories import (
 )
 from veille.storage import queries as q
 from veille.storage.db import Database
+from veille.storage.models import as_utc
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,6 @@ def settle_stories(db: Database, since: datetime | None = None, *,
         return _settle(s, since, reopen_max)
 
 
-def _aware(dt: datetime) -> datetime:
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def _settle(s: Session, since: datetime | None, reopen_max: int) -> SettleReport:
@@ -91,7 +90,7 @@ def _settle(s: Session, since: datetime | None, reopen_max: int) -> SettleReport
     _compute_features(s, [row.id for row in lone if row.features is None])
     report.placed = report.moved = report.created = len(undated)
     touched = set(undated.values())
-    starts = [_aware(d) for d in (since, q.earliest_unplaced(s)) if d is not None]
+    starts = [as_utc(d) for d in (since, q.earliest_unplaced(s)) if d is not None]
     start = min(starts) if starts else None
     if start is not None:
         cap = q.reopen_horizon(s, start, reopen_max)
@@ -99,7 +98,7 @@ def _settle(s: Session, since: datetime | None, reopen_max: int) -> SettleReport
             old = q.unplaced_before(s, cap)
             window = timedelta(days=DF_DAYS)
             reach = timedelta(days=WINDOW_DAYS + 1)
-            rows = q.rows_around(s, [(_aware(d) - window, _aware(d) + reach) for d in old])
+            rows = q.rows_around(s, [(as_utc(d) - window, as_utc(d) + reach) for d in old])
             touched |= _place(s, rows, lambda r: r.story_id is not None, report)
             start = cap
         rows = q.story_pass_rows(s, start, start - timedelta(days=DF_DAYS))
@@ -108,7 +107,7 @@ def _settle(s: Session, since: datetime | None, reopen_max: int) -> SettleReport
 
         def fixed(r: q.PassRow) -> bool:
             assert r.published is not None
-            return r.story_id is not None and (_aware(r.published) < first or r.story_id in sent)
+            return r.story_id is not None and (as_utc(r.published) < first or r.story_id in sent)
 
         touched |= _place(s, rows, fixed, report)
     report.removed = q.refresh_stories(s, touched, MAX_STORY_FEATURES)
@@ -124,13 +123,13 @@ def _place(s: Session, rows: list[q.PassRow], fixed: Callable[[q.PassRow], bool]
     features = {r.id: r.features for r in rows if r.features is not None}
     features.update(_compute_features(s, [r.id for r in rows if r.features is None]))
     placed = [
-        Placed(r.url, features[r.id], _aware(r.published), None if r.story_id is None else str(r.story_id), fixed(r))
+        Placed(r.url, features[r.id], as_utc(r.published), None if r.story_id is None else str(r.story_id), fixed(r))
         for r in rows
         if r.published is not None
     ]
     assignment = assign_stories(placed)
     free = [r for r in rows if not fixed(r)]
-    free.sort(key=lambda r: (_aware(r.published), r.url))  # type: ignore[arg-type]
+    free.sort(key=lambda r: (as_utc(r.published), r.url))
 
     # A NEW story takes the id of the story its first article headed before the pass;
     # failing that, of any member's story no one else keeps; failing that, a new row.

@@ -9,7 +9,7 @@ import os
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 from veille.storage.models import (
     CrawlRun,
     OutletRun,
+    as_utc,
     utcnow,
 )
 
@@ -140,6 +141,6 @@ def outlet_last_success(session: Session) -> dict[str, datetime]:
     out: dict[str, datetime] = {}
     for name, when in session.execute(stmt):
         if when is not None:
-            out[name] = when if when.tzinfo else when.replace(tzinfo=UTC)
+            out[name] = as_utc(when)
     return out
 

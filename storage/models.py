@@ -8,7 +8,7 @@ write cannot duplicate data whatever the caller does.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import (
     JSON,
@@ -28,6 +28,19 @@ from sqlalchemy.types import TypeDecorator
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+def as_utc(value: datetime | None) -> datetime | None:
+    """Aware as it is; naive read as UTC (what SQLite hands back without an offset).
+
+    The one helper for it: every layer imports it from here."""
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def offset_minutes(value: datetime | None) -> int | None:

@@ -18,6 +18,7 @@ from veille.storage.models import (
     DigestItem,
     Outlet,
     Story,
+    as_utc,
 )
 
 _CHUNK = 500  # ids per IN (...) list
@@ -203,13 +204,13 @@ def refresh_stories(session: Session, story_ids: Iterable[int], max_features: in
         if not rows:
             empty.append(story_id)
             continue
-        rows.sort(key=lambda r: (_utc(r.published) or far, r.url))
+        rows.sort(key=lambda r: (as_utc(r.published) or far, r.url))
         story.title, story.published = rows[0].title, rows[0].published
         story.published_offset = rows[0].published_offset
         merged = [f for r in rows if r.duplicate_of_id is None for f in (r.features or ())]
         story.features = list(dict.fromkeys(merged))[:max_features]
-        story.first_seen = min(_utc(r.first_seen) or far for r in rows)
-        story.last_seen = max(_utc(r.updated_at) or far for r in rows)
+        story.first_seen = min(as_utc(r.first_seen) or far for r in rows)
+        story.last_seen = max(as_utc(r.updated_at) or far for r in rows)
     sent = sent_story_ids(session, empty)
     gone = [i for i in empty if i not in sent]
     for chunk in _chunks(gone):
@@ -243,8 +244,4 @@ def pin_mailed(session: Session, mailed: dict[int, list[str]], max_features: int
     return len(moves)
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 

@@ -17,6 +17,7 @@ from veille.storage.models import (
     Article,
     Story,
     TopicMatchRow,
+    as_utc,
 )
 
 
@@ -80,7 +81,7 @@ def _iso_stated(value: datetime | None) -> str | None:
     """A publication time with the offset its page stated: that page's day and hour."""
     if value is None:
         return None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    return as_utc(value).isoformat()
 
 
 def _merge_topics(rows: Iterable[TopicMatchRow]) -> list[TopicView]:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import IntegrityError
 
 from veille.storage import queries as q
+from veille.storage.models import as_utc
 from veille.storage.queries import OutletCounts
 
 if TYPE_CHECKING:
@@ -179,7 +180,7 @@ class CrawlContext:
             v = q.feed_validators(s, url)
         if v is None or v.last_full_fetch is None:
             return {}
-        last = v.last_full_fetch if v.last_full_fetch.tzinfo else v.last_full_fetch.replace(tzinfo=UTC)
+        last = as_utc(v.last_full_fetch)
         if datetime.now(UTC) - last >= FULL_FETCH_EVERY:
             return {}
         headers = {}
