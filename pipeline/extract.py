@@ -1,10 +1,11 @@
 """Strip a fetched news page to its article: title, text, date, author, language.
 
-trafilatura does the text (comments off, precision on, no tables); this module adds
-what news monitoring needs on top: robust decoding (``pipeline.charset``), the headline
-without the site-name suffix, the publication date nearest the headline
-(``pipeline.dates``), the language, and a clear ``Skipped`` for pages that are not
-articles. ``extract`` never raises on a bad page.
+trafilatura does the text (``pipeline.body``: its defaults and its precision mode,
+combined line by line); this module adds what news monitoring needs on top: robust
+decoding (``pipeline.charset``), the headline without the site-name suffix, the
+publication date (``pipeline.dates``), the language, and a named ``Skipped`` for pages
+that are not articles — recognised by what they are (type, URL, markup, a text made of
+headlines and excerpts), not by their length. ``extract`` never raises on a bad page.
 """
 
 from __future__ import annotations
