@@ -61,6 +61,7 @@ from veille.digest_draft import (  # noqa: F401 - re-exported: the digest's publ
 )
 from veille.mailer import MailerError, send_message
 from veille.pipeline.config import Config
+from veille.pipeline.settle import pin_mailed
 from veille.pipeline.stories import MAX_STORY_FEATURES
 from veille.procs import process_alive
 from veille.storage import queries as q
@@ -288,7 +289,7 @@ def _deliver(
 
 def _pin(s: Session, digest_id: int, mailed: dict[int, list[str]]) -> None:
     """Put back any article a story pass moved out of a mailed story while sending."""
-    moved = q.pin_mailed(s, mailed, MAX_STORY_FEATURES)
+    moved = pin_mailed(s, mailed, MAX_STORY_FEATURES)
     if moved:
         log.info("digest %s: %d article(s) a story pass moved while sending were put back", digest_id, moved)
 

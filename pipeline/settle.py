@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -38,6 +38,7 @@ from veille.pipeline.stories import (
     article_features,
     assign_stories,
 )
+from veille.pipeline.story_rules import pin_moves, stories_to_delete, story_fields
 from veille.storage import queries as q
 from veille.storage.db import Database
 from veille.storage.models import as_utc
@@ -110,11 +111,38 @@ def _settle(s: Session, since: datetime | None, reopen_max: int) -> SettleReport
             return r.story_id is not None and (as_utc(r.published) < first or r.story_id in sent)
 
         touched |= _place(s, rows, fixed, report)
-    report.removed = q.refresh_stories(s, touched, MAX_STORY_FEATURES)
+    report.removed = refresh_stories(s, touched, MAX_STORY_FEATURES)
     report.start = start
     if start is not None:
         log.info("%s", report)
     return report
+
+
+def refresh_stories(s: Session, story_ids: Iterable[int], max_features: int) -> int:
+    """Recompute title, dates and features of stories from their articles
+    (`story_rules.story_fields`); delete the ones left empty, never a mailed one.
+    Returns how many were deleted."""
+    members = q.story_members(s, story_ids)
+    q.write_story_fields(s, {i: story_fields(rows, max_features) for i, rows in members.items() if rows})
+    empty = [i for i, rows in members.items() if not rows]
+    gone = stories_to_delete(empty, q.sent_story_ids(s, empty))
+    q.delete_stories(s, gone)
+    return len(gone)
+
+
+def pin_mailed(s: Session, mailed: dict[int, list[str]], max_features: int) -> int:
+    """Put back in its mailed story every article (by URL) a story pass moved out of it
+    while the digest was being sent: what is recorded as sent is what was mailed.
+    A story the pass deleted meanwhile comes back under its id. Returns the articles moved."""
+    placed: dict[int, list[tuple[int, int | None]]] = {}
+    for story_id, urls in mailed.items():
+        q.ensure_story(s, story_id)
+        placed[story_id] = q.originals_at(s, urls)
+    moves, left = pin_moves(placed)
+    if moves:
+        q.move_articles(s, moves)
+        refresh_stories(s, left | set(moves.values()), max_features)
+    return len(moves)
 
 
 def _place(s: Session, rows: list[q.PassRow], fixed: Callable[[q.PassRow], bool], report: SettleReport) -> set[int]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -18,7 +18,6 @@ from veille.storage.models import (
     DigestItem,
     Outlet,
     Story,
-    as_utc,
 )
 
 _CHUNK = 500  # ids per IN (...) list
@@ -33,6 +32,32 @@ class PassRow:
     story_id: int | None
     features: list[str] | None
     published: datetime | None
+
+
+@dataclass(frozen=True)
+class StoryMember:
+    """An article, copy or original, of a story, as the story rules read it."""
+
+    url: str
+    title: str
+    published: datetime | None
+    published_offset: int | None
+    features: list[str] | None
+    is_copy: bool
+    first_seen: datetime | None
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class StoryFields:
+    """What a story shows, decided from its articles (`pipeline.story_rules`)."""
+
+    title: str
+    published: datetime | None
+    published_offset: int | None
+    features: list[str]
+    first_seen: datetime
+    last_seen: datetime
 
 
 def _chunks(ids: Iterable[int]) -> Iterable[list[int]]:
@@ -154,7 +179,7 @@ def sent_story_ids(session: Session, story_ids: Iterable[int]) -> set[int]:
 
 
 def new_story(session: Session) -> int:
-    """An empty story row; `refresh_stories` gives it its title and dates."""
+    """An empty story row; `pipeline.settle.refresh_stories` gives it its title and dates."""
     story = Story(title="", features=[])
     session.add(story)
     session.flush()
@@ -177,71 +202,51 @@ def move_articles(session: Session, moves: dict[int, int]) -> None:
             )
 
 
-def refresh_stories(session: Session, story_ids: Iterable[int], max_features: int) -> int:
-    """Recompute title, dates and features of stories from their articles; delete the
-    ones left empty (never a mailed one). Returns how many were deleted.
-
-    Title and date come from the earliest article (then the smallest URL): the same
-    articles always give the same story, whichever was stored first.
-    """
-    ids = set(story_ids)
-    members: dict[int, list[Any]] = {i: [] for i in ids}
-    stories: dict[int, Story] = {}
-    for chunk in _chunks(ids):
-        stories.update((st.id, st) for st in session.scalars(select(Story).where(Story.id.in_(chunk))))
+def story_members(session: Session, story_ids: Iterable[int]) -> dict[int, list[StoryMember]]:
+    """The articles, copies included, of each of `story_ids` that exists (a story
+    without articles maps to an empty list; a missing one is left out)."""
+    members: dict[int, list[StoryMember]] = {}
+    for chunk in _chunks(story_ids):
+        members.update((i, []) for i in session.scalars(select(Story.id).where(Story.id.in_(chunk))))
         stmt = select(
             Article.story_id, Article.url, Article.title, Article.published, Article.published_offset,
             Article.features, Article.duplicate_of_id, Article.first_seen, Article.updated_at,
         ).where(Article.story_id.in_(chunk))
-        for row in session.execute(stmt):
-            members[row.story_id].append(row)
-    far = datetime.max.replace(tzinfo=UTC)
-    empty = []
-    for story_id, rows in members.items():
-        story = stories.get(story_id)
-        if story is None:
-            continue
-        if not rows:
-            empty.append(story_id)
-            continue
-        rows.sort(key=lambda r: (as_utc(r.published) or far, r.url))
-        story.title, story.published = rows[0].title, rows[0].published
-        story.published_offset = rows[0].published_offset
-        merged = [f for r in rows if r.duplicate_of_id is None for f in (r.features or ())]
-        story.features = list(dict.fromkeys(merged))[:max_features]
-        story.first_seen = min(as_utc(r.first_seen) or far for r in rows)
-        story.last_seen = max(as_utc(r.updated_at) or far for r in rows)
-    sent = sent_story_ids(session, empty)
-    gone = [i for i in empty if i not in sent]
-    for chunk in _chunks(gone):
+        for r in session.execute(stmt):
+            if r.story_id in members:
+                members[r.story_id].append(StoryMember(
+                    r.url, r.title, r.published, r.published_offset, r.features,
+                    r.duplicate_of_id is not None, r.first_seen, r.updated_at,
+                ))
+    return members
+
+
+def write_story_fields(session: Session, fields: dict[int, StoryFields]) -> None:
+    """Give stories the fields decided for them (`pipeline.story_rules`)."""
+    for chunk in _chunks(fields):
+        for story in session.scalars(select(Story).where(Story.id.in_(chunk))):
+            f = fields[story.id]
+            story.title, story.published, story.published_offset = f.title, f.published, f.published_offset
+            story.features, story.first_seen, story.last_seen = f.features, f.first_seen, f.last_seen
+
+
+def delete_stories(session: Session, story_ids: Iterable[int]) -> None:
+    for chunk in _chunks(story_ids):
         session.execute(
             Story.__table__.delete().where(Story.id.in_(chunk))  # type: ignore[attr-defined]
         )
-    return len(gone)
 
 
-def pin_mailed(session: Session, mailed: dict[int, list[str]], max_features: int) -> int:
-    """Put back in its mailed story every article (by URL) a story pass moved out of it
-    while the digest was being sent: what is recorded as sent is what was mailed.
-    A story the pass deleted meanwhile comes back under its id. Returns the articles moved."""
-    moves: dict[int, int] = {}
-    left: set[int] = set()
-    for story_id, urls in mailed.items():
-        if session.get(Story, story_id) is None:
-            session.add(Story(id=story_id, title="", features=[]))
-            session.flush()
-        stmt = select(Article.id, Article.story_id).where(
-            Article.url.in_(urls), Article.duplicate_of_id.is_(None)
-        )
-        for article_id, now in session.execute(stmt):
-            if now != story_id:
-                moves[article_id] = story_id
-                if now is not None:
-                    left.add(now)
-    if moves:
-        move_articles(session, moves)
-        refresh_stories(session, left | set(moves.values()), max_features)
-    return len(moves)
+def ensure_story(session: Session, story_id: int) -> None:
+    """The story `story_id`, created back (empty) if it was deleted."""
+    if session.get(Story, story_id) is None:
+        session.add(Story(id=story_id, title="", features=[]))
+        session.flush()
 
 
-
+def originals_at(session: Session, urls: Sequence[str]) -> list[tuple[int, int | None]]:
+    """(article id, story id) of the originals at these URLs."""
+    stmt = select(Article.id, Article.story_id).where(
+        Article.url.in_(urls), Article.duplicate_of_id.is_(None)
+    )
+    return [(article_id, story_id) for article_id, story_id in session.execute(stmt)]

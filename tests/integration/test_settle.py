@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from veille import cli
 from veille.crawl import run_crawl_subprocess
-from veille.pipeline.settle import settle_stories
+from veille.pipeline.settle import pin_mailed, refresh_stories, settle_stories
 from veille.storage import queries as q
 from veille.storage.db import Database
 from veille.storage.models import Article, CrawlRun, Story
@@ -192,13 +192,13 @@ def test_pinning_what_was_mailed_brings_back_a_deleted_story(db: Database) -> No
         assert b is not None and c is not None
         x, y = q.new_story(s), q.new_story(s)
         q.move_articles(s, {b.id: x, c.id: y})
-        q.refresh_stories(s, {x, y}, 80)
+        refresh_stories(s, {x, y}, 80)
     with db.transaction() as s:  # a pass moves c into x: y is left empty and deleted
         q.move_articles(s, {c.id: x})
-        assert q.refresh_stories(s, {x, y}, 80) == 1
+        assert refresh_stories(s, {x, y}, 80) == 1
         assert s.get(Story, y) is None
     with db.transaction() as s:  # but y, with c, had just been mailed
-        assert q.pin_mailed(s, {y: ["c"]}, 80) == 1
+        assert pin_mailed(s, {y: ["c"]}, 80) == 1
     with db.transaction() as s:
         story = s.get(Story, y)
         assert story is not None and story.title == "title of c"
