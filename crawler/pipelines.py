@@ -22,9 +22,11 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
+from veille.crawler.items import ClaimedAlias, Redirected
 from veille.crawler.lifeline import die_with_parent, exit_with
+from veille.crawler.spiders.context import CRAWL_CONTEXT, CrawlContext
 from veille.pipeline.limits import cap_page
 from veille.pipeline.types import RawPage, Skipped
 
@@ -43,25 +45,6 @@ log = logging.getLogger("crawler")
 
 POOL_AFTER_PAGES = 50
 HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
-
-
-@dataclass(frozen=True)
-class Redirected:
-    """A page reached through a redirect: stored under its final URL, `alias` folded into it."""
-
-    page: RawPage
-    alias: str
-
-
-@dataclass(frozen=True)
-class ClaimedAlias:
-    """Shared queue: `alias` redirects to `target`, which another request fetches.
-
-    Folded into what `target` became when the run ends (by then it is stored)."""
-
-    outlet: str
-    alias: str
-    target: str
 
 
 def non_html_reason(page: RawPage) -> str | None:
@@ -139,6 +122,18 @@ class PageProcessor:
         self.pool: Executor | None = None
         self._warming: list[Future[bool]] = []
         self.aliases: list[ClaimedAlias] = []
+        self.leases = 0  # item pipelines storing through it: one per outlet's crawler
+
+    def open(self) -> None:
+        """An outlet's item pipeline starts handing pages to this processor."""
+        self.leases += 1
+
+    def release(self) -> None:
+        """An outlet's item pipeline is done; once the last one is, no page is left to
+        extract and the workers stop (aliases wait for `close`, at the end of the run)."""
+        self.leases -= 1
+        if self.leases == 0:
+            self._stop_pool()
 
     def _start_pool(self) -> None:
         ctx = multiprocessing.get_context("forkserver")
@@ -222,30 +217,55 @@ class PageProcessor:
 
     def close(self) -> None:
         self.settle_aliases()
+        self._stop_pool()
+
+    def _stop_pool(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
 
 
 class ProcessorPipeline:
-    """Scrapy item pipeline: hands each RawPage to the run's PageProcessor."""
+    """Scrapy item pipeline, one per outlet's crawler: hands each page to the run's PageProcessor.
 
-    def __init__(self, crawler: Crawler) -> None:
-        self.crawler = crawler
+    Built by `from_crawler` from the run's `CrawlContext`, which crawler.run puts in every
+    crawler's settings under CRAWL_CONTEXT. `open_spider` takes a lease on the context's
+    PageProcessor and `close_spider` gives it back. The processor is the run's, not one
+    outlet's: every outlet's pages go through one duplicate index and one pool of
+    extraction workers, and the story pass after the crawl uses it, so crawler.run builds
+    and closes it; the workers stop when the last pipeline gives its lease back. Without a
+    PageProcessor (`context.pages` None) items pass through untouched.
+    """
+
+    def __init__(self, context: CrawlContext) -> None:
+        self.context = context
+        self.pages: PageProcessor | None = None
 
     @classmethod
-    def from_crawler(cls, crawler: Crawler) -> ProcessorPipeline:
-        return cls(crawler)
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        context = crawler.settings.get(CRAWL_CONTEXT)
+        if not isinstance(context, CrawlContext):
+            raise TypeError(f"setting {CRAWL_CONTEXT} must be the run's CrawlContext "
+                            f"(crawler.run sets it), not {type(context).__name__}")
+        return cls(context)
 
-    async def process_item(self, item: Any, spider: Any = None) -> Any:
-        context = self.crawler.spider.context  # type: ignore[union-attr]
+    def open_spider(self) -> None:
+        self.pages = self.context.pages
+        if self.pages is not None:
+            self.pages.open()
+
+    def close_spider(self) -> None:
+        if self.pages is not None:
+            self.pages.release()
+            self.pages = None
+
+    async def process_item(self, item: object) -> object:
+        if self.pages is None:
+            return item
         if isinstance(item, ClaimedAlias):
-            if context.pages is not None:
-                context.pages.aliases.append(item)
+            self.pages.aliases.append(item)
             return item
         page, alias = (item.page, item.alias) if isinstance(item, Redirected) else (item, None)
-        if not isinstance(page, RawPage):
-            return item
-        if context.pages is not None:
-            await context.pages.handle(page, context.tally(page.outlet), alias)
+        if isinstance(page, RawPage):
+            await self.pages.handle(page, self.context.tally(page.outlet), alias)
         return item

@@ -40,7 +40,7 @@ from rich.console import Console
 
 from veille.crawler.frontier import Frontier, QueueError
 from veille.crawler.progress import live_progress, problems, summary_table
-from veille.crawler.spiders.context import CrawlContext
+from veille.crawler.spiders.context import CRAWL_CONTEXT, CrawlContext
 from veille.pipeline.config import Config, OutletConfig
 from veille.storage.db import StorageError
 from veille.storage.queries import OutletCounts
@@ -152,6 +152,7 @@ def run_crawl(cfg: Config, outlets: Sequence[str] | None = None, *, progress: bo
         _quiet_robots_tracebacks()
         settings = build_settings(cfg.crawl)
         settings["LOG_INSTALL_ROOT_HANDLER"] = not logging.getLogger().handlers
+        settings[CRAWL_CONTEXT] = context  # what each outlet's item pipeline is built from
         previous = logging.root.manager.disable
         logging.disable(logging.INFO)  # Scrapy's start-up banner, logged before we can quiet it
         try:

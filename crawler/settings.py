@@ -14,7 +14,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware as ScrapyRobotsTxtMiddleware
+
 from veille.crawler.frontier import pace_settings, queue_settings
+from veille.crawler.middlewares import (
+    AddressGuardMiddleware,
+    ChallengeMiddleware,
+    RedirectGuardMiddleware,
+    RobotsTxtMiddleware,
+    SharedPaceMiddleware,
+)
+from veille.crawler.pipelines import ProcessorPipeline
 from veille.pipeline.config import CrawlConfig
 
 ASYNCIO_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
@@ -74,15 +84,15 @@ def build_settings(crawl: CrawlConfig, *, log_level: str = "INFO") -> dict[str, 
         "VEILLE_SITEMAP_MAX_DEPTH": SITEMAP_MAX_DEPTH,
         "VEILLE_SITEMAP_MAX_REQUESTS": SITEMAP_MAX_REQUESTS,
         "CLOSESPIDER_TIMEOUT": crawl.wall_clock_limit,
-        # components
-        "ITEM_PIPELINES": {"veille.crawler.pipelines.ProcessorPipeline": 300},
+        # components, named by class (survives a package rename)
+        "ITEM_PIPELINES": {ProcessorPipeline: 300},
         "DOWNLOADER_MIDDLEWARES": {
             # Scrapy's, with every waiting request getting the rules (see the module)
-            "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
-            "veille.crawler.middlewares.RobotsTxtMiddleware": 100,
-            "veille.crawler.middlewares.RedirectGuardMiddleware": 60,  # after OffsiteMiddleware (50)
-            "veille.crawler.middlewares.AddressGuardMiddleware": 65,  # before robots.txt is fetched
-            "veille.crawler.middlewares.ChallengeMiddleware": 560,  # answers seen before RetryMiddleware
+            ScrapyRobotsTxtMiddleware: None,
+            RobotsTxtMiddleware: 100,
+            RedirectGuardMiddleware: 60,  # after OffsiteMiddleware (50)
+            AddressGuardMiddleware: 65,  # before robots.txt is fetched
+            ChallengeMiddleware: 560,  # answers seen before RetryMiddleware
         },
         "EXTENSIONS": {"scrapy.extensions.logstats.LogStats": None},
         "TELNETCONSOLE_ENABLED": False,
@@ -92,5 +102,5 @@ def build_settings(crawl: CrawlConfig, *, log_level: str = "INFO") -> dict[str, 
         "MEMUSAGE_ENABLED": False,
     }
     if shared:  # workers: the shared pace is the last step before the download
-        settings["DOWNLOADER_MIDDLEWARES"]["veille.crawler.middlewares.SharedPaceMiddleware"] = 990
+        settings["DOWNLOADER_MIDDLEWARES"][SharedPaceMiddleware] = 990
     return settings | shared

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import IntegrityError
 
@@ -30,11 +30,13 @@ from veille.storage.queries import OutletCounts
 
 if TYPE_CHECKING:
     from veille.crawler.frontier import Frontier
+    from veille.crawler.pipelines import PageProcessor
     from veille.pipeline.config import Config
     from veille.storage.db import Database
 
 log = logging.getLogger("crawler")
 
+CRAWL_CONTEXT = "VEILLE_CRAWL_CONTEXT"  # the setting that hands each crawler its run's CrawlContext
 FULL_FETCH_EVERY = timedelta(days=1)  # validators are ignored once a day (stale-ETag servers)
 MAX_ERRORS_KEPT = 200
 
@@ -141,14 +143,19 @@ class OutletTally:
 class CrawlContext:
     """What the spiders and the pipeline of one run share."""
 
-    def __init__(self, cfg: Config, db: Database, pages: Any = None,
+    def __init__(self, cfg: Config, db: Database, pages: PageProcessor | None = None,
                  frontier: Frontier | None = None) -> None:
         self.cfg = cfg
         self.db = db
-        self.pages = pages  # crawler.pipelines.PageProcessor (None: pages are only counted)
+        self.pages = pages  # None: pages are only counted
         self.frontier = frontier  # the shared queue's claims (None: this process crawls alone)
         self.tallies: dict[str, OutletTally] = {}
         self.started = datetime.now(UTC)
+
+    def __deepcopy__(self, _memo: dict[int, object]) -> CrawlContext:
+        """Every crawler deep-copies the settings that carry the context (CRAWL_CONTEXT):
+        the copies must share the run's state, not clone it (the database among it)."""
+        return self
 
     def tally(self, outlet: str) -> OutletTally:
         if outlet not in self.tallies:

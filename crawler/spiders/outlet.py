@@ -4,9 +4,9 @@ One instance per outlet (`name` = the outlet slug, so Scrapy's stats are per out
 Discovery requests (feeds, sitemaps, sections, wp-json, Google News) are conditional GETs
 from stored validators; their entries are canonicalised, filtered (same site,
 `article_pattern`, already settled in storage) and only then requested, newest first,
-at most `max_pages_per_outlet` per run. Article responses leave as `RawPage` items for
-`crawler.pipelines`. Parsing lives in `crawler.discovery`; this module only builds
-requests and counts.
+at most `max_pages_per_outlet` per run. Article responses leave as items (`RawPage`, or
+those of `crawler.items`) for `crawler.pipelines`. Parsing lives in `crawler.discovery`;
+this module only builds requests and counts.
 
 The spider de-duplicates URLs itself (canonical URLs), so its requests carry
 `dont_filter`: Scrapy's dupefilter would otherwise silently drop a redirect towards a
@@ -51,6 +51,7 @@ from twisted.python.failure import Failure
 from veille.crawler import discovery as d
 from veille.crawler.canonical import canonical_url, fetch_url, site_domain
 from veille.crawler.frontier import LOCAL
+from veille.crawler.items import ClaimedAlias, Redirected
 from veille.crawler.middlewares import (
     OffOrigin,
     RedirectClaimed,
@@ -59,7 +60,6 @@ from veille.crawler.middlewares import (
     is_robots_refusal,
 )
 from veille.crawler.origin import Origin, names_private_address
-from veille.crawler.pipelines import ClaimedAlias, Redirected
 from veille.crawler.settings import SITEMAP_MAX_DEPTH, SITEMAP_MAX_REQUESTS
 from veille.crawler.spiders.context import CrawlContext, OutletTally
 from veille.pipeline.config import OutletConfig

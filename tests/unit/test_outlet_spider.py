@@ -19,7 +19,7 @@ from scrapy.http import HtmlResponse, Request, Response, TextResponse, XmlRespon
 from scrapy.utils.test import get_crawler
 
 from veille.crawler.canonical import canonical_url
-from veille.crawler.pipelines import Redirected
+from veille.crawler.items import Redirected
 from veille.crawler.settings import SITEMAP_MAX_DEPTH
 from veille.crawler.spiders.context import CrawlContext
 from veille.crawler.spiders.outlet import (
