@@ -173,8 +173,10 @@ def cmd_crawl(args: argparse.Namespace) -> int:
             raise CliError(f"{cfg.source}: no outlet named {unknown[0]!r} (known: {', '.join(sorted(known))})", EXIT_USAGE)
     if args.worker and not cfg.crawl.queue:
         raise CliError(f"{cfg.source}: crawl.queue: --worker needs a redis:// queue URL", EXIT_USAGE)
-    from veille.crawler.run import run_crawl
+    from veille.crawler.run import run_crawl, tune_gc_for_a_crawl
     from veille.storage.lock import LockHeld, crawl_lock
+
+    tune_gc_for_a_crawl()  # `veille crawl` is a crawl process: the entry point tunes it
 
     if args.worker:
         # One of many workers of the shared frontier (crawler.frontier): no exclusive crawl

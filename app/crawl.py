@@ -25,6 +25,7 @@ from veille.crawler.run import (
     CrawlError,
     run_crawl,
     select_outlets,
+    tune_gc_for_a_crawl,
 )
 from veille.pipeline.config import ConfigError, load_config
 from veille.storage.db import StorageError
@@ -95,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging("auto", args.log_level)
     console = Console(stderr=args.json)
     try:
+        tune_gc_for_a_crawl()  # this process only crawls
         summary = run_crawl(cfg, args.outlet, progress=args.progress, console=console,
                             workers=args.workers)
     except (CrawlError, StorageError) as exc:

@@ -89,7 +89,9 @@ def test_demo_writes_a_digest_with_every_story(demo: Path) -> None:
     assert {"text/plain", "text/html"} <= types
     text = next(p for p in msg.walk() if p.get_content_type() == "text/plain").get_content()
     proc = veille("stories", "--json", "--config", str(demo / "config.yaml"), cwd=demo)
-    for st in json.loads(proc.stdout):
+    stories = json.loads(proc.stdout)
+    assert stories and all(st["articles"] for st in stories)  # a loop over nothing proves nothing
+    for st in stories:
         for art in st["articles"]:
             assert art["url"] in text
 
