@@ -39,7 +39,7 @@ lint: venv
 	for d in crawler pipeline storage; do ln -s ../../$$d .lint/veille/$$d; done
 	cd .lint && ../$(BIN)/mypy --config-file ../pyproject.toml -p veille
 	! $(BIN)/vulture app crawler pipeline storage tests bench --min-confidence 60 \
-	    --ignore-names '$(VULTURE_HOOKS)' --ignore-decorators '@field_validator,@model_validator' \
+	    --ignore-names '$(VULTURE_HOOKS)' --ignore-decorators '@field_validator,@model_validator,@pytest.fixture' \
 	    | grep -E 'unused (function|method|class)'
 
 screenshot: venv
