@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT, Figure, log
+from veille.crawler.spiders.context import refusal_kind
 
 SHARED = ROOT.parent / "shared" / "benchmarks"
 HOW_TO_GET = (
@@ -90,11 +91,6 @@ class Outcome:
 class SystemRun:
     name: str
     pages: dict[str, Outcome] = field(default_factory=dict)
-
-
-def _reason_kind(reason: str) -> str:
-    """'too short: 367 chars < 400' -> 'too short' (counted by kind)."""
-    return reason.split(":")[0].strip()
 
 
 def _timed(fn: Callable[[bytes, str], Outcome], body: bytes, url: str) -> Outcome:
@@ -158,7 +154,7 @@ def run_abe(root: Path, dump: Path | None = None) -> tuple[list[Figure], dict[st
     for name, run in runs.items():
         matches = {key: shingle_match(truth[key], out.text) for key, out in run.pages.items()}
         p, r, f1 = scores(list(matches.values()))
-        refused = Counter(_reason_kind(o.refused) for o in run.pages.values() if o.refused)
+        refused = Counter(refusal_kind(o.refused) for o in run.pages.values() if o.refused)
         crashes = [f"{k}: {o.crashed}" for k, o in run.pages.items() if o.crashed]
         ms = 1000 * statistics.mean(o.seconds for o in run.pages.values())
         summary[name] = {"precision": p, "recall": r, "f1": f1, "refused": dict(refused),

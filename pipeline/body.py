@@ -140,8 +140,10 @@ def lead_of(pruned: etree._Element, descriptions: Iterable[str], pattern: object
     return None
 
 
-def extract_body(tree: etree._Element, pruned: etree._Element, url: str) -> Body | None:
-    """The article text of a page (None when trafilatura finds none)."""
+def extract_body(tree: etree._Element, pruned: etree._Element, url: str,
+                 links: set[str]) -> Body | None:
+    """The article text of a page (None when trafilatura finds none); `links`: the
+    page's `link_texts`, which the caller needs too."""
     full = _run(tree, url, metadata=True)
     precise = _run(pruned, url, metadata=False, favor_precision=True)  # its text alone
     if full is None and precise is None:
@@ -151,6 +153,6 @@ def extract_body(tree: etree._Element, pruned: etree._Element, url: str) -> Body
     if full is None or precise is None:
         text = str(meta.text)
     else:
-        text = combine(str(full.text), str(precise.text), link_texts(tree))
+        text = combine(str(full.text), str(precise.text), links)
     return Body(text=twins(pruned, text), sitename=meta.sitename, author=meta.author,
                 title=meta.title)

@@ -268,12 +268,10 @@ def _extract(page: RawPage, min_chars: int) -> Article | Skipped:
     reason = _not_article(page, tree, metas)
     if reason and not reason.startswith("video"):
         return Skipped(page.url, reason)
-    url = page.final_url or page.url
-    host = (urlsplit(url).hostname or "").removeprefix("www.").split(".")[0].strip("0123456789")
-    site_names = [n for n in (metas.get("og:site_name"), page.outlet, host) if n]
-    title = find_title(tree, metas, site_names)
+    url, title = _url_and_title(page, tree, metas)
     pruned = dates.prune(tree, title)
-    body = extract_body(tree, pruned[0], url)
+    links = link_texts(tree)
+    body = extract_body(tree, pruned[0], url, links)
     if body is None:
         return Skipped(page.url, "no article text found")
     title = title or clean_text(body.title)
@@ -295,7 +293,7 @@ def _extract(page: RawPage, min_chars: int) -> Article | Skipped:
         return Skipped(page.url, f"too short: {len(text)} chars < {min_chars} and no sign of an "
                                  "article" if len(text) >= MIN_TEXT else
                        f"too short: {len(text)} chars")
-    share, items = _teaser_share(tree, text, link_texts(tree))
+    share, items = _teaser_share(tree, text, links)
     if share >= LISTING_SHARE and items != 1:  # one "item": an article and its headline
         return Skipped(page.url, f"listing page: {share:.0%} of the text is headlines and "
                                  "their excerpts")
@@ -309,14 +307,20 @@ def _extract(page: RawPage, min_chars: int) -> Article | Skipped:
     )
 
 
+def _url_and_title(page: RawPage, tree: etree._Element, metas: dict[str, str]) -> tuple[str, str]:
+    """The page's final URL and its headline, the site's name (og:site_name, the outlet,
+    the host) stripped from it."""
+    url = page.final_url or page.url
+    host = (urlsplit(url).hostname or "").removeprefix("www.").split(".")[0].strip("0123456789")
+    site_names = [n for n in (metas.get("og:site_name"), page.outlet, host) if n]
+    return url, find_title(tree, metas, site_names)
+
+
 def page_date(page: RawPage) -> datetime | None:
     """The publication date of any page, article or not (the date path of `extract` alone)."""
     html = decode_html(page.body, page.headers)
     tree = load_html(html) if html.strip() else None
     if tree is None:
         return None
-    metas = _metas(tree)
-    url = page.final_url or page.url
-    host = (urlsplit(url).hostname or "").removeprefix("www.").split(".")[0]
-    title = find_title(tree, metas, [n for n in (metas.get("og:site_name"), page.outlet, host) if n])
+    url, title = _url_and_title(page, tree, _metas(tree))
     return dates.find_published(tree, url, page.fetched_at, dates.prune(tree, title))

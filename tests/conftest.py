@@ -21,6 +21,7 @@ import yaml
 from tests.pg import db_url, pg_cluster  # noqa: F401 - shared fixtures (SQLite + PostgreSQL)
 from veille.crawler.replay import ReplayServer
 from veille.pipeline.config import ENV_OVERRIDES, Config, config_from_dict
+from veille.storage.db import Database
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE_OUTLETS = ROOT / "tests" / "fixtures" / "outlets"
@@ -96,3 +97,14 @@ def config(config_dict: dict[str, Any], config_file: Path) -> Config:
 def without_env_overrides() -> dict[str, str]:
     """The environment minus veille's overrides, for child processes."""
     return {k: v for k, v in os.environ.items() if k not in {"VEILLE_CONFIG", *ENV_OVERRIDES}}
+
+
+@pytest.fixture
+def db(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:  # noqa: F811
+    """A fresh database on each backend (SQLite file, PostgreSQL database); no env override.
+    Test modules with other needs define their own `db`."""
+    monkeypatch.delenv("VEILLE_DATABASE_URL", raising=False)
+    monkeypatch.delenv("VEILLE_CONFIG", raising=False)
+    database = Database(db_url)
+    yield database
+    database.dispose()

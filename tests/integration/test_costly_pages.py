@@ -104,14 +104,6 @@ def test_a_crawl_caps_what_a_costly_page_costs_and_says_so(costly: ReplayServer,
     assert "before extraction" in cuts["enorme"] and f"cut to {MAX_TEXT_CHARS:,}" in cuts["enorme"]
 
 
-@pytest.fixture
-def db(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
-    monkeypatch.delenv("VEILLE_DATABASE_URL", raising=False)
-    monkeypatch.delenv("VEILLE_CONFIG", raising=False)
-    database = Database(db_url)
-    yield database
-    database.dispose()
-
 
 def test_a_huge_stored_title_is_cut_in_the_digest(db: Database, tmp_path: Path) -> None:
     spec = dict(TRACKED[0], title=TITLE)  # three articles: the title is in each link too

@@ -241,15 +241,6 @@ def smtp_server() -> Iterator[tuple[Inbox, int]]:
         controller.stop()
 
 
-@pytest.fixture
-def db(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
-    """A fresh database on each backend (SQLite file, PostgreSQL database); no env override."""
-    monkeypatch.delenv("VEILLE_DATABASE_URL", raising=False)
-    monkeypatch.delenv("VEILLE_CONFIG", raising=False)
-    database = Database(db_url)
-    yield database
-    database.dispose()
-
 
 @pytest.fixture(scope="module")
 def ca() -> trustme.CA:

@@ -100,15 +100,6 @@ class Trickler:
                 conn.sendall(bytes([byte]))
 
 
-@pytest.fixture
-def db(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
-    """A fresh database on each backend; no env override."""
-    monkeypatch.delenv("VEILLE_DATABASE_URL", raising=False)
-    monkeypatch.delenv("VEILLE_CONFIG", raising=False)
-    database = Database(db_url)
-    yield database
-    database.dispose()
-
 
 @pytest.fixture
 def trickler(request: pytest.FixtureRequest) -> Iterator[Trickler]:
