@@ -225,7 +225,7 @@ def cmd_stories(args: argparse.Namespace) -> int:
     cfg = _config(args)
     if args.topic and args.topic not in {t.name for t in cfg.topics}:
         raise CliError(f"{cfg.source}: no topic named {args.topic!r}", EXIT_USAGE)
-    from veille.storage.queries import list_stories
+    from veille.storage.views import list_stories
 
     topics = [args.topic] if args.topic else (None if args.all else [t.name for t in cfg.topics])
     db = _db(cfg)

@@ -33,7 +33,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from veille.pipeline.config import Config, parse_schedule
 from veille.procs import process_alive
-from veille.storage import queries as q
+from veille.storage import crawl_runs as run_store
 from veille.storage.db import Database, describe
 from veille.storage.lock import LockHeld, crawl_lock
 from veille.storage.models import CrawlRun
@@ -98,7 +98,7 @@ def close_abandoned_runs(db: Database, *, holding_lock: bool = False, shared_que
     """
     host, now = socket.gethostname(), datetime.now(UTC)
     with db.transaction() as s:
-        running = q.running_runs(s)
+        running = run_store.running_runs(s)
     dead: list[int] = []
     lock_free: bool | None = None
     for run in running:
@@ -115,7 +115,7 @@ def close_abandoned_runs(db: Database, *, holding_lock: bool = False, shared_que
     if not dead:
         return 0
     with db.transaction() as s:
-        closed = q.close_runs(s, dead, "interrupted", "process ended mid-run")
+        closed = run_store.close_runs(s, dead, "interrupted", "process ended mid-run")
     if closed:
         log.warning("closed %d run(s) left running by a dead process: %s", closed, dead)
     return closed
@@ -217,7 +217,7 @@ def _find_run(db: Database, kind: str, child: Child) -> CrawlRun | None:
     host = socket.gethostname()
     since = child.started - timedelta(seconds=1)
     with db.transaction() as s:
-        for run in q.last_runs(s, kind=kind, limit=10):
+        for run in run_store.last_runs(s, kind=kind, limit=10):
             if run.pid == child.pid and run.host == host and run.started_at >= since:
                 return run
     return None
@@ -295,7 +295,7 @@ class Daemon:
         run_id, status = (run.id, run.status) if run else (None, "failed")
         if run is not None and run.status == "running":  # killed before it could close its run
             with self.db.transaction() as s:
-                q.close_runs(s, [run.id], "interrupted", f"stopped by the daemon ({reason})")
+                run_store.close_runs(s, [run.id], "interrupted", f"stopped by the daemon ({reason})")
             status = "interrupted"
         elif run is None and child.terminated:
             log.info("%s stopped (%s) before it recorded a run", kind, reason, extra={"job": kind})
@@ -303,8 +303,8 @@ class Daemon:
         elif run is None and code != 0:  # died before recording anything: record the failure
             message = last or f"exit code {code}"
             with self.db.transaction() as s:
-                run_id = q.start_run(s, kind=kind)
-                q.finish_run(s, run_id, "failed", message=message)
+                run_id = run_store.start_run(s, kind=kind)
+                run_store.finish_run(s, run_id, "failed", message=message)
         rss = psutil.Process().memory_info().rss / 1e6
         failed = status == "failed" or (code != 0 and not child.terminated)
         level = logging.ERROR if failed else logging.INFO
@@ -319,7 +319,7 @@ class Daemon:
         sched = self.cfg.schedule
         now = datetime.now(self.tz)
         with self.db.transaction() as s:
-            last = q.last_successful_run(s, kind="crawl")
+            last = run_store.last_successful_run(s, kind="crawl")
         period = schedule_period(sched.crawl, sched.timezone, now)
         catch_up = needs_catch_up(last.started_at if last else None, period, now)
         self._add(self.crawl_job, sched.crawl, now, **({"next_run_time": now} if catch_up else {}))

@@ -62,7 +62,7 @@ def run_demo(workdir: Path, config_path: str | None = None) -> int:
     from veille.digest import send_digest
     from veille.report import print_stories
     from veille.storage.db import Database
-    from veille.storage.queries import list_stories
+    from veille.storage.views import list_stories
 
     with ReplayServer() as srv:
         data = demo_config(base, srv.outlet_configs(), workdir)

@@ -64,7 +64,10 @@ from veille.pipeline.config import Config
 from veille.pipeline.settle import pin_mailed
 from veille.pipeline.stories import MAX_STORY_FEATURES
 from veille.procs import process_alive
-from veille.storage import queries as q
+from veille.storage import articles as article_store
+from veille.storage import crawl_runs as run_store
+from veille.storage import digests as digest_store
+from veille.storage import views as view_store
 from veille.storage.db import Database, describe
 from veille.storage.models import Digest, as_utc
 
@@ -88,13 +91,13 @@ def build_digest(
     now = now or datetime.now(UTC)
     topics, to = list(cfg.digest.topics), list(cfg.digest.to)
     with _storage(db, "cannot read stories") as s:
-        last = q.last_sent_digest(s, to)
+        last = digest_store.last_sent_digest(s, to)
         lower = since
         if lower is None:
-            first = q.first_digest_at(s, to)
+            first = digest_store.first_digest_at(s, to)
             lower = (first or now) - FIRST_DIGEST_LOOKBACK
-        ids = q.unsent_story_ids(s, topics, to, lower) if topics else []
-        views = q.list_stories(s, topics=topics, story_ids=ids) if ids else []
+        ids = digest_store.unsent_story_ids(s, topics, to, lower) if topics else []
+        views = view_store.list_stories(s, topics=topics, story_ids=ids) if ids else []
     return draft_from_stories(
         views, cfg, now=now, since=since, last_sent=last.sent_at if last else None
     )
@@ -238,7 +241,7 @@ def _deliver(
     subject, message_id = str(msg["Subject"]), str(msg["Message-ID"])
     with _storage(db, "cannot record the digest") as s:
         busy = _busy_digest(s, to, smtp.deadline, run_id)
-        digest_id = q.create_digest(s, to, subject) if busy is None else 0
+        digest_id = digest_store.create_digest(s, to, subject) if busy is None else 0
     if busy is not None:
         raise DigestError(
             f"digest {busy.id} to the same recipients has been sending since "
@@ -248,11 +251,11 @@ def _deliver(
 
     def hand_over() -> None:
         with _storage(db, "cannot record the digest before its end was sent; nothing was delivered") as s:
-            q.serialise_writers(s)  # no story pass between what is mailed and what is recorded
+            article_store.serialise_writers(s)  # no story pass between what is mailed and what is recorded
             _pin(s, digest_id, mailed)
-            unsent = set(q.unsent_story_ids(s, list(cfg.digest.topics), to, None))
+            unsent = set(digest_store.unsent_story_ids(s, list(cfg.digest.topics), to, None))
             taken = [i for i in draft.story_ids if i not in unsent]
-            if taken or not q.mark_digest_unconfirmed(s, digest_id, draft.story_ids, message_id):
+            if taken or not digest_store.mark_digest_unconfirmed(s, digest_id, draft.story_ids, message_id):
                 raise DigestError(  # a digest this one took for abandoned was not
                     f"another digest sent {len(taken) or 'some'} of these stories meanwhile; "
                     "this one was not delivered, try again"
@@ -263,7 +266,7 @@ def _deliver(
     except MailerError as exc:
         if exc.unconfirmed:
             with _storage(db, "cannot record the digest") as s:
-                q.note_digest_error(s, digest_id, str(exc))
+                digest_store.note_digest_error(s, digest_id, str(exc))
             raise DigestError(
                 f"{exc}; digest {digest_id} may have been delivered: its stories count as sent, "
                 f"never mailed twice (look for {message_id} in the server's log)"
@@ -278,11 +281,11 @@ def _deliver(
         digest_id=digest_id, message_id=message_id, refused=tuple(sorted(refused)),
     )  # fmt: skip
     with _storage(db, f"digest {message_id} was sent but recording it failed", after=_REPEAT) as s:
-        q.serialise_writers(s)
+        article_store.serialise_writers(s)
         _pin(s, digest_id, mailed)
-        unsent = set(q.unsent_story_ids(s, list(cfg.digest.topics), to, None))
-        q.mark_digest_sent(s, digest_id, [i for i in draft.story_ids if i in unsent], message_id)
-        q.finish_run(s, run_id, "ok", message=result.summary())
+        unsent = set(digest_store.unsent_story_ids(s, list(cfg.digest.topics), to, None))
+        digest_store.mark_digest_sent(s, digest_id, [i for i in draft.story_ids if i in unsent], message_id)
+        run_store.finish_run(s, run_id, "ok", message=result.summary())
     log.info("%s", result.summary())
     return result
 
@@ -297,7 +300,7 @@ def _pin(s: Session, digest_id: int, mailed: dict[int, list[str]]) -> None:
 def _mark_failed(db: Database, digest_id: int, error: str) -> None:
     try:
         with db.transaction() as s:
-            q.mark_digest_failed(s, digest_id, error)
+            digest_store.mark_digest_failed(s, digest_id, error)
     except SQLAlchemyError:  # the stories are unsent either way; say why it failed
         log.exception("could not mark digest %s failed", digest_id)
 
@@ -312,11 +315,11 @@ def _busy_digest(s: Session, to: list[str], deadline: float, own_run: int) -> Di
     which it never recorded, come in this digest.
     """
     host, now = socket.gethostname(), datetime.now(UTC)
-    runs = [r for r in q.running_runs(s) if r.kind == "digest" and r.id != own_run]
+    runs = [r for r in run_store.running_runs(s) if r.kind == "digest" and r.id != own_run]
     dead = [r.id for r in runs if r.host == host and not process_alive(r.pid, r.started_at)]
     if dead:
-        q.close_runs(s, dead, "interrupted", "process ended mid-run")
-    for d in q.pending_digests(s, to):
+        run_store.close_runs(s, dead, "interrupted", "process ended mid-run")
+    for d in digest_store.pending_digests(s, to):
         created = as_utc(d.created_at)
         young = now - created < timedelta(seconds=deadline) + STALE_MARGIN
         senders = [r for r in runs if r.id not in dead and as_utc(r.started_at) <= created]
@@ -324,7 +327,7 @@ def _busy_digest(s: Session, to: list[str], deadline: float, own_run: int) -> Di
             return d
         log.warning("digest %s (pending since %s) was abandoned by its process: marked failed, "
                     "its stories come in this digest", d.id, created.isoformat(timespec="seconds"))
-        q.mark_digest_failed(s, d.id, "abandoned before its end was sent to the server; not delivered")
+        digest_store.mark_digest_failed(s, d.id, "abandoned before its end was sent to the server; not delivered")
     return None
 
 
@@ -344,8 +347,8 @@ def _write(
         raise DigestError(f"cannot write {path}: {exc.strerror or exc}") from None
     subject, message_id = str(msg["Subject"]), str(msg["Message-ID"])
     with _storage(db, "cannot record the digest") as s:
-        digest_id = q.create_digest(s, list(cfg.digest.to), subject)
-        q.mark_digest_written(s, digest_id, message_id)
+        digest_id = digest_store.create_digest(s, list(cfg.digest.to), subject)
+        digest_store.mark_digest_written(s, digest_id, message_id)
     return DigestResult(
         "written", draft.count, tuple(draft.story_ids), subject, tuple(cfg.digest.to),
         digest_id=digest_id, message_id=message_id, path=path,
@@ -367,13 +370,13 @@ def _storage(db: Database, what: str, after: str = "") -> Iterator[Session]:
 
 def _start_run(db: Database) -> int:
     with _storage(db, "cannot record the run") as s:
-        return q.start_run(s, kind="digest")
+        return run_store.start_run(s, kind="digest")
 
 
 def _finish_run(db: Database, run_id: int, status: str, message: str) -> None:
     try:
         with db.transaction() as s:
-            q.finish_run(s, run_id, status, message=message)
+            run_store.finish_run(s, run_id, status, message=message)
     except SQLAlchemyError:
         log.exception("could not close digest run %s", run_id)
 

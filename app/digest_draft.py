@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from veille.pipeline.config import Config
 from veille.pipeline.limits import shorten
-from veille.storage.queries import StoryView
+from veille.storage.views import StoryView
 
 EXCERPT_CHARS = 220  # about two lines of the HTML part
 TITLE_CHARS = 300  # a story's or an article's title as the digest shows it (stored: up to 500)

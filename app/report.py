@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from veille.storage.queries import StoryView
+from veille.storage.views import StoryView
 
 
 def _why(matched: Sequence[dict[str, Any]], most: int = 6) -> str:

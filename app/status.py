@@ -17,7 +17,9 @@ from zoneinfo import ZoneInfo
 
 from veille.daemon import make_trigger
 from veille.pipeline.config import Config, parse_schedule
-from veille.storage import queries as q
+from veille.storage import articles as article_store
+from veille.storage import crawl_runs as run_store
+from veille.storage import story_pass as pass_store
 from veille.storage.db import Database, describe
 from veille.storage.lock import LockHeld, crawl_lock
 from veille.storage.models import CrawlRun
@@ -111,15 +113,15 @@ def collect_status(db: Database, cfg: Config, *, now: datetime | None = None, ru
         return value.astimezone(tz).isoformat(timespec="seconds") if value else None
 
     with db.transaction() as s:
-        last = q.last_runs(s, limit=runs)
-        running = [r for r in q.running_runs(s) if r.kind == "crawl"]
-        last_crawl = q.last_runs(s, kind="crawl", limit=1)
-        last_digest = q.last_runs(s, kind="digest", limit=1)
-        successes = q.outlet_last_success(s)
-        recent = q.outlet_article_counts(s, now - timedelta(days=SILENT_DAYS))
-        total = q.outlet_article_counts(s, EPOCH)
-        histories = {o.name: q.outlet_history(s, o.name, HISTORY) for o in cfg.outlets}
-        unplaced = q.count_unplaced(s)
+        last = run_store.last_runs(s, limit=runs)
+        running = [r for r in run_store.running_runs(s) if r.kind == "crawl"]
+        last_crawl = run_store.last_runs(s, kind="crawl", limit=1)
+        last_digest = run_store.last_runs(s, kind="digest", limit=1)
+        successes = run_store.outlet_last_success(s)
+        recent = article_store.outlet_article_counts(s, now - timedelta(days=SILENT_DAYS))
+        total = article_store.outlet_article_counts(s, EPOCH)
+        histories = {o.name: run_store.outlet_history(s, o.name, HISTORY) for o in cfg.outlets}
+        unplaced = pass_store.count_unplaced(s)
     outlets = []
     for o in cfg.outlets:
         hist = histories[o.name]

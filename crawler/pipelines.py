@@ -186,31 +186,31 @@ class PageProcessor:
 
     def fold_alias(self, page: RawPage, alias: str, outcome: Any) -> None:
         """Settle the URL that redirected to `page` as a duplicate of what `page` became."""
-        from veille.storage import queries as q
+        from veille.storage import pages as page_store
 
         with self.processor.db.transaction() as s:
-            outlet_id = q.ensure_outlet(s, page.outlet)
+            outlet_id = page_store.ensure_outlet(s, page.outlet)
             if outcome.article_id is not None:
-                q.record_page(s, alias, outlet_id, "duplicate", outcome.article_id,
+                page_store.record_page(s, alias, outlet_id, "duplicate", outcome.article_id,
                               f"redirects to {page.url}"[:200])
             else:
-                q.record_page(s, alias, outlet_id, "skipped", reason=f"redirects to {page.url}"[:200])
+                page_store.record_page(s, alias, outlet_id, "skipped", reason=f"redirects to {page.url}"[:200])
 
     def settle_aliases(self) -> None:
         """Fold each ClaimedAlias into the article its target became (skipped if none)."""
-        from veille.storage import queries as q
+        from veille.storage import pages as page_store
 
         aliases, self.aliases = self.aliases, []
         for a in aliases:
             reason = f"redirects to {a.target}"[:200]
             try:
                 with self.processor.db.transaction() as s:
-                    outlet_id = q.ensure_outlet(s, a.outlet)
-                    _, article_id = q.page_content_hash(s, a.target)
+                    outlet_id = page_store.ensure_outlet(s, a.outlet)
+                    _, article_id = page_store.page_content_hash(s, a.target)
                     if article_id is not None:
-                        q.record_page(s, a.alias, outlet_id, "duplicate", article_id, reason)
+                        page_store.record_page(s, a.alias, outlet_id, "duplicate", article_id, reason)
                     else:
-                        q.record_page(s, a.alias, outlet_id, "skipped", reason=reason)
+                        page_store.record_page(s, a.alias, outlet_id, "skipped", reason=reason)
             except Exception as exc:  # unsettled: fetched again by a later run
                 log.warning("%s: could not fold %s into %s: %s", a.outlet, a.alias, a.target, exc,
                             extra={"outlet": a.outlet, "url": a.alias})

@@ -20,7 +20,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from veille.crawler.spiders.context import OutletTally
-    from veille.storage.queries import OutletCounts
+    from veille.storage.crawl_runs import OutletCounts
 
 STATUS_STYLE = {"ok": "green", "failing": "red", "blocked": "magenta", "running": "cyan"}
 

@@ -42,8 +42,8 @@ from veille.crawler.frontier import Frontier, QueueError
 from veille.crawler.progress import live_progress, problems, summary_table
 from veille.crawler.spiders.context import CRAWL_CONTEXT, CrawlContext
 from veille.pipeline.config import Config, OutletConfig
+from veille.storage.crawl_runs import OutletCounts
 from veille.storage.db import StorageError
-from veille.storage.queries import OutletCounts
 from veille.storage.runs import RunRecord
 
 if TYPE_CHECKING:

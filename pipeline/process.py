@@ -28,7 +28,9 @@ from veille.pipeline.learn import load as load_evidence
 from veille.pipeline.settle import SettleReport, settle_stories
 from veille.pipeline.template import Template, line_fingerprints, strip, strip_article
 from veille.pipeline.types import Article, RawPage, Skipped, TopicMatch
-from veille.storage import queries as q
+from veille.storage import articles as article_store
+from veille.storage import pages as page_store
+from veille.storage import story_pass as pass_store
 from veille.storage import templates as tq
 from veille.storage.db import Database
 from veille.storage.models import Article as ArticleRow
@@ -113,14 +115,14 @@ class Processor:
 
             self._duplicates = DuplicateIndex()
             since = datetime.now(UTC) - timedelta(days=self.index_days)
-            self._seen_article = q.max_article_id(s)
-            self._duplicates.add_many((str(i), sig) for i, sig in q.recent_signatures(s, since))
+            self._seen_article = article_store.max_article_id(s)
+            self._duplicates.add_many((str(i), sig) for i, sig in article_store.recent_signatures(s, since))
             return
         if not self.shared:
             return
-        for i, sig in q.signatures_after(s, self._seen_article):
+        for i, sig in article_store.signatures_after(s, self._seen_article):
             self._duplicates.add(str(i), sig)
-        self._seen_article = max(self._seen_article, q.max_article_id(s))
+        self._seen_article = max(self._seen_article, article_store.max_article_id(s))
 
     # ------------------------------------------------------------ entry points
 
@@ -176,10 +178,10 @@ class Processor:
         with self.db.transaction() as s:
             outlet_id = self._outlet_id(s, page.outlet)
             if not isinstance(extracted, Skipped):
-                q.serialise_writers(s)
+                article_store.serialise_writers(s)
                 self._refresh(s)
             if isinstance(extracted, Skipped):
-                q.record_page(s, page.url, outlet_id, "skipped", reason=extracted.reason[:200])
+                page_store.record_page(s, page.url, outlet_id, "skipped", reason=extracted.reason[:200])
                 outcome = Outcome("skipped", page.url, reason=extracted.reason)
             else:
                 outcome = self._store_article(s, page, extracted, outlet_id, after)
@@ -220,7 +222,7 @@ class Processor:
                 if row.duplicate_of_id is None:
                     row.features = list(prep.features)
                     self._changed(row.published)
-                q.replace_topic_matches(s, row, _matches_json(prep.matches))
+                article_store.replace_topic_matches(s, row, _matches_json(prep.matches))
                 after.signatures.append((str(row.id), prep.signature))
             if self._duplicates is not None:  # not built when nothing was stored (CLI settle)
                 for key, sig in after.signatures:
@@ -233,7 +235,7 @@ class Processor:
         stored: what a crawl killed before its pass would have done (`veille stories
         --settle`). Returns the articles changed."""
         with self.db.transaction() as s:
-            self._learnt.extend(q.unplaced_articles(s))
+            self._learnt.extend(pass_store.unplaced_articles(s))
         return self.restrip()
 
     def settle(self) -> SettleReport:
@@ -263,7 +265,7 @@ class Processor:
 
     def _outlet_id(self, s: Session, name: str) -> int:
         if name not in self._outlet_ids:
-            self._outlet_ids[name] = q.ensure_outlet(
+            self._outlet_ids[name] = page_store.ensure_outlet(
                 s, name, self.outlet_urls.get(name, ""), self.language_hints.get(name)
             )
         return self._outlet_ids[name]
@@ -278,20 +280,20 @@ class Processor:
     ) -> Outcome:
         art, digest, sig, topics = prep.article, prep.content_hash, prep.signature, prep.topics
 
-        seen_hash, seen_article = q.page_content_hash(s, page.url)
+        seen_hash, seen_article = page_store.page_content_hash(s, page.url)
         if seen_hash == digest and seen_article is not None:  # this very page, processed before
             row = s.get(ArticleRow, seen_article)
             return Outcome("unchanged", page.url, seen_article, row.story_id if row else None, topics=topics)
 
-        existing = q.article_by_url(s, page.url)
+        existing = article_store.article_by_url(s, page.url)
         if existing is not None:  # the same URL again
             if existing.content_hash == digest and existing.title == art.title:
-                q.record_page(s, page.url, outlet_id, "article", existing.id, content_hash=digest)
+                page_store.record_page(s, page.url, outlet_id, "article", existing.id, content_hash=digest)
                 return Outcome("unchanged", page.url, existing.id, existing.story_id, topics=topics)
             self._update(s, existing, prep, after)
             return Outcome("updated", page.url, existing.id, existing.story_id, topics=topics)
 
-        original = q.article_by_hash(s, digest)
+        original = article_store.article_by_hash(s, digest)
         if original is None:
             near = self.duplicates.find(sig)
             original = s.get(ArticleRow, int(near)) if near else None
@@ -300,19 +302,19 @@ class Processor:
             assert root is not None
             if root.outlet_id == outlet_id:  # the outlet's own update under another URL
                 if root.content_hash == digest:
-                    q.record_page(s, page.url, outlet_id, "duplicate", root.id, "same text", content_hash=digest)
+                    page_store.record_page(s, page.url, outlet_id, "duplicate", root.id, "same text", content_hash=digest)
                     return Outcome("unchanged", page.url, root.id, root.story_id, topics=topics)
                 return self._fold_update(s, page, prep, root, outlet_id, after)
             if self._original_of(page.outlet, art, root):
                 return self._take_over(s, page, prep, root, outlet_id, after)
             row = self._insert(s, page, prep, outlet_id, root.story_id, root.id)
-            q.record_page(s, page.url, outlet_id, "article", row.id, content_hash=digest)
+            page_store.record_page(s, page.url, outlet_id, "article", row.id, content_hash=digest)
             if root.story_id is not None:
                 self._touch_story(s, root.story_id, art)
             return Outcome("duplicate", page.url, row.id, root.story_id, "copy of another outlet's article", topics)
 
         row = self._insert(s, page, prep, outlet_id, None, None)
-        q.record_page(s, page.url, outlet_id, "article", row.id, content_hash=digest)
+        page_store.record_page(s, page.url, outlet_id, "article", row.id, content_hash=digest)
         after.signatures.append((str(row.id), sig))
         return Outcome("new", page.url, row.id, None, topics=topics)
 
@@ -341,8 +343,8 @@ class Processor:
         """The original arrives after its copy: it becomes the article the story pass
         reads, and the stored copy (with any copies of it) points to it."""
         row = self._insert(s, page, prep, outlet_id, root.story_id, None)
-        q.make_copies_of(s, root.id, row.id)
-        q.record_page(s, page.url, outlet_id, "article", row.id, content_hash=prep.content_hash)
+        article_store.make_copies_of(s, root.id, row.id)
+        page_store.record_page(s, page.url, outlet_id, "article", row.id, content_hash=prep.content_hash)
         after.signatures.append((str(row.id), prep.signature))
         self._changed(row.published)
         if root.story_id is not None:
@@ -366,12 +368,12 @@ class Processor:
         art, digest = prep.article, prep.content_hash
         mine, theirs = as_utc(art.published), as_utc(root.published)
         if mine is not None and (theirs is None or mine < theirs):  # we are the original
-            q.record_page(s, root.url, outlet_id, "duplicate", root.id, "later version of this article")
+            page_store.record_page(s, root.url, outlet_id, "duplicate", root.id, "later version of this article")
             self._changed(mine)
             root.url, root.final_url = page.url, page.final_url
             root.published, root.published_offset = mine, offset_minutes(art.published)
             s.flush()
-            q.record_page(s, page.url, outlet_id, "article", root.id, content_hash=digest)
+            page_store.record_page(s, page.url, outlet_id, "article", root.id, content_hash=digest)
             return Outcome("updated", page.url, root.id, root.story_id, "earlier URL of a stored article", prep.topics)
         if mine and theirs and mine != theirs:
             newer = mine > theirs
@@ -379,7 +381,7 @@ class Processor:
             newer = len(art.text) > len(root.text)
         if newer:
             self._update(s, root, prep, after)
-        q.record_page(s, page.url, outlet_id, "duplicate", root.id, "update of an earlier URL", content_hash=digest)
+        page_store.record_page(s, page.url, outlet_id, "duplicate", root.id, "update of an earlier URL", content_hash=digest)
         return Outcome("updated", page.url, root.id, root.story_id, "same article, new URL", prep.topics)
 
     def _insert(
@@ -408,7 +410,7 @@ class Processor:
             content_hash=prep.content_hash,
             minhash=prep.signature_bytes,
             features=None if duplicate_of else list(prep.features),  # copies follow their original
-            topics=q.topic_match_rows(_matches_json(prep.matches)),  # a new row: nothing to replace
+            topics=article_store.topic_match_rows(_matches_json(prep.matches)),  # a new row: nothing to replace
         )
         s.add(row)
         s.flush()
@@ -434,7 +436,7 @@ class Processor:
         if row.duplicate_of_id is None:  # its story may change with its words
             row.features = list(prep.features)
             self._changed(row.published)
-        q.replace_topic_matches(s, row, _matches_json(prep.matches))
+        article_store.replace_topic_matches(s, row, _matches_json(prep.matches))
         after.signatures.append((str(row.id), prep.signature))
         if row.story_id is not None:
             self._touch_story(s, row.story_id, art)

@@ -39,7 +39,8 @@ from veille.pipeline.stories import (
     assign_stories,
 )
 from veille.pipeline.story_rules import pin_moves, stories_to_delete, story_fields
-from veille.storage import queries as q
+from veille.storage import articles as article_store
+from veille.storage import story_pass as pass_store
 from veille.storage.db import Database
 from veille.storage.models import as_utc
 
@@ -77,7 +78,7 @@ def settle_stories(db: Database, since: datetime | None = None, *,
     days, which stay as they are, instead of reopening every story since then.
     """
     with db.transaction() as s:
-        q.serialise_writers(s)
+        article_store.serialise_writers(s)
         return _settle(s, since, reopen_max)
 
 
@@ -85,28 +86,28 @@ def settle_stories(db: Database, since: datetime | None = None, *,
 
 def _settle(s: Session, since: datetime | None, reopen_max: int) -> SettleReport:
     report = SettleReport(None)
-    lone = q.unplaced_undated(s)  # no date, no window: a story each
-    undated = {row.id: q.new_story(s) for row in lone}
-    q.move_articles(s, undated)
+    lone = pass_store.unplaced_undated(s)  # no date, no window: a story each
+    undated = {row.id: pass_store.new_story(s) for row in lone}
+    pass_store.move_articles(s, undated)
     _compute_features(s, [row.id for row in lone if row.features is None])
     report.placed = report.moved = report.created = len(undated)
     touched = set(undated.values())
-    starts = [as_utc(d) for d in (since, q.earliest_unplaced(s)) if d is not None]
+    starts = [as_utc(d) for d in (since, pass_store.earliest_unplaced(s)) if d is not None]
     start = min(starts) if starts else None
     if start is not None:
-        cap = q.reopen_horizon(s, start, reopen_max)
+        cap = pass_store.reopen_horizon(s, start, reopen_max)
         if cap is not None:  # too much to reopen: the late old articles on their own first
-            old = q.unplaced_before(s, cap)
+            old = pass_store.unplaced_before(s, cap)
             window = timedelta(days=DF_DAYS)
             reach = timedelta(days=WINDOW_DAYS + 1)
-            rows = q.rows_around(s, [(as_utc(d) - window, as_utc(d) + reach) for d in old])
+            rows = pass_store.rows_around(s, [(as_utc(d) - window, as_utc(d) + reach) for d in old])
             touched |= _place(s, rows, lambda r: r.story_id is not None, report)
             start = cap
-        rows = q.story_pass_rows(s, start, start - timedelta(days=DF_DAYS))
-        sent = q.sent_story_ids(s, {r.story_id for r in rows if r.story_id is not None})
+        rows = pass_store.story_pass_rows(s, start, start - timedelta(days=DF_DAYS))
+        sent = pass_store.sent_story_ids(s, {r.story_id for r in rows if r.story_id is not None})
         first = start
 
-        def fixed(r: q.PassRow) -> bool:
+        def fixed(r: pass_store.PassRow) -> bool:
             assert r.published is not None
             return r.story_id is not None and (as_utc(r.published) < first or r.story_id in sent)
 
@@ -122,11 +123,11 @@ def refresh_stories(s: Session, story_ids: Iterable[int], max_features: int) -> 
     """Recompute title, dates and features of stories from their articles
     (`story_rules.story_fields`); delete the ones left empty, never a mailed one.
     Returns how many were deleted."""
-    members = q.story_members(s, story_ids)
-    q.write_story_fields(s, {i: story_fields(rows, max_features) for i, rows in members.items() if rows})
+    members = pass_store.story_members(s, story_ids)
+    pass_store.write_story_fields(s, {i: story_fields(rows, max_features) for i, rows in members.items() if rows})
     empty = [i for i, rows in members.items() if not rows]
-    gone = stories_to_delete(empty, q.sent_story_ids(s, empty))
-    q.delete_stories(s, gone)
+    gone = stories_to_delete(empty, pass_store.sent_story_ids(s, empty))
+    pass_store.delete_stories(s, gone)
     return len(gone)
 
 
@@ -136,16 +137,16 @@ def pin_mailed(s: Session, mailed: dict[int, list[str]], max_features: int) -> i
     A story the pass deleted meanwhile comes back under its id. Returns the articles moved."""
     placed: dict[int, list[tuple[int, int | None]]] = {}
     for story_id, urls in mailed.items():
-        q.ensure_story(s, story_id)
-        placed[story_id] = q.originals_at(s, urls)
+        pass_store.ensure_story(s, story_id)
+        placed[story_id] = pass_store.originals_at(s, urls)
     moves, left = pin_moves(placed)
     if moves:
-        q.move_articles(s, moves)
+        pass_store.move_articles(s, moves)
         refresh_stories(s, left | set(moves.values()), max_features)
     return len(moves)
 
 
-def _place(s: Session, rows: list[q.PassRow], fixed: Callable[[q.PassRow], bool], report: SettleReport) -> set[int]:
+def _place(s: Session, rows: list[pass_store.PassRow], fixed: Callable[[pass_store.PassRow], bool], report: SettleReport) -> set[int]:
     """One pass over `rows` (dated originals); the fixed ones keep their story. Moves
     the others where `assign_stories` puts them; returns the stories to refresh."""
     features = {r.id: r.features for r in rows if r.features is not None}
@@ -163,7 +164,7 @@ def _place(s: Session, rows: list[q.PassRow], fixed: Callable[[q.PassRow], bool]
     # failing that, of any member's story no one else keeps; failing that, a new row.
     claimed = {int(k) for k in assignment.values() if not k.startswith(NEW)}
     target: dict[str, int] = {k: int(k) for k in assignment.values() if not k.startswith(NEW)}
-    members: defaultdict[str, list[q.PassRow]] = defaultdict(list)
+    members: defaultdict[str, list[pass_store.PassRow]] = defaultdict(list)
     heads: dict[int, int] = {}  # story id -> its earliest free article, before the pass
     for r in free:
         members[assignment[r.url]].append(r)
@@ -182,10 +183,10 @@ def _place(s: Session, rows: list[q.PassRow], fixed: Callable[[q.PassRow], bool]
                 target[key] = reuse
     for key in fresh:
         if key not in target:
-            target[key] = q.new_story(s)
+            target[key] = pass_store.new_story(s)
             report.created += 1
     moves = {r.id: target[assignment[r.url]] for r in free if target[assignment[r.url]] != r.story_id}
-    q.move_articles(s, moves)
+    pass_store.move_articles(s, moves)
     report.examined += len(free)
     report.placed += sum(1 for r in free if r.story_id is None)
     report.moved += len(moves)
@@ -196,6 +197,6 @@ def _compute_features(s: Session, ids: list[int]) -> dict[int, list[str]]:
     """Features of articles stored before they were kept (schema 0001), saved on the way."""
     if not ids:
         return {}
-    out = {i: article_features(title, text, lang) for i, title, text, lang in q.article_texts(s, ids)}
-    q.save_features(s, out)
+    out = {i: article_features(title, text, lang) for i, title, text, lang in pass_store.article_texts(s, ids)}
+    pass_store.save_features(s, out)
     return out

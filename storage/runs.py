@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from veille.storage import queries as q
+from veille.storage import crawl_runs as run_store
 from veille.storage.db import Database, StorageError, _first_line, describe
 
 log = logging.getLogger(__name__)
@@ -84,13 +84,13 @@ class RunRecord:
         headroom.take()
         try:
             with db.transaction() as s:
-                run_id = q.start_run(s, kind)
+                run_id = run_store.start_run(s, kind)
         except SQLAlchemyError as exc:
             headroom.give_back()
             raise StorageError(f"{describe(db.url)}: cannot record the crawl run ({_first_line(exc)})") from None
         return cls(db, run_id, headroom)
 
-    def finish(self, counts: dict[str, q.OutletCounts], status: str, message: str | None) -> str | None:
+    def finish(self, counts: dict[str, run_store.OutletCounts], status: str, message: str | None) -> str | None:
         """Write how the run ended; None when written, else what went wrong in one line.
 
         A full disk: the room is given back and the run written as failed in it; should
@@ -105,18 +105,18 @@ class RunRecord:
             return f"{problem}: recorded as failed in the room set aside for it; free some disk space"
         try:
             with self.db.transaction() as s:
-                q.close_runs(s, [self.id], "failed", problem)
+                run_store.close_runs(s, [self.id], "failed", problem)
         except SQLAlchemyError:
             return f"{problem}; it shows as running until the next crawl closes it"
         return f"{problem}; closed as failed, without its counts"
 
-    def _write_end(self, counts: dict[str, q.OutletCounts], status: str, message: str | None) -> str | None:
+    def _write_end(self, counts: dict[str, run_store.OutletCounts], status: str, message: str | None) -> str | None:
         try:
             with self.db.transaction() as s:
                 for name, c in counts.items():
-                    q.save_outlet_counts(s, self.id, name, c)
+                    run_store.save_outlet_counts(s, self.id, name, c)
                 errors = [f"{n}: {e}" for n, c in counts.items() for e in c.errors]
-                q.finish_run(s, self.id, status, errors, message)
+                run_store.finish_run(s, self.id, status, errors, message)
         except SQLAlchemyError as exc:
             log.debug("crawl run %d: recording its end failed", self.id, exc_info=True)
             return _first_line(exc)

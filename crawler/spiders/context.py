@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import IntegrityError
 
-from veille.storage import queries as q
+from veille.storage import pages as page_store
+from veille.storage.crawl_runs import OutletCounts
 from veille.storage.models import as_utc
-from veille.storage.queries import OutletCounts
 
 if TYPE_CHECKING:
     from veille.crawler.frontier import Frontier
@@ -179,12 +179,12 @@ class CrawlContext:
     # storage look-ups ------------------------------------------------------------------
     def settled(self, urls: Iterable[str]) -> set[str]:
         with self.db.transaction() as s:
-            return q.settled_urls(s, urls)
+            return page_store.settled_urls(s, urls)
 
     def conditional_headers(self, url: str) -> dict[str, str]:
         """If-None-Match / If-Modified-Since for a source, unless a full fetch is due."""
         with self.db.transaction() as s:
-            v = q.feed_validators(s, url)
+            v = page_store.feed_validators(s, url)
         if v is None or v.last_full_fetch is None:
             return {}
         last = as_utc(v.last_full_fetch)
@@ -215,14 +215,14 @@ class CrawlContext:
             try:
                 with self.db.transaction() as s:
                     for url in tally.touched:
-                        q.save_feed_validators(s, url, None, None, full_fetch=False)
+                        page_store.save_feed_validators(s, url, None, None, full_fetch=False)
                     for url, (etag, modified, full) in tally.validators.items():
                         if finished and url not in dirty:
-                            q.save_feed_validators(s, url, etag, modified, full_fetch=full)
+                            page_store.save_feed_validators(s, url, etag, modified, full_fetch=full)
                         else:
-                            q.save_feed_validators(s, url, None, None, full_fetch=True)
+                            page_store.save_feed_validators(s, url, None, None, full_fetch=True)
                     for url in foreign:  # parsed by another worker, cut short here
-                        q.save_feed_validators(s, url, None, None, full_fetch=True)
+                        page_store.save_feed_validators(s, url, None, None, full_fetch=True)
                 return
             except IntegrityError:
                 if attempt == 2 or self.frontier is None:

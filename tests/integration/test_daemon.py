@@ -31,7 +31,7 @@ from veille.daemon import (
     process_alive,
     schedule_period,
 )
-from veille.storage import queries as q
+from veille.storage import crawl_runs as run_store
 from veille.storage.db import Database
 from veille.storage.lock import LockHeld, crawl_lock
 from veille.storage.models import Article, CrawlRun, Page, Story
@@ -109,7 +109,7 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> tuple[int, float
 def runs(db: Database, kind: str = "crawl") -> list[CrawlRun]:
     """Runs of this kind, oldest first."""
     with db.transaction() as s:
-        return list(reversed(q.last_runs(s, kind=kind, limit=100)))
+        return list(reversed(run_store.last_runs(s, kind=kind, limit=100)))
 
 
 def lock_held(db: Database) -> bool:

@@ -28,7 +28,9 @@ from sqlalchemy import select
 
 from veille.digest import EXCERPT_CHARS, DigestError, send_digest
 from veille.pipeline.config import Config, config_from_dict
-from veille.storage import queries as q
+from veille.storage import crawl_runs as run_store
+from veille.storage import digests as digest_store
+from veille.storage import pages as page_store
 from veille.storage.db import Database
 from veille.storage.models import Article, CrawlRun, Digest, DigestItem, Story, TopicMatchRow
 
@@ -126,7 +128,7 @@ def add_story(
         s.add(story)
         s.flush()
         for i, (outlet, url, lang) in enumerate(spec["articles"]):
-            outlet_id = q.ensure_outlet(s, outlet, f"https://{outlet}.example/", lang)
+            outlet_id = page_store.ensure_outlet(s, outlet, f"https://{outlet}.example/", lang)
             art = Article(
                 url=url,
                 outlet_id=outlet_id,
@@ -476,8 +478,8 @@ def test_digest_in_progress_is_not_sent_twice(db: Database, smtp_server: tuple[I
     inbox, port = smtp_server
     seed(db)
     with db.transaction() as s:  # another live process (this one) is sending to the same list
-        q.start_run(s, kind="digest")
-        q.create_digest(s, TO, "in flight")
+        run_store.start_run(s, kind="digest")
+        digest_store.create_digest(s, TO, "in flight")
     with pytest.raises(DigestError, match=r"^digest 1 to the same recipients has been sending since"):
         send_digest(db, make_config(db.url, port))
     assert inbox.envelopes == [] and sent_items(db) == []
@@ -639,7 +641,7 @@ T0 = datetime(2025, 3, 1, 8, tzinfo=UTC)
 
 def add_flagged(db: Database, url: str, features: list[str], published: datetime) -> None:
     with db.transaction() as s:
-        outlet_id = q.ensure_outlet(s, "bladi", "https://www.bladi.net", "fr")
+        outlet_id = page_store.ensure_outlet(s, "bladi", "https://www.bladi.net", "fr")
         art = Article(url=url, outlet_id=outlet_id, title=f"Maroc France {url}", text="texte",
                       language="fr", content_hash=url, features=features, published=published)
         art.topics.append(TopicMatchRow(topic=TOPIC, score=9.0, matched=[]))

@@ -27,7 +27,8 @@ from veille.pipeline.config import Config, config_from_dict
 from veille.pipeline.process import Processor
 from veille.pipeline.types import Article as ArticleData
 from veille.pipeline.types import RawPage
-from veille.storage import queries as q
+from veille.storage import digests as digest_store
+from veille.storage import story_pass as pass_store
 from veille.storage.db import Database
 from veille.storage.models import Article, Page, Story, TopicMatchRow
 
@@ -212,8 +213,8 @@ def test_a_mailed_story_keeps_its_articles(tmp_path: Path, pages: Any) -> None:
     with db.transaction() as s:
         before = {a: sid for a, sid in s.execute(select(Article.id, Article.story_id))}
         mailed = set(before.values())
-        digest = q.create_digest(s, ["a@example.org"], "digest")
-        q.mark_digest_sent(s, digest, sorted(mailed), "<m@x>")
+        digest = digest_store.create_digest(s, ["a@example.org"], "digest")
+        digest_store.mark_digest_sent(s, digest, sorted(mailed), "<m@x>")
     proc = Processor(db, _config(extra["config"], url))
     for p in order[1::2]:
         proc.process(p)
@@ -264,7 +265,7 @@ def test_a_long_crawl_places_stories_as_it_goes(tmp_path: Path, pages: Any) -> N
 
     def unplaced() -> int:
         with db.transaction() as s:
-            return q.count_unplaced(s)
+            return pass_store.count_unplaced(s)
 
     waiting = unplaced()
     assert waiting > 0

@@ -19,7 +19,10 @@ from sqlalchemy import func, select
 from veille import cli
 from veille.crawl import run_crawl_subprocess
 from veille.pipeline.settle import pin_mailed, refresh_stories, settle_stories
-from veille.storage import queries as q
+from veille.storage import articles as article_store
+from veille.storage import digests as digest_store
+from veille.storage import pages as page_store
+from veille.storage import story_pass as pass_store
 from veille.storage.db import Database
 from veille.storage.models import Article, CrawlRun, Story
 
@@ -39,8 +42,8 @@ def db(db_url: str) -> Iterator[Database]:
 def add(db: Database, url: str, features: list[str] | None, published: datetime | None,
         copy_of: str | None = None) -> int:
     with db.transaction() as s:
-        outlet = q.ensure_outlet(s, "bladi", "https://www.bladi.net", "fr")
-        original = q.article_by_url(s, copy_of) if copy_of else None
+        outlet = page_store.ensure_outlet(s, "bladi", "https://www.bladi.net", "fr")
+        original = article_store.article_by_url(s, copy_of) if copy_of else None
         row = Article(url=url, outlet_id=outlet, title=f"title of {url}", text="text",
                       content_hash=url, features=features, published=published,
                       duplicate_of_id=original.id if original else None,
@@ -57,8 +60,8 @@ def stories(db: Database) -> dict[str, int | None]:
 
 def mail(db: Database, story_ids: set[int | None]) -> None:
     with db.transaction() as s:
-        digest = q.create_digest(s, ["a@example.org"], "digest")
-        q.mark_digest_sent(s, digest, sorted(i for i in story_ids if i is not None), "<m@x>")
+        digest = digest_store.create_digest(s, ["a@example.org"], "digest")
+        digest_store.mark_digest_sent(s, digest, sorted(i for i in story_ids if i is not None), "<m@x>")
 
 
 def test_an_earlier_report_can_take_an_article_from_a_story(db: Database) -> None:
@@ -145,9 +148,9 @@ def test_a_story_left_empty_is_deleted(db: Database) -> None:
     add(db, "c", C, T0 + timedelta(days=1, hours=12))
     settle_stories(db)
     with db.transaction() as s:  # as if C had been placed alone by an older pass
-        c = q.article_by_url(s, "c")
+        c = article_store.article_by_url(s, "c")
         assert c is not None
-        c.story_id = q.new_story(s)
+        c.story_id = pass_store.new_story(s)
         lone = c.story_id
     settle_stories(db, since=T0)
     with db.transaction() as s:
@@ -171,7 +174,7 @@ def test_a_failed_story_pass_leaves_the_articles_for_the_next(
     with db.transaction() as s:
         run = s.scalars(select(CrawlRun)).one()
         stored = s.scalar(select(func.count(Article.id)))
-        waiting = q.count_unplaced(s)
+        waiting = pass_store.count_unplaced(s)
     assert run.status == "ok" and "story pass failed" in (run.message or "")
     assert stored > 20 and waiting > 0
     with db.engine.begin() as conn:
@@ -188,13 +191,13 @@ def test_pinning_what_was_mailed_brings_back_a_deleted_story(db: Database) -> No
     add(db, "b", B, T0 + timedelta(days=1))
     add(db, "c", C, T0 + timedelta(days=2))
     with db.transaction() as s:
-        b, c = q.article_by_url(s, "b"), q.article_by_url(s, "c")
+        b, c = article_store.article_by_url(s, "b"), article_store.article_by_url(s, "c")
         assert b is not None and c is not None
-        x, y = q.new_story(s), q.new_story(s)
-        q.move_articles(s, {b.id: x, c.id: y})
+        x, y = pass_store.new_story(s), pass_store.new_story(s)
+        pass_store.move_articles(s, {b.id: x, c.id: y})
         refresh_stories(s, {x, y}, 80)
     with db.transaction() as s:  # a pass moves c into x: y is left empty and deleted
-        q.move_articles(s, {c.id: x})
+        pass_store.move_articles(s, {c.id: x})
         assert refresh_stories(s, {x, y}, 80) == 1
         assert s.get(Story, y) is None
     with db.transaction() as s:  # but y, with c, had just been mailed
@@ -236,7 +239,7 @@ def test_the_pass_reads_the_stories_born_in_its_context_window(db: Database) -> 
     add(db, "new", C, T0 + timedelta(hours=1))
     with db.transaction() as s:
         ids = {url: a for url, a in s.execute(select(Article.url, Article.id))}
-        old, recent = q.new_story(s), q.new_story(s)
-        q.move_articles(s, {ids["old-first"]: old, ids["old-second"]: old, ids["recent"]: recent})
-        rows = q.story_pass_rows(s, start, start - timedelta(days=30))
+        old, recent = pass_store.new_story(s), pass_store.new_story(s)
+        pass_store.move_articles(s, {ids["old-first"]: old, ids["old-second"]: old, ids["recent"]: recent})
+        rows = pass_store.story_pass_rows(s, start, start - timedelta(days=30))
     assert {r.url for r in rows} == {"recent", "new"}

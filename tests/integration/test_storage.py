@@ -12,7 +12,11 @@ import yaml
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from veille.storage import queries as q
+from veille.storage import articles as article_store
+from veille.storage import crawl_runs as run_store
+from veille.storage import digests as digest_store
+from veille.storage import pages as page_store
+from veille.storage import views as view_store
 from veille.storage.db import Database, current_revision, table_names
 from veille.storage.models import Article, CrawlRun, Page, Story, TopicMatchRow
 
@@ -72,32 +76,32 @@ def test_upgrade_keeps_rows_and_matches_the_models(db_url: str) -> None:
 
 def _article(outlet_id: int, url: str, story_id: int | None, text: str = "corps") -> Article:
     return Article(url=url, outlet_id=outlet_id, story_id=story_id, title="t", text=text,
-                   content_hash=q.recipients_key([url]))
+                   content_hash=digest_store.recipients_key([url]))
 
 
 def test_same_url_twice_is_one_article(db: Database) -> None:
     with db.transaction() as s:
-        oid = q.ensure_outlet(s, "bladi", "https://www.bladi.net", "fr")
+        oid = page_store.ensure_outlet(s, "bladi", "https://www.bladi.net", "fr")
         s.add(_article(oid, "https://www.bladi.net/a,1.html", None))
     with pytest.raises(IntegrityError), db.transaction() as s:
         s.add(_article(oid, "https://www.bladi.net/a,1.html", None))
     with db.transaction() as s:
         assert s.scalar(select(func.count(Article.id))) == 1
         # ensure_outlet and record_page are upserts
-        assert q.ensure_outlet(s, "bladi", "https://www.bladi.net", "fr") == oid
-        q.record_page(s, "https://www.bladi.net/a,1.html", oid, "article")
-        q.record_page(s, "https://www.bladi.net/a,1.html", oid, "article")
+        assert page_store.ensure_outlet(s, "bladi", "https://www.bladi.net", "fr") == oid
+        page_store.record_page(s, "https://www.bladi.net/a,1.html", oid, "article")
+        page_store.record_page(s, "https://www.bladi.net/a,1.html", oid, "article")
     with db.transaction() as s:
         assert s.scalar(select(func.count(Page.id))) == 1
-        assert q.settled_urls(s, ["https://www.bladi.net/a,1.html", "https://x/y"]) == {
+        assert page_store.settled_urls(s, ["https://www.bladi.net/a,1.html", "https://x/y"]) == {
             "https://www.bladi.net/a,1.html"
         }
 
 
 def test_story_with_articles_from_two_outlets(db: Database) -> None:
     with db.transaction() as s:
-        a = q.ensure_outlet(s, "bladi", "https://www.bladi.net", "fr")
-        b = q.ensure_outlet(s, "hespress", "https://www.hespress.com", "ar")
+        a = page_store.ensure_outlet(s, "bladi", "https://www.bladi.net", "fr")
+        b = page_store.ensure_outlet(s, "hespress", "https://www.hespress.com", "ar")
         story = Story(title="Hammouchi à Paris", features=["hammouchi", "paris"])
         s.add(story)
         s.flush()
@@ -105,19 +109,19 @@ def test_story_with_articles_from_two_outlets(db: Database) -> None:
         art2 = _article(b, "https://www.hespress.com/h-2.html", story.id)
         s.add_all([art1, art2])
         s.flush()
-        q.replace_topic_matches(s, art1, [("maroc-france-securite", 7.0, [{"term": "dgsn", "field": "title", "count": 1}])])
-        q.replace_topic_matches(s, art2, [("maroc-france-securite", 5.0, [{"term": "الأمن", "field": "text", "count": 2}])])
+        article_store.replace_topic_matches(s, art1, [("maroc-france-securite", 7.0, [{"term": "dgsn", "field": "title", "count": 1}])])
+        article_store.replace_topic_matches(s, art2, [("maroc-france-securite", 5.0, [{"term": "الأمن", "field": "text", "count": 2}])])
         # replacing is idempotent: the unique (article, topic) constraint holds
-        q.replace_topic_matches(s, art2, [("maroc-france-securite", 5.0, [{"term": "الأمن", "field": "text", "count": 2}])])
+        article_store.replace_topic_matches(s, art2, [("maroc-france-securite", 5.0, [{"term": "الأمن", "field": "text", "count": 2}])])
     with db.transaction() as s:
         assert s.scalar(select(func.count(TopicMatchRow.id))) == 2
-        views = q.list_stories(s, topics=["maroc-france-securite"])
+        views = view_store.list_stories(s, topics=["maroc-france-securite"])
         assert len(views) == 1
         view = views[0]
         assert [x.outlet for x in view.articles] == ["bladi", "hespress"]
         assert view.topics[0].score == 7.0
         assert {m["term"] for m in view.topics[0].matched} == {"dgsn", "الأمن"}
-        assert q.list_stories(s, topics=["other"]) == []
+        assert view_store.list_stories(s, topics=["other"]) == []
         doc = view.as_json()
         assert set(doc) >= {"id", "title", "first_seen", "last_seen", "topics", "articles"}
         assert doc["articles"][1]["outlet"] == "hespress"
@@ -125,28 +129,28 @@ def test_story_with_articles_from_two_outlets(db: Database) -> None:
 
 def test_crawl_run_record(db: Database) -> None:
     with db.transaction() as s:
-        run_id = q.start_run(s)
-        q.save_outlet_counts(s, run_id, "bladi", q.OutletCounts(discovered=10, fetched=8, new=7, failed=1, errors=["u: 500"]))
-        q.save_outlet_counts(s, run_id, "bladi", q.OutletCounts(discovered=11, fetched=8, new=7, failed=1))
-        q.save_outlet_counts(s, run_id, "hespress", q.OutletCounts(status="blocked", failed=3))
+        run_id = run_store.start_run(s)
+        run_store.save_outlet_counts(s, run_id, "bladi", run_store.OutletCounts(discovered=10, fetched=8, new=7, failed=1, errors=["u: 500"]))
+        run_store.save_outlet_counts(s, run_id, "bladi", run_store.OutletCounts(discovered=11, fetched=8, new=7, failed=1))
+        run_store.save_outlet_counts(s, run_id, "hespress", run_store.OutletCounts(status="blocked", failed=3))
     with db.transaction() as s:
         run = s.get(CrawlRun, run_id)
         assert run is not None and run.status == "running" and run.finished_at is None
-        q.finish_run(s, run_id, "ok", errors=["hespress: blocked"])
+        run_store.finish_run(s, run_id, "ok", errors=["hespress: blocked"])
     with db.transaction() as s:
-        (run,) = q.last_runs(s)
+        (run,) = run_store.last_runs(s)
         assert run.status == "ok" and run.finished_at is not None and run.finished_at >= run.started_at
         by = {o.outlet: o for o in run.outlets}
         assert by["bladi"].discovered == 11 and by["hespress"].status == "blocked"
-        assert q.last_successful_run(s) is not None
+        assert run_store.last_successful_run(s) is not None
 
 
 def test_abandoned_runs_are_closed(db: Database) -> None:
     with db.transaction() as s:
-        keep = q.start_run(s)
-        dead = q.start_run(s)
+        keep = run_store.start_run(s)
+        dead = run_store.start_run(s)
     with db.transaction() as s:
-        assert q.mark_abandoned_runs(s, alive=[keep]) == 1
+        assert run_store.mark_abandoned_runs(s, alive=[keep]) == 1
     with db.transaction() as s:
         assert s.get(CrawlRun, dead).status == "interrupted"  # type: ignore[union-attr]
         assert s.get(CrawlRun, keep).status == "running"  # type: ignore[union-attr]
@@ -155,14 +159,14 @@ def test_abandoned_runs_are_closed(db: Database) -> None:
 def test_feed_validators_roundtrip(db: Database) -> None:
     url = "https://www.bladi.net/spip.php?page=backend"
     with db.transaction() as s:
-        assert q.feed_validators(s, url) is None
-        q.save_feed_validators(s, url, '"abc"', "Mon, 01 Jan 2024 00:00:00 GMT", full_fetch=True)
+        assert page_store.feed_validators(s, url) is None
+        page_store.save_feed_validators(s, url, '"abc"', "Mon, 01 Jan 2024 00:00:00 GMT", full_fetch=True)
     with db.transaction() as s:
-        v = q.feed_validators(s, url)
+        v = page_store.feed_validators(s, url)
         assert v is not None and v.etag == '"abc"' and v.last_full_fetch is not None
-        q.save_feed_validators(s, url, None, None, full_fetch=False)  # a 304 keeps validators
+        page_store.save_feed_validators(s, url, None, None, full_fetch=False)  # a 304 keeps validators
     with db.transaction() as s:
-        v = q.feed_validators(s, url)
+        v = page_store.feed_validators(s, url)
         assert v is not None and v.etag == '"abc"'
 
 
@@ -206,7 +210,7 @@ def test_upgrade_from_0003_keeps_dates_and_adds_the_stated_offset(db_url: str) -
         story = s.scalars(select(Story)).one()
         assert (row.published, row.published_offset) == (when, None)
         assert (story.published, story.published_offset) == (when, None)
-        (view,) = q.list_stories(s)
+        (view,) = view_store.list_stories(s)
         assert view.as_json()["published"] == view.as_json()["articles"][0]["published"] == "2020-06-08T03:30:00+00:00"
     with db.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
@@ -291,7 +295,7 @@ def test_stories_json_keeps_the_offset_and_the_day_the_page_states(
 
     console = Console(record=True, width=200)
     with proc.db.transaction() as s:
-        print_stories(q.list_stories(s), console)
+        print_stories(view_store.list_stories(s), console)
     shown = console.export_text()
     assert "2020-06-07" in shown and "2020-06-08" not in shown
     proc.db.dispose()
@@ -366,7 +370,7 @@ def test_the_digest_shows_times_in_the_schedule_time_zone(db_url: str, tmp_path:
     with proc.db.transaction() as s:
         s.execute(update(Story).values(first_seen=datetime(2020, 6, 8, 16, 0, tzinfo=UTC)))
     with proc.db.transaction() as s:
-        views = q.list_stories(s)
+        views = view_store.list_stories(s)
     draft = draft_from_stories(views, load_config(config))
     (shown,) = draft.stories
     assert shown.first_seen_local == "2020-06-09 01:00"  # 16:00 UTC in Tokyo

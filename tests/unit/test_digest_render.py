@@ -22,7 +22,7 @@ from veille.digest import (
     render_text,
 )
 from veille.pipeline.config import Config, config_from_dict
-from veille.storage.queries import ArticleView, StoryView, TopicView
+from veille.storage.views import ArticleView, StoryView, TopicView
 
 NOW = datetime(2024, 7, 2, 6, 30, tzinfo=UTC)  # 07:30 in Casablanca (UTC+1)
 

@@ -31,7 +31,7 @@ from veille.crawler.spiders.outlet import (
 )
 from veille.pipeline.config import config_from_dict
 from veille.pipeline.types import RawPage
-from veille.storage import queries as q
+from veille.storage import pages as page_store
 from veille.storage.db import Database
 
 SITE = "https://www.example.ma"
@@ -169,7 +169,7 @@ def test_google_news_source_is_the_only_one_allowed_off_site(db: Database) -> No
 
 def test_source_request_carries_the_stored_validators(db: Database) -> None:
     with db.transaction() as s:
-        q.save_feed_validators(s, FEED, '"v1"', "Mon, 14 Apr 2025 17:42:00 GMT", full_fetch=True)
+        page_store.save_feed_validators(s, FEED, '"v1"', "Mon, 14 Apr 2025 17:42:00 GMT", full_fetch=True)
     spider = make_spider(db)
     feed = source(spider, FEED)
     assert feed.headers.get("If-None-Match") == b'"v1"'
@@ -222,8 +222,8 @@ def test_settled_and_already_requested_urls_are_not_requested_again(db: Database
     settled, fresh, twice = article("connu", 10001), article("nouveau", 10002), article("double", 10003)
     spider = make_spider(db)
     with db.transaction() as s:
-        outlet_id = q.ensure_outlet(s, "exemple", f"{SITE}/", "fr")
-        q.record_page(s, spider_canonical(settled), outlet_id, "article")
+        outlet_id = page_store.ensure_outlet(s, "exemple", f"{SITE}/", "fr")
+        page_store.record_page(s, spider_canonical(settled), outlet_id, "article")
     requests = start_requests(spider)
     feed = next(r for r in requests if r.url == FEED)
     first = list(spider.parse_source(respond(feed, rss(

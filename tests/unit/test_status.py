@@ -12,7 +12,8 @@ import pytest
 
 from veille.pipeline.config import Config, config_from_dict
 from veille.status import collect_status, consecutive_failures, outlet_state, print_status
-from veille.storage import queries as q
+from veille.storage import crawl_runs as run_store
+from veille.storage import pages as page_store
 from veille.storage.db import Database
 from veille.storage.lock import crawl_lock
 from veille.storage.models import Article, CrawlRun
@@ -33,12 +34,12 @@ def _run(db: Database, hours_ago: float, outlets: dict[str, tuple[str, int]],
          status: str = "ok", kind: str = "crawl") -> int:
     """A finished run `hours_ago` before NOW with per-outlet (status, new) rows."""
     with db.transaction() as s:
-        run_id = q.start_run(s, kind=kind)
+        run_id = run_store.start_run(s, kind=kind)
         for name, (ostatus, new) in outlets.items():
             errors = [f"GET http://{name}.example/: 500"] if ostatus != "ok" else []
-            q.save_outlet_counts(s, run_id, name, q.OutletCounts(
+            run_store.save_outlet_counts(s, run_id, name, run_store.OutletCounts(
                 discovered=10, fetched=new, new=new, status=ostatus, errors=errors))
-        q.finish_run(s, run_id, status)
+        run_store.finish_run(s, run_id, status)
         run = s.get(CrawlRun, run_id)
         assert run is not None
         run.started_at = NOW - timedelta(hours=hours_ago)
@@ -48,7 +49,7 @@ def _run(db: Database, hours_ago: float, outlets: dict[str, tuple[str, int]],
 
 def _articles(db: Database, outlet: str, days_ago: float, n: int) -> None:
     with db.transaction() as s:
-        oid = q.ensure_outlet(s, outlet, f"http://{outlet}.example", "fr")
+        oid = page_store.ensure_outlet(s, outlet, f"http://{outlet}.example", "fr")
         for i in range(n):
             url = f"http://{outlet}.example/{days_ago}/{i}"
             s.add(Article(url=url, outlet_id=oid, title=url, text="texte", content_hash=url,
