@@ -294,3 +294,18 @@ class DigestItem(Base):
     recipients_key: Mapped[str] = mapped_column(String(64))
 
     digest: Mapped[Digest] = relationship(back_populates="items")
+
+
+class DigestArticle(Base):
+    """An article a recipient list was mailed, in a story of its digest: a story that
+    develops comes back with only the articles its list has not had (one row per article
+    and list, so an article is mailed to a list at most once)."""
+
+    __tablename__ = "digest_articles"
+    __table_args__ = (UniqueConstraint("article_id", "recipients_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest_id: Mapped[int] = mapped_column(ForeignKey("digests.id", ondelete="CASCADE"))
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    story_id: Mapped[int] = mapped_column(index=True)
+    recipients_key: Mapped[str] = mapped_column(String(64))

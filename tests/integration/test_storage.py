@@ -20,7 +20,7 @@ from veille.storage import views as view_store
 from veille.storage.db import Database, current_revision, table_names
 from veille.storage.models import Article, CrawlRun, Page, Story, TopicMatchRow
 
-HEAD = "0004"
+HEAD = "0005"
 
 
 @pytest.fixture()
@@ -216,6 +216,45 @@ def test_upgrade_from_0003_keeps_dates_and_adds_the_stated_offset(db_url: str) -
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     db.dispose()
 
+
+
+def test_upgrade_from_0004_counts_mailed_stories_articles_as_mailed(db_url: str) -> None:
+    """A 0004 database whose digest mailed a story of two articles upgrades with both
+    articles recorded as mailed to that list (nothing old comes back as "developing"),
+    an unmailed story's article is not, and the schema is what the models describe."""
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import insert
+
+    from veille.storage.db import alembic_config, make_engine
+    from veille.storage.models import Base, DigestArticle
+
+    engine = make_engine(db_url)
+    t = Base.metadata.tables
+    with engine.begin() as conn:
+        cfg = alembic_config(engine)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0004")
+        conn.execute(insert(t["outlets"]).values(id=1, name="bladi", url=""))
+        conn.execute(insert(t["stories"]).values([{"id": 1, "title": "a"}, {"id": 2, "title": "b"}]))
+        conn.execute(insert(t["articles"]).values([
+            {"id": 1, "url": "https://b/1", "outlet_id": 1, "story_id": 1, "title": "t", "text": "x", "content_hash": "1"},
+            {"id": 2, "url": "https://b/2", "outlet_id": 1, "story_id": 1, "title": "t", "text": "x", "content_hash": "2"},
+            {"id": 3, "url": "https://b/3", "outlet_id": 1, "story_id": 2, "title": "t", "text": "x", "content_hash": "3"},
+        ]))
+        conn.execute(insert(t["digests"]).values(id=1, status="sent", recipients="a@x", recipients_key="k"))
+        conn.execute(insert(t["digest_items"]).values(digest_id=1, story_id=1, recipients_key="k"))
+    engine.dispose()
+    db = Database(db_url)
+    assert current_revision(db.engine) == HEAD
+    with db.transaction() as s:
+        rows = s.scalars(select(DigestArticle).order_by(DigestArticle.article_id)).all()
+        assert [(r.article_id, r.story_id, r.recipients_key, r.digest_id) for r in rows] == [
+            (1, 1, "k", 1), (2, 1, "k", 1)]
+    with db.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    db.dispose()
 
 # ------------------------------------------------- the day the page states (issue 12, item 5)
 
