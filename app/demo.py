@@ -56,7 +56,6 @@ def run_demo(workdir: Path, config_path: str | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     for stale in workdir.glob("veille.db*"):
         stale.unlink()
-    os.environ.pop("VEILLE_DATABASE_URL", None)
 
     from veille.crawler.run import run_crawl
     from veille.digest import send_digest
@@ -68,7 +67,9 @@ def run_demo(workdir: Path, config_path: str | None = None) -> int:
         data = demo_config(base, srv.outlet_configs(), workdir)
         cfg_file = workdir / "config.yaml"
         cfg_file.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
-        cfg = config_from_dict(data, source=str(cfg_file))
+        # The demo's database is its own folder's, whatever VEILLE_DATABASE_URL says.
+        environ = {k: v for k, v in os.environ.items() if k != "VEILLE_DATABASE_URL"}
+        cfg = config_from_dict(data, source=str(cfg_file), environ=environ)
         console.rule(f"veille demo: crawling {len(cfg.outlets)} replayed outlets on 127.0.0.1")
         summary = run_crawl(cfg, None, progress=True)
 

@@ -149,12 +149,8 @@ def run_crawl(cfg: Config, outlets: Sequence[str] | None = None, *, progress: bo
         settings = build_settings(cfg.crawl)
         settings["LOG_INSTALL_ROOT_HANDLER"] = not logging.getLogger().handlers
         settings[CRAWL_CONTEXT] = context  # what each outlet's item pipeline is built from
-        previous = logging.root.manager.disable
-        logging.disable(logging.INFO)  # Scrapy's start-up banner, logged before we can quiet it
-        try:
-            process = CrawlerProcess(settings)
-        finally:
-            logging.disable(previous)
+        _quiet_scrapy_banner()
+        process = CrawlerProcess(settings)
         _keep_scrapy_quiet()
         for o in selected:
             process.crawl(OutletSpider, outlet=o, context=context)
@@ -251,6 +247,19 @@ def _keep_scrapy_quiet() -> None:
     root = logging.getLogger().getEffectiveLevel()
     for name in ("scrapy", "twisted"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root))
+
+
+def _warnings_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING
+
+
+def _quiet_scrapy_banner() -> None:
+    """Scrapy logs its start-up banner at INFO while it sets its loggers to DEBUG, before
+    `_keep_scrapy_quiet` can act: a filter on that one logger drops it (no process-wide
+    `logging.disable`)."""
+    banner = logging.getLogger("scrapy.utils.log")
+    if _warnings_only not in banner.filters:
+        banner.addFilter(_warnings_only)
 
 
 def _quiet_robots_tracebacks() -> None:

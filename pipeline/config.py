@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import reprlib
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -436,12 +437,15 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     return config_from_dict(data, source=str(p))
 
 
-def config_from_dict(data: dict[str, Any], source: str = DEFAULT_CONFIG) -> Config:
-    """Validate a mapping as a config, with the environment overrides applied."""
+def config_from_dict(data: dict[str, Any], source: str = DEFAULT_CONFIG,
+                     environ: Mapping[str, str] | None = None) -> Config:
+    """Validate a mapping as a config, with the overrides of `environ` (default: this
+    process's environment, read here and nowhere else) applied."""
     data = dict(data)
+    env = os.environ if environ is None else environ
     from_env: dict[str, str] = {}
     for var, (section, key) in ENV_OVERRIDES.items():
-        value = os.environ.get(var, "").strip()
+        value = env.get(var, "").strip()
         part = data.get(section) or {}
         if value and isinstance(part, dict):  # a section that is not a mapping is the file's error
             data[section] = {**part, key: value}

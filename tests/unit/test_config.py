@@ -126,6 +126,18 @@ def test_env_overrides(tmp_path: Path, base: dict[str, Any], monkeypatch: pytest
     assert cfg.database.url == "sqlite:///elsewhere.db"
 
 
+
+def test_overrides_come_from_the_environ_given(base: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A caller that must not follow the shell (the demo) hands its own environ; the
+    process environment is neither read nor changed."""
+    monkeypatch.setenv("VEILLE_DATABASE_URL", "sqlite:///shell.db")
+    data = {**base, "database": {"url": "sqlite:///own.db"}}
+    assert config_from_dict(data, environ={}).database.url == "sqlite:///own.db"
+    given = {"VEILLE_DATABASE_URL": "sqlite:///given.db"}
+    assert config_from_dict(data, environ=given).database.url == "sqlite:///given.db"
+    assert config_from_dict(data).database.url == "sqlite:///shell.db"
+    assert os.environ["VEILLE_DATABASE_URL"] == "sqlite:///shell.db"
+
 def test_parse_schedule() -> None:
     assert parse_schedule("30s").total_seconds() == 30  # type: ignore[union-attr]
     assert parse_schedule("15m").total_seconds() == 900  # type: ignore[union-attr]
