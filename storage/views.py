@@ -34,6 +34,25 @@ class ArticleView:
 
 
 @dataclass(frozen=True)
+class TimelineEntry:
+    """An article, original or copy, as it joined its story: what the story's timeline
+    shows (which outlet covered it when, in which language)."""
+
+    article_id: int
+    first_seen: datetime  # when veille stored it: when it joined the story
+    outlet: str
+    language: str | None
+    title: str
+    url: str
+    published: datetime | None  # at the offset the page stated (UTC when not known)
+    copy_of: int | None  # the original's article id when this one is a copy of it
+
+    @property
+    def is_copy(self) -> bool:
+        return self.copy_of is not None
+
+
+@dataclass(frozen=True)
 class TopicView:
     name: str
     score: float
@@ -48,9 +67,12 @@ class StoryView:
     last_seen: datetime
     published: datetime | None  # its earliest article's, at the offset that page stated
     topics: list[TopicView]
-    articles: list[ArticleView]
+    articles: list[ArticleView]  # by publication date
+    updated: datetime  # when it last gained an article, copies included (see `_updated`)
+    timeline: list[TimelineEntry]  # every article in the order it joined
 
     def as_json(self) -> dict[str, Any]:
+        urls = {e.article_id: e.url for e in self.timeline}
         return {
             "id": self.id,
             "title": self.title,
@@ -70,7 +92,22 @@ class StoryView:
                 }
                 for a in self.articles
             ],
+            "updated": _iso(self.updated),
+            "timeline": [_timeline_json(e, urls) for e in self.timeline],
         }
+
+
+def _timeline_json(entry: TimelineEntry, urls: dict[int, str]) -> dict[str, Any]:
+    return {
+        "first_seen": _iso(entry.first_seen),
+        "outlet": entry.outlet,
+        "language": entry.language,
+        "title": entry.title,
+        "url": entry.url,
+        "published": _iso_stated(entry.published),
+        "copy": entry.is_copy,
+        "copy_of": urls.get(entry.copy_of) if entry.copy_of is not None else None,
+    }
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -125,6 +162,7 @@ def list_stories(
     views = []
     for story in session.scalars(stmt):
         arts = sorted(story.articles, key=lambda a: (a.published or a.first_seen, a.id))
+        joined = sorted(story.articles, key=lambda a: (as_utc(a.first_seen), a.id))
         topic_views = _merge_topics(t for a in arts for t in a.topics)
         if topics is not None:
             topic_views = [t for t in topic_views if t.name in topics]
@@ -149,7 +187,30 @@ def list_stories(
                     )
                     for a in arts
                 ],
+                updated=_updated(story.first_seen, [a.first_seen for a in joined]),
+                timeline=[
+                    TimelineEntry(
+                        a.id,
+                        as_utc(a.first_seen),
+                        a.outlet.name,
+                        a.language,
+                        a.title,
+                        a.url,
+                        a.published_stated,
+                        a.duplicate_of_id,
+                    )
+                    for a in joined
+                ],
             )
         )
     return views
+
+
+def _updated(story_first_seen: datetime, joined: Sequence[datetime]) -> datetime:
+    """When the story last gained an article: its newest article's `first_seen`.
+
+    Not `Story.last_seen`, which the story rules set to the latest `updated_at` (an
+    article re-fetched with a new text moves it without the story gaining anything).
+    A story without articles (the story pass empties one before deleting it) keeps its own."""
+    return max((as_utc(t) for t in joined), default=as_utc(story_first_seen))
 

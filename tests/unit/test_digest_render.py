@@ -22,7 +22,7 @@ from veille.digest import (
     render_text,
 )
 from veille.pipeline.config import Config, config_from_dict
-from veille.storage.views import ArticleView, StoryView, TopicView
+from veille.storage.views import ArticleView, StoryView, TimelineEntry, TopicView
 
 NOW = datetime(2024, 7, 2, 6, 30, tzinfo=UTC)  # 07:30 in Casablanca (UTC+1)
 
@@ -58,7 +58,9 @@ def story(
     hours: float = 1,
 ) -> StoryView:
     seen = NOW - timedelta(hours=hours)
-    return StoryView(sid, title, seen, seen, None, topics, articles)
+    timeline = [TimelineEntry(a.id, seen, a.outlet, a.language, a.title, a.url, a.published, a.duplicate_of)
+                for a in articles]
+    return StoryView(sid, title, seen, seen, None, topics, articles, seen, timeline)
 
 
 SEC = TopicView("securite", 7.5, [
