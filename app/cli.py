@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,20 @@ def _iso_datetime(value: str) -> datetime:
             f"{value!r} is not an ISO date/time (e.g. 2024-07-01 or 2024-07-01T07:00)"
         ) from None
     return as_utc(dt)
+
+
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive whole number")
+    return n
+
+
+# `veille stories` reads a window, never the whole archive (a year is 100k+ articles).
+STORIES_DAYS, STORIES_LIMIT = 7, 500
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -71,8 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stories", help="list tracked stories, newest first")
     p.add_argument("--topic", metavar="NAME", help="only stories flagged for this topic")
     p.add_argument("--all", action="store_true", help="include stories that match no topic")
-    p.add_argument("--since", type=_iso_datetime, metavar="ISO", help="first seen since then")
-    p.add_argument("--limit", type=int, default=None, help="at most N stories")
+    p.add_argument("--since", type=_iso_datetime, metavar="ISO",
+                   help="first seen since then (default: the last --days days)")
+    p.add_argument("--days", type=_positive_int, default=STORIES_DAYS, metavar="N",
+                   help=f"first seen in the last N days (default {STORIES_DAYS})")
+    p.add_argument("--limit", type=_positive_int, default=STORIES_LIMIT, metavar="N",
+                   help=f"at most N stories, newest first (default {STORIES_LIMIT})")
     p.add_argument("--json", action="store_true", help="print a JSON array")
     p.add_argument("--settle", action="store_true",
                    help="first place articles a killed crawl left without a story")
@@ -235,8 +253,12 @@ def cmd_stories(args: argparse.Namespace) -> int:
 
         Processor(db, cfg).restrip_unplaced()  # as the killed crawl's own pass would have
         print(settle_stories(db, args.settle_since), file=sys.stderr)
+    since = args.since or datetime.now(UTC) - timedelta(days=args.days)
     with db.transaction() as s:
-        stories = list_stories(s, topics=topics, since=args.since, limit=args.limit)
+        stories = list_stories(s, topics=topics, since=since, limit=args.limit)
+    if len(stories) == args.limit:
+        print(f"veille: the newest {args.limit} stories first seen since {since:%Y-%m-%d %H:%M} UTC; "
+              "--limit or --since for others", file=sys.stderr)
     if args.json:
         print(json.dumps([st.as_json() for st in stories], ensure_ascii=False, indent=2))
         return EXIT_OK

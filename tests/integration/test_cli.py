@@ -37,6 +37,37 @@ def test_stories_json_on_an_empty_database_is_an_empty_array(tmp_path: Path, cap
     assert json.loads(capsys.readouterr().out) == []
 
 
+def test_stories_lists_a_recent_window_by_default(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`veille stories` reads the last 7 days (newest first, at most --limit), never the
+    whole archive; --days, --since and --limit reach further, and a cut list says so."""
+    from datetime import UTC, datetime, timedelta
+
+    from veille.storage.db import Database
+    from veille.storage.models import Story
+
+    cfg = _config(tmp_path)
+    now = datetime.now(UTC)
+    db = Database(f"sqlite:///{tmp_path / 'v.db'}")
+    with db.transaction() as s:
+        for title, age in (("fresh", 1), ("older", 2), ("old", 10), ("ancient", 400)):
+            s.add(Story(title=title, first_seen=now - timedelta(days=age), last_seen=now,
+                        published=now - timedelta(days=age)))
+    db.dispose()
+
+    def titles(*extra: str) -> tuple[list[str], str]:
+        assert main(["stories", "--all", "--json", "--config", str(cfg), *extra]) == 0
+        out = capsys.readouterr()
+        return [st["title"] for st in json.loads(out.out)], out.err
+
+    assert titles() == (["fresh", "older"], "")
+    assert titles("--days", "30")[0] == ["fresh", "older", "old"]
+    assert titles("--since", (now - timedelta(days=500)).date().isoformat())[0] == ["fresh", "older", "old", "ancient"]
+    shown, note = titles("--limit", "1")
+    assert shown == ["fresh"] and "newest 1 stories" in note and "--limit" in note
+    with pytest.raises(SystemExit):
+        main(["stories", "--days", "0", "--config", str(cfg)])
+
+
 def test_extract_json_shows_why_a_page_is_flagged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     page = FIXTURE_OUTLETS / "le360" / "articles" / "e1-hammouchi-distingue.html"
     code = main(["extract", str(page), "--url", "https://fr.le360.ma/x_ABC/", "--json",
