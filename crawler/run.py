@@ -179,6 +179,8 @@ def run_crawl(cfg: Config, outlets: Sequence[str] | None = None, *, progress: bo
         unrecorded = record.finish(counts, status, message)
         if unrecorded:  # said on its own line by the caller
             status = "failed"
+        elif (untidy := record.tidy(cfg.database.keep_runs_days)) is not None:
+            log.warning("%s", untidy)
         db.dispose()
     summary = CrawlSummary(run_id, status, counts, message, time.monotonic() - started)
     if progress:

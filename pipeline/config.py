@@ -106,6 +106,9 @@ class _Strict(BaseModel):
 
 class DatabaseConfig(_Strict):
     url: str = DEFAULT_DATABASE_URL
+    # crawl and digest runs (what `veille status` reads) older than this are forgotten at
+    # the end of a crawl; 0 keeps them all. Articles, stories and digests are never pruned.
+    keep_runs_days: int = Field(90, ge=0)
 
     @field_validator("url")
     @classmethod

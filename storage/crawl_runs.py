@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from veille.storage.models import (
@@ -144,3 +144,17 @@ def outlet_last_success(session: Session) -> dict[str, datetime]:
             out[name] = as_utc(when)
     return out
 
+
+def prune_runs(session: Session, before: datetime, keep: int = 0) -> int:
+    """Delete finished runs (crawls and digests) started before `before`, with their
+    per-outlet rows; `keep` spares this run. Returns how many runs went.
+
+    The history `veille status` reads stays bounded (a run every 30 minutes is 17,520 a
+    year, times the outlets in outlet_runs). Outlet rows go first in one statement: the
+    cascade would look each run's rows up without an index on run_id.
+    """
+    old = (select(CrawlRun.id)
+           .where(CrawlRun.started_at < before, CrawlRun.status != "running", CrawlRun.id != keep))
+    session.execute(delete(OutletRun).where(OutletRun.run_id.in_(old)))
+    result = session.execute(delete(CrawlRun).where(CrawlRun.id.in_(old)))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -162,6 +162,17 @@ class Database:
     def session(self) -> Session:
         return self.sessions()
 
+    def optimize(self) -> None:
+        """Refresh the planner's statistics where they are stale, cheaply: SQLite's
+        `PRAGMA optimize` (ANALYZE of the tables whose shape changed; what SQLite advises
+        running now and then on a long-lived database). PostgreSQL's autovacuum already
+        does both VACUUM and ANALYZE. VACUUM itself is never run here: it rewrites the
+        whole file (cost of the archive, not of the work), and pages freed by pruning are
+        reused by later writes."""
+        if self.backend == "sqlite":
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql("PRAGMA optimize")
+
     def dispose(self) -> None:
         self.engine.dispose()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -20,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from veille.storage import crawl_runs as run_store
 from veille.storage.db import Database, StorageError, _first_line, describe
+from veille.storage.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +111,21 @@ class RunRecord:
         except SQLAlchemyError:
             return f"{problem}; it shows as running until the next crawl closes it"
         return f"{problem}; closed as failed, without its counts"
+
+    def tidy(self, keep_days: int) -> str | None:
+        """After the run: forget runs older than `keep_days` (0 keeps them all) and let
+        the planner's statistics follow the new rows. None when done, else one line (the
+        crawl's work is stored either way; the next run tries again)."""
+        try:
+            if keep_days > 0:
+                with self.db.transaction() as s:
+                    gone = run_store.prune_runs(s, utcnow() - timedelta(days=keep_days), keep=self.id)
+                if gone:
+                    log.info("run history: %d run(s) older than %d days forgotten", gone, keep_days)
+            self.db.optimize()
+        except SQLAlchemyError as exc:
+            return f"{describe(self.db.url)}: cannot prune the run history ({_first_line(exc)})"
+        return None
 
     def _write_end(self, counts: dict[str, run_store.OutletCounts], status: str, message: str | None) -> str | None:
         try:
