@@ -113,6 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="last runs, per-outlet health, next scheduled times")
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_common(p)
+
+    p = sub.add_parser("topics", help="work on topic rules: `topics test` back-tests them on the archive")
+    tsub = p.add_subparsers(dest="topics_command", metavar="ACTION", required=True)
+    t = tsub.add_parser("test", help="stories the rules in config.yaml, as they are now, would add or drop "
+                        "compared with what was flagged when stored, each with its reason (writes nothing)")
+    t.add_argument("--topic", metavar="NAME", help="only this topic (default: every configured topic)")
+    t.add_argument("--since", type=_iso_datetime, metavar="ISO",
+                   help="only stories published since then (default: the whole archive)")
+    t.add_argument("--json", action="store_true", help="print the changes as a JSON array")
+    _add_common(t)
     return parser
 
 
@@ -121,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from veille.logs import setup_logging
 
-    quiet = args.command in {"stories", "extract", "status"}  # their output is the point
+    quiet = args.command in {"stories", "extract", "status", "topics"}  # their output is the point
     level = "DEBUG" if args.verbose else "WARNING" if quiet else "INFO"
     setup_logging(args.log_format, level, args.log_file)
     handler: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
@@ -300,6 +310,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_topics(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    topics = [t for t in cfg.topics if args.topic in (None, t.name)]
+    if args.topic and not topics:
+        raise CliError(f"{cfg.source}: no topic named {args.topic!r}", EXIT_USAGE)
+    from veille.topics import backtest_json, print_backtest, run_backtest
+
+    result = run_backtest(cfg, topics, args.since)  # the only action: `topics test`
+    if args.json:
+        print(backtest_json(result))
+    else:
+        print_backtest(result, args.since)
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "crawl": cmd_crawl,
     "run": cmd_run,
@@ -308,6 +333,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "extract": cmd_extract,
     "demo": cmd_demo,
     "status": cmd_status,
+    "topics": cmd_topics,
 }
 
 
