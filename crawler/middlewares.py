@@ -240,8 +240,8 @@ def describe_failure(failure: Failure, timeout: float | None = None) -> FailureI
         note = " (bot challenge)" if blocked and status != 403 else ""
         transient = status >= 500 or status in (408, 429)
         return FailureInfo(f"HTTP {status}{note}", blocked, transient and not blocked)
+    text = _first_line(str(exc))
     if isinstance(exc, IgnoreRequest):
-        text = str(exc)
         m = re.search(r"offsite request to '?([^'\s]+)", text)
         if m:
             return FailureInfo(f"off-site URL {m.group(1)}", False, False)
@@ -255,12 +255,15 @@ def describe_failure(failure: Failure, timeout: float | None = None) -> FailureI
             reason = f"timeout after {timeout:g}s"
         return FailureInfo(reason, False, True)
     if name in ("CancelledError", "DownloadCancelledError"):
-        text = str(exc)
         if "max size" in text or "maxsize" in text.lower():
             return FailureInfo("body larger than the size limit (crawl.max_page_bytes)", False, False)
         return FailureInfo(f"download cancelled{': ' + text if text else ''}", False, True)
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return FailureInfo(f"{name}: {text}" if text else name, False, True)
+
+
+def _first_line(text: str) -> str:
+    """The first line that says something: a reason is one line of the run record."""
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
 def is_robots_refusal(failure: Failure) -> bool:
