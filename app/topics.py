@@ -49,7 +49,8 @@ def print_backtest(result: Backtest, since: datetime | None, console: Console | 
                 (tally.topic, "bold"),
                 f": would add {tally.added} · would drop {tally.dropped} · unchanged {tally.kept} "
                 f"(of {result.stories} stories {scope})",
-            )
+            ),
+            soft_wrap=True,  # one line, whatever the width: easy to grep
         )
         changes = [c for c in result.changes if c.topic == tally.topic]
         if not changes:

@@ -21,7 +21,8 @@ from typing import Any, Literal
 
 from veille.pipeline.classify import Evaluation, evaluate
 from veille.pipeline.config import TopicConfig
-from veille.storage.archive import ArchivedArticle, ArchivedStory
+from veille.pipeline.normalize import phrase_pattern
+from veille.storage.archive import ArchivedArticle, ArchivedStory, StoredMatch
 
 ChangeKind = Literal["add", "drop"]
 GROUP_PREVIEW = 4  # terms of a require group named in a reason
@@ -40,6 +41,7 @@ class Change:
     reason: str
     evaluation: Evaluation
     stored_score: float | None = None  # for a drop: that article's score when stored
+    lost: tuple[str, ...] = ()  # for a drop: terms that counted when stored and no longer do
 
     def as_json(self) -> dict[str, Any]:
         ev = self.evaluation
@@ -54,6 +56,7 @@ class Change:
             "score": ev.score,
             "min_score": ev.min_score,
             "stored_score": self.stored_score,
+            "lost": list(self.lost),
             "matched": [{"term": h.term, "field": h.field, "count": h.count} for h in ev.matched],
             "missing_groups": [i + 1 for i in ev.missing_groups],  # numbered from 1, as in `reason`
             "vetoed_by": [{"term": h.term, "field": h.field, "count": h.count} for h in ev.vetoed_by],
@@ -124,8 +127,18 @@ def _compare(story: ArchivedStory, topic: TopicConfig,
     kind: ChangeKind = "add" if now else "drop"
     art, ev = max(now or before, key=lambda pair: (pair[1].score, -pair[0].id))
     stored = art.topics.get(topic.name)
+    lost = _lost(stored, ev)
     return Change(topic.name, kind, story.id, story.title, story.date, art.id,
-                  _reason(ev, topic, stored), ev, stored)
+                  _reason(ev, topic, stored, lost), ev, stored.score if stored else None, lost)
+
+
+def _lost(stored: StoredMatch | None, ev: Evaluation) -> tuple[str, ...]:
+    """Stored terms that count no more: removed from the rule, or masked by a new exclusion
+    (compared as the classifier reads them, so a respelt term is not lost)."""
+    if stored is None:
+        return ()
+    now = {phrase_pattern(h.term) for h in ev.matched}
+    return tuple(t for t in stored.terms if phrase_pattern(t) not in now)
 
 
 def _hits(ev: Evaluation) -> str:
@@ -136,18 +149,20 @@ def _hits(ev: Evaluation) -> str:
     return ", ".join(f"{term} ({', '.join(where)})" for term, where in fields.items()) or "no term"
 
 
-def _reason(ev: Evaluation, topic: TopicConfig, stored: float | None) -> str:
-    """One line: what matches now (an add), or what no longer does (a drop)."""
+def _reason(ev: Evaluation, topic: TopicConfig, stored: StoredMatch | None, lost: Sequence[str]) -> str:
+    """One line: what matches now (an add), or what no longer does and which stored
+    terms stopped counting (a drop)."""
     if ev.passed:
         return f"matches now, score {ev.score:g} ≥ {ev.min_score:g}: {_hits(ev)}"
-    was = f" (was {stored:g})" if stored is not None else ""
+    was = f" (was {stored.score:g})" if stored is not None else ""
+    gone = f"; no longer counted: {', '.join(lost)}" if lost else ""
     if ev.vetoed_by:
         veto = ", ".join(f"{h.term} ({h.field})" for h in ev.vetoed_by)
-        return f"excluded by {veto}; score {ev.score:g}{was}"
+        return f"excluded by {veto}; score {ev.score:g}{was}{gone}"
     if ev.missing_groups:
         groups = "; ".join(_group(topic, i) for i in ev.missing_groups)
-        return f"no term of require group {groups}; found {_hits(ev)}"
-    return f"score {ev.score:g}{was} below {ev.min_score:g}: {_hits(ev)}"
+        return f"no term of require group {groups}{gone}; found {_hits(ev)}"
+    return f"score {ev.score:g}{was} below {ev.min_score:g}{gone}: {_hits(ev)}"
 
 
 def _group(topic: TopicConfig, index: int) -> str:

@@ -24,6 +24,14 @@ BATCH = 500  # articles fetched per round trip (each with its text)
 
 
 @dataclass(frozen=True)
+class StoredMatch:
+    """A topic match as stored with the article: its score and the terms that counted."""
+
+    score: float
+    terms: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ArchivedArticle:
     """An original as the crawl stored and classified it: its title and text are those
     the classifier read (after the outlet's template was stripped and limits cut)."""
@@ -31,7 +39,7 @@ class ArchivedArticle:
     id: int
     title: str
     text: str
-    topics: dict[str, float]  # topic → score stored for it (only the topics asked for)
+    topics: dict[str, StoredMatch]  # as stored, by topic (only the topics asked for)
 
 
 @dataclass(frozen=True)
@@ -60,12 +68,12 @@ def archived_stories(
     """
     stmt = (
         select(
-            Article.story_id, Story.title, Story.published, Story.published_offset, Story.first_seen,
+            Story.id, Story.title, Story.published, Story.published_offset, Story.first_seen,
             Article.id, Article.title, Article.text,
         )
         .join(Story, Story.id == Article.story_id)
         .where(Article.duplicate_of_id.is_(None))
-        .order_by(Article.story_id, Article.id)
+        .order_by(Story.id, Article.id)
     )
     if since is not None:
         stmt = stmt.where(or_(Story.published >= since,
@@ -87,13 +95,14 @@ def archived_stories(
 
 
 def _topic_matches(session: Session, article_ids: Sequence[int],
-                   topics: Collection[str] | None) -> dict[int, dict[str, float]]:
-    """Stored topic → score of each of these articles (one query per batch)."""
-    stmt: Any = select(TopicMatchRow.article_id, TopicMatchRow.topic, TopicMatchRow.score).where(
-        TopicMatchRow.article_id.in_(list(article_ids)))
+                   topics: Collection[str] | None) -> dict[int, dict[str, StoredMatch]]:
+    """The stored topic matches of each of these articles (one query per batch)."""
+    stmt: Any = select(TopicMatchRow.article_id, TopicMatchRow.topic, TopicMatchRow.score,
+                       TopicMatchRow.matched).where(TopicMatchRow.article_id.in_(list(article_ids)))
     if topics is not None:
         stmt = stmt.where(TopicMatchRow.topic.in_(list(topics)))
-    out: dict[int, dict[str, float]] = {}
-    for article_id, topic, score in session.execute(stmt):
-        out.setdefault(article_id, {})[topic] = float(score)
+    out: dict[int, dict[str, StoredMatch]] = {}
+    for article_id, topic, score, matched in session.execute(stmt):
+        terms = tuple(dict.fromkeys(str(m.get("term", "")) for m in matched or ()))
+        out.setdefault(article_id, {})[topic] = StoredMatch(float(score), terms)
     return out
