@@ -123,6 +123,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only stories published since then (default: the whole archive)")
     t.add_argument("--json", action="store_true", help="print the changes as a JSON array")
     _add_common(t)
+
+    p = sub.add_parser("outlets", help="onboard outlets: `outlets check` probes the configured sources, "
+                       "`outlets discover URL` finds a site's feeds and sitemaps")
+    osub = p.add_subparsers(dest="outlets_command", metavar="ACTION", required=True)
+    o = osub.add_parser("check", help="probe every configured source (robots.txt, feeds, sitemaps, "
+                        "sections): answer, items, newest date, verdict; exit 1 when an outlet has "
+                        "no working source")
+    o.add_argument("--outlet", action="append", metavar="NAME", help="only this outlet (repeatable)")
+    o.add_argument("--json", action="store_true", help="print JSON")
+    _add_common(o)
+    o = osub.add_parser("discover", help="find a site's feeds and sitemaps, check they answer, print "
+                        "a config entry to paste under `outlets:`")
+    o.add_argument("url", metavar="URL", help="the site (its home page or any page of it)")
+    o.add_argument("--name", help="the outlet's name in the config (default: from the host name)")
+    o.add_argument("--language", choices=["fr", "ar", "en"],
+                   help="the outlet's language (default: the home page's <html lang>)")
+    _add_common(o)
     return parser
 
 
@@ -131,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from veille.logs import setup_logging
 
-    quiet = args.command in {"stories", "extract", "status", "topics"}  # their output is the point
+    quiet = args.command in {"stories", "extract", "status", "topics", "outlets"}  # their output is the point
     level = "DEBUG" if args.verbose else "WARNING" if quiet else "INFO"
     setup_logging(args.log_format, level, args.log_file)
     handler: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
@@ -325,6 +342,14 @@ def cmd_topics(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_outlets(args: argparse.Namespace) -> int:
+    from veille.outlets import crawl_settings, run_check, run_discover
+
+    if args.outlets_command == "check":
+        return run_check(_config(args), args.outlet, as_json=args.json)
+    return run_discover(args.url, crawl_settings(args.config), name=args.name, language=args.language)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "crawl": cmd_crawl,
     "run": cmd_run,
@@ -334,6 +359,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": cmd_demo,
     "status": cmd_status,
     "topics": cmd_topics,
+    "outlets": cmd_outlets,
 }
 
 
