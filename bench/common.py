@@ -261,6 +261,7 @@ class Workspace:
         self._server: Any = None
         self.manifest: Any = None
         self.first_crawl: CrawlResult | None = None
+        self.extra: dict[str, Any] = {}  # sections of results.json besides the figures
 
     @property
     def corpus(self) -> Path:

@@ -55,10 +55,19 @@ class OutletSpec:
     name: str
     brand: Brand
     pattern: str  # article_pattern regex (YAML-escaped when written)
+    scheme: str = ""  # URL scheme (see `_path`); "" = the one of the outlet named `name`
 
     @property
     def lang(self) -> str:
         return self.brand.lang
+
+    @property
+    def url_scheme(self) -> str:
+        if self.scheme:
+            return self.scheme
+        if self.brand.style == "wp":
+            return {"bench-wp-fr": "wp-fr", "bench-wp-en": "wp-en"}.get(self.name, "wp-ar")
+        return self.brand.style
 
 
 def _brand(site: str, lang: str, style: str, cookie: str, newsletter: str, related: str,
@@ -217,7 +226,8 @@ def _write(rng: random.Random, kind: str, lang: str, slots: dict[str, str]) -> t
 
 def iter_reports(seed: int = 7, outlets: tuple[OutletSpec, ...] = OUTLETS,
                  on_topic_share: float = ON_TOPIC_SHARE, copy_share: float = COPY_SHARE,
-                 update_share: float = UPDATE_SHARE, per_day: float | None = None) -> Iterator[Report]:
+                 update_share: float = UPDATE_SHARE, per_day: float | None = None,
+                 start: datetime = START, span_days: float = SPAN_DAYS) -> Iterator[Report]:
     """An endless stream of reports, event by event (copies right after their original).
 
     Args:
@@ -226,9 +236,10 @@ def iter_reports(seed: int = 7, outlets: tuple[OutletSpec, ...] = OUTLETS,
         on_topic_share: share of events on the topic maroc-france-securite.
         copy_share: share of reports followed by a syndicated copy in another outlet.
         update_share: share of reports followed by an update under a new URL.
-        per_day: None: events spread at random over SPAN_DAYS (a corpus crawled at once);
-            a number: reports arrive at that many a day, in time order (a long-running
-            feed, for the dedup benchmark).
+        per_day: None: events spread at random over `span_days` (a corpus crawled at
+            once); a number: reports arrive at that many a day, in time order (a
+            long-running feed, for the dedup benchmark).
+        start, span_days: when events happen (from `start`, over `span_days`).
     """
     rng = random.Random(seed)
     by_lang: dict[str, list[OutletSpec]] = defaultdict(list)
@@ -242,9 +253,9 @@ def iter_reports(seed: int = 7, outlets: tuple[OutletSpec, ...] = OUTLETS,
         on_topic = rng.random() < on_topic_share
         kind = rng.choice(v.ON_TOPIC_KINDS if on_topic else v.OFF_TOPIC_KINDS)
         if per_day is None:
-            when = START + timedelta(days=rng.uniform(0, SPAN_DAYS))
+            when = start + timedelta(days=rng.uniform(0, span_days))
         else:
-            when = START + timedelta(days=produced / per_day)
+            when = start + timedelta(days=produced / per_day)
         slots = _slots(rng, when)
         for o in rng.sample(list(outlets), min(rng.choice(REPORTERS), len(outlets))):
             title, paragraphs, keep = _write(rng, kind, o.lang, slots[o.lang])
@@ -270,9 +281,50 @@ def iter_reports(seed: int = 7, outlets: tuple[OutletSpec, ...] = OUTLETS,
                 produced += 1
 
 
-def plan(n: int, seed: int = 7, outlets: tuple[OutletSpec, ...] = OUTLETS, **shares: float) -> list[Report]:
+def plan(n: int, seed: int = 7, outlets: tuple[OutletSpec, ...] = OUTLETS, *,
+         start: datetime = START, span_days: float = SPAN_DAYS, **shares: float) -> list[Report]:
     """The corpus as data: exactly `n` reports (see `iter_reports`), in event order."""
-    return list(islice(iter_reports(seed, outlets, **shares), n))
+    return list(islice(iter_reports(seed, outlets, start=start, span_days=span_days, **shares), n))
+
+
+def plan_per_outlet(per_outlet: int, seed: int = 7, outlets: tuple[OutletSpec, ...] = OUTLETS, *,
+                    start: datetime = START, span_days: float = SPAN_DAYS, **shares: float) -> list[Report]:
+    """Exactly `per_outlet` reports for every outlet (many outlets would otherwise get
+    none): the stream of `iter_reports`, each report kept while its outlet still needs
+    one. A copy whose original was not kept is an original of its own."""
+    kept: list[Report] = []
+    where: dict[int, int] = {}  # index in the stream -> index in `kept`
+    need = {o.name: per_outlet for o in outlets}
+    left = per_outlet * len(outlets)
+    for i, r in enumerate(iter_reports(seed, outlets, start=start, span_days=span_days, **shares)):
+        if left == 0:
+            break
+        if need[r.outlet] == 0:
+            continue
+        need[r.outlet] -= 1
+        left -= 1
+        if r.duplicate_of is not None:
+            r.duplicate_of = where.get(r.duplicate_of)
+            r.copy_kind = r.copy_kind if r.duplicate_of is not None else None
+        where[i] = len(kept)
+        kept.append(r)
+    return kept
+
+
+def many_outlets(n: int) -> tuple[OutletSpec, ...]:
+    """`n` outlets made from the six of OUTLETS in turn (their language, CMS and URL
+    scheme), each with its own name and site name: three French, two Arabic and one
+    English in every six."""
+    out = []
+    for k in range(n):
+        base = OUTLETS[k % len(OUTLETS)]
+        b = base.brand
+        tag = f" {k + 1}"
+        brand = Brand(b.site + tag, b.lang, b.style, b.cookie, b.newsletter.replace(b.site, b.site + tag),
+                      b.related_head, b.read_also, b.menu, b.footer.replace(b.site, b.site + tag))
+        name = f"o{k + 1:03d}-{base.name.removeprefix('bench-')}"
+        out.append(OutletSpec(name, brand, base.pattern, base.url_scheme))
+    return tuple(out)
 
 
 def _arc_id(rng: random.Random) -> str:
@@ -291,13 +343,14 @@ def _ascii_slug(text: str, rng: random.Random) -> str:
 def _path(o: OutletSpec, r: Report, serial: int, rng: random.Random) -> str:
     slug = _ascii_slug(r.title, rng)
     d = r.published
-    if o.brand.style == "spip":
+    scheme = o.url_scheme
+    if scheme == "spip":
         return f"/{slug},{100000 + serial}.html"
-    if o.name == "bench-wp-fr":
+    if scheme == "wp-fr":
         return f"/{d:%Y/%m/%d}/{slug}-{serial}/"
-    if o.name == "bench-wp-en":
+    if scheme == "wp-en":
         return f"/{d:%Y/%m}/{300000 + serial}/{slug}/"
-    if o.brand.style == "wp":  # Arabic WordPress: section and id
+    if scheme == "wp-ar":  # Arabic WordPress: section and id
         return f"/{rng.choice(('siyasa', 'mujtamaa', 'iqtisad', 'riyada'))}/{slug or 'khabar'}-{500000 + serial}.html"
     section = {"security": "societe", "economy": "economie", "society": "culture"}[v.DOMAIN[r.kind]]
     return f"/{section}/{d:%Y/%m/%d}/{slug}_{_arc_id(rng)}/"
@@ -329,7 +382,8 @@ def _q(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def generate(root: Path, n: int = 2000, seed: int = 7, outlets: tuple[OutletSpec, ...] = OUTLETS,
+def generate(root: Path, n: int = 2000, seed: int = 7, outlets: tuple[OutletSpec, ...] = OUTLETS, *,
+             start: datetime = START, span_days: float = SPAN_DAYS, per_outlet: int | None = None,
              **shares: float) -> Manifest:
     """Write the corpus under `root` (one folder per outlet) and return its manifest.
 
@@ -338,11 +392,16 @@ def generate(root: Path, n: int = 2000, seed: int = 7, outlets: tuple[OutletSpec
         n: article pages in all.
         seed: same seed, same corpus (byte for byte).
         outlets: the outlets to spread pages over.
+        start, span_days: events happen from `start` over `span_days` days.
+        per_outlet: exactly this many pages per outlet instead (`n` is then ignored).
         shares: on_topic_share, copy_share, update_share (see `plan`).
     """
     t0 = time.perf_counter()
     rng = random.Random(seed + 1)
-    reports = plan(n, seed, outlets, **shares)
+    if per_outlet is not None:
+        reports = plan_per_outlet(per_outlet, seed, outlets, start=start, span_days=span_days, **shares)
+    else:
+        reports = plan(n, seed, outlets, start=start, span_days=span_days, **shares)
     specs = {o.name: o for o in outlets}
     per_outlet: dict[str, list[int]] = defaultdict(list)
     for i, r in enumerate(sorted(range(len(reports)), key=lambda i: reports[i].published)):

@@ -1,0 +1,72 @@
+"""bench/archive.py builds a consistent archive through the storage models, small and fast."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bench.archive import BuildStats, build, make_pool
+from veille.pipeline.dedup import signature_from_bytes
+
+END = datetime(2025, 6, 1, 12, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, BuildStats]:
+    tmp = tmp_path_factory.mktemp("archive")
+    pool = make_pool(80, seed=3, cache=tmp / "pool.pickle")
+    db = tmp / "a.db"
+    stats = build(f"sqlite:///{db}", 600, pool=pool, end=END, span=timedelta(days=20))
+    return db, stats
+
+
+def _rows(db: Path, sql: str) -> list[tuple]:
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_counts_match_what_build_reports(archive: tuple[Path, BuildStats]) -> None:
+    db, stats = archive
+    assert stats.articles == 600 == _rows(db, "select count(*) from articles")[0][0]
+    assert stats.stories == _rows(db, "select count(*) from stories")[0][0]
+    assert stats.originals + stats.copies == 600 and stats.copies > 0 and stats.updated > 0
+    assert stats.pages == _rows(db, "select count(*) from pages")[0][0]
+    kinds = dict(_rows(db, "select kind, count(*) from pages group by kind"))
+    assert kinds["article"] == 600 and kinds["duplicate"] == stats.new_url_updates and kinds["skipped"] > 0
+    assert stats.crawl_runs == _rows(db, "select count(*) from crawl_runs where kind = 'crawl'")[0][0] == 20 * 48 - 1
+    assert stats.outlet_runs == 6 * stats.crawl_runs
+    assert 0 < stats.topic_matches < 600
+    assert stats.digests > 0 and stats.digest_articles >= stats.digest_items > 0
+
+
+def test_stories_copies_and_dates_hang_together(archive: tuple[Path, BuildStats]) -> None:
+    db, _ = archive
+    sizes = Counter(n for (n,) in _rows(db, "select count(*) from articles group by story_id"))
+    assert min(sizes) >= 1 and max(sizes) <= 8 and sizes[1] > sizes[4]
+    bad = _rows(db, "select c.id from articles c join articles o on o.id = c.duplicate_of_id "
+                    "where c.story_id != o.story_id or o.duplicate_of_id is not null or coalesce(c.features, 'null') != 'null'")
+    assert bad == []
+    assert _rows(db, "select count(*) from articles where duplicate_of_id is null and coalesce(features, 'null') = 'null'")[0][0] == 0
+    assert _rows(db, "select count(*) from articles where published > first_seen or first_seen > updated_at")[0][0] == 0
+    first, last = _rows(db, "select min(first_seen), max(first_seen) from articles")[0]
+    assert first[:19] >= "2025-05-12 12:00:00" and last[:19] <= "2025-06-01 12:00:00"  # the span before END
+    # every mailed article's story was mailed in the same digest
+    assert _rows(db, "select count(*) from digest_articles da left join digest_items di on "
+                     "di.digest_id = da.digest_id and di.story_id = da.story_id where di.id is null")[0][0] == 0
+
+
+def test_signatures_decode_and_originals_differ(archive: tuple[Path, BuildStats]) -> None:
+    db, _ = archive
+    rows = _rows(db, "select minhash from articles where duplicate_of_id is null")
+    sigs = [signature_from_bytes(m) for (m,) in rows]
+    assert all(s.num_perm == 128 and s.size > 0 for s in sigs)
+    assert len({s.hashvalues.tobytes() for s in sigs}) == len(sigs)  # no two originals alike
+    hashes = _rows(db, "select count(distinct content_hash), count(*) from articles where duplicate_of_id is null")[0]
+    assert hashes[0] == hashes[1]

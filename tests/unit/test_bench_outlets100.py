@@ -1,0 +1,40 @@
+"""bench/corpus.py writes many outlets, each with its feed and exactly its articles."""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import yaml
+
+from bench.corpus import generate, many_outlets
+from veille.crawler import discovery as d
+from veille.crawler.replay import ReplayServer
+from veille.pipeline.config import config_from_dict
+
+
+def test_many_outlets_each_get_their_articles(tmp_path: Path) -> None:
+    specs = many_outlets(14)
+    assert len({s.name for s in specs}) == 14 and {s.lang for s in specs} == {"fr", "ar", "en"}
+    start = datetime.now(UTC) - timedelta(days=3)
+    m = generate(tmp_path / "c", seed=5, outlets=specs, per_outlet=3, start=start, span_days=1.0)
+    assert m.outlets == {s.name: 3 for s in specs} and m.pages == 42
+    with ReplayServer(tmp_path / "c") as srv:
+        cfg = config_from_dict({"outlets": srv.outlet_configs()})
+        assert len(cfg.outlets) == 14
+        for o in cfg.outlets:
+            folder = tmp_path / "c" / o.name
+            articles = yaml.safe_load((folder / "expected.yaml").read_text(encoding="utf-8"))["articles"]
+            assert len(articles) == 3
+            with urllib.request.urlopen(o.feeds[0], timeout=5) as r:
+                items = d.parse_feed(r.read(), o.feeds[0])
+            base = srv.base(o.name)
+            assert {base + a["path"] for a in articles} <= {i.url for i in items}
+            for a in articles:
+                assert re.search(o.article_pattern or "", a["path"]), a["path"]
+                assert start - timedelta(days=1) <= datetime.fromisoformat(str(a["published"])).replace(
+                    tzinfo=UTC) + timedelta(days=1)
+                if a["duplicate_of"]:
+                    assert a["duplicate_of"].split(":", 1)[0] in m.outlets
