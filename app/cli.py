@@ -114,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_common(p)
 
+    p = sub.add_parser("serve", help="read-only web view: stories, timelines, outlets, Atom feeds, JSON")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; env VEILLE_WEB_TOKEN or "
+                   "VEILLE_WEB_PASSWORD guard it for a team)")
+    p.add_argument("--port", type=int, default=8080, help="TCP port (default 8080; 0: any free port)")
+    _add_common(p)
+
     p = sub.add_parser("topics", help="work on topic rules: `topics test` back-tests them on the archive")
     tsub = p.add_subparsers(dest="topics_command", metavar="ACTION", required=True)
     t = tsub.add_parser("test", help="stories the rules in config.yaml, as they are now, would add or drop "
@@ -327,6 +334,33 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    if not 0 <= args.port <= 65535:
+        raise CliError(f"--port: {args.port} is not a TCP port (0-65535)", EXIT_USAGE)
+    cfg = _config(args)
+    import os
+
+    from veille.storage.db import describe
+    from veille.web import create_app
+    from veille.web_auth import secrets_from_env
+    from veille.web_server import bind, is_loopback, make_server
+
+    secrets = secrets_from_env(os.environ)
+    if not secrets.required and not is_loopback(args.host):
+        print(f"veille: warning: serving on {args.host} without VEILLE_WEB_TOKEN or "
+              "VEILLE_WEB_PASSWORD: anyone who reaches this port reads the database", file=sys.stderr)
+    db = _db(cfg)
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None
+    host, port = sock.getsockname()[:2]
+    print(f"veille: serving {describe(db.url)} read-only on http://{host}:{port}/ (Ctrl-C stops)",
+          file=sys.stderr)
+    make_server(create_app(cfg, db, secrets=secrets)).run(sockets=[sock])
+    return EXIT_OK
+
+
 def cmd_topics(args: argparse.Namespace) -> int:
     cfg = _config(args)
     topics = [t for t in cfg.topics if args.topic in (None, t.name)]
@@ -358,6 +392,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "extract": cmd_extract,
     "demo": cmd_demo,
     "status": cmd_status,
+    "serve": cmd_serve,
     "topics": cmd_topics,
     "outlets": cmd_outlets,
 }

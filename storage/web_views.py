@@ -1,0 +1,121 @@
+"""What the web view (`veille serve`) asks of the database beyond `storage.views`.
+
+A page of story ids under the list's filters (outlet, language, a day), the stories a
+topic's feed shows (the ones that last gained an article), the outlets and languages to
+filter on, and read-only sessions: nothing the web view runs can write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from veille.storage.db import Database
+from veille.storage.models import Article, Outlet, Story, TopicMatchRow
+
+
+@contextmanager
+def read_only(db: Database) -> Iterator[Session]:
+    """A session the database itself refuses writes in, always rolled back.
+
+    PostgreSQL: a READ ONLY transaction. SQLite: `query_only` on the connection for the
+    length of the block (the pool hands the connection to writers afterwards).
+    """
+    session = db.sessions()
+    dialect = session.get_bind().dialect.name
+    try:
+        if dialect == "postgresql":  # the transaction's first statement
+            session.execute(text("SET TRANSACTION READ ONLY"))
+        elif dialect == "sqlite":
+            session.execute(text("PRAGMA query_only = ON"))
+        yield session
+    finally:
+        session.rollback()
+        if dialect == "sqlite":
+            session.execute(text("PRAGMA query_only = OFF"))
+            session.rollback()
+        session.close()
+
+
+def story_page(
+    session: Session,
+    *,
+    topics: Sequence[str] | None = None,
+    since: datetime | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    outlet: str | None = None,
+    language: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> list[int]:
+    """Ids of one page of stories, newest first, in `storage.views.list_stories`' order.
+
+    Args:
+        topics: only stories flagged for one of them (None: every story).
+        since: first seen at or after (as `veille stories --since`).
+        start, end: dated (published, else first seen) in [start, end): one day's stories.
+        outlet, language: only stories with an article from that outlet / in that language.
+        offset, limit: the page.
+    """
+    when = func.coalesce(Story.published, Story.first_seen)
+    stmt = select(Story.id)
+    if topics is not None:
+        flagged = (
+            select(Article.story_id)
+            .join(TopicMatchRow, TopicMatchRow.article_id == Article.id)
+            .where(TopicMatchRow.topic.in_(list(topics)))
+        )
+        stmt = stmt.where(Story.id.in_(flagged))
+    if since is not None:
+        stmt = stmt.where(Story.first_seen >= since)
+    if start is not None:
+        stmt = stmt.where(when >= start)
+    if end is not None:
+        stmt = stmt.where(when < end)
+    if outlet is not None:
+        stmt = stmt.where(Story.id.in_(
+            select(Article.story_id).join(Outlet, Outlet.id == Article.outlet_id)
+            .where(Outlet.name == outlet)))
+    if language is not None:
+        stmt = stmt.where(Story.id.in_(select(Article.story_id).where(Article.language == language)))
+    stmt = stmt.order_by(when.desc(), Story.id.desc()).offset(offset).limit(limit)
+    return list(session.scalars(stmt))
+
+
+def recently_updated(session: Session, topic: str, limit: int) -> list[int]:
+    """Ids of the `limit` stories flagged for `topic` that last gained an article.
+
+    A feed shows what moved: a story that develops (a new outlet, a follow-up) comes
+    back to its top, as `StoryView.updated` (its newest article's first_seen) says.
+    """
+    flagged = (
+        select(Article.story_id)
+        .join(TopicMatchRow, TopicMatchRow.article_id == Article.id)
+        .where(TopicMatchRow.topic == topic)
+    )
+    newest = func.max(Article.first_seen)
+    stmt = (
+        select(Article.story_id)
+        .where(Article.story_id.in_(flagged))
+        .group_by(Article.story_id)
+        .order_by(newest.desc(), Article.story_id.desc())
+        .limit(limit)
+    )
+    return [i for i in session.scalars(stmt) if i is not None]
+
+
+def outlet_names(session: Session) -> list[str]:
+    """Outlets that have at least one article, for the list's filter."""
+    stmt = select(Outlet.name).where(Outlet.id.in_(select(Article.outlet_id))).order_by(Outlet.name)
+    return list(session.scalars(stmt))
+
+
+def languages(session: Session) -> list[str]:
+    """Languages articles were stored in, for the list's filter."""
+    stmt = select(Article.language).where(Article.language.is_not(None)).distinct()
+    return sorted(lang for lang in session.scalars(stmt) if lang)
