@@ -9,7 +9,10 @@ Benchmarks (run in this order; `--only` picks some):
 - dedup: duplicate detection and story clustering at 1k, 10k and 100k articles;
 - daemon_memory: the daemon's RSS across 20 scheduled crawls;
 - realpages: extraction and dates on public real pages (../shared/benchmarks) next to bare
-  trafilatura and htmldate.
+  trafilatura and htmldate;
+- archive: a routine crawl, the story pass and the reading commands on archives of 10k and
+  100k stored articles (`--archive-sizes`; 1M with `python -m bench.archive`);
+- outlets100: one crawl of 100 replay outlets with the shipped crawl settings.
 
 Every figure is a ratio to a baseline measured in the same run (the machines are shared
 and noisy), with the absolute values for context. Nothing here asserts.
@@ -27,7 +30,7 @@ from pathlib import Path
 
 from bench.common import ROOT, Figure, Workspace, log, machine
 
-NAMES = ("throughput", "incremental", "quality", "dedup", "daemon_memory", "realpages")
+NAMES = ("throughput", "incremental", "quality", "dedup", "daemon_memory", "realpages", "archive", "outlets100")
 RESULTS = ROOT / "bench" / "results.json"
 
 
@@ -53,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-profile", action="store_true", help="skip the profiled crawl")
     ap.add_argument("--out", type=Path, help=f"results file (default {RESULTS.relative_to(ROOT)})")
     ap.add_argument("--keep", type=Path, metavar="DIR", help="work in DIR and keep it (corpus, databases)")
+    ap.add_argument("--archive-sizes", metavar="N,N", help="archive sizes (default 10000,100000; quick 2000,10000)")
     args = ap.parse_args(argv)
 
     only = [n.strip() for item in args.only or [] for n in item.split(",") if n.strip()]
@@ -63,8 +67,19 @@ def main(argv: list[str] | None = None) -> int:
     pages = args.pages or (500 if args.quick else 2000)
     profile = not (args.quick or args.no_profile)
     out = args.out or (None if args.quick else RESULTS)
+    archive_sizes = tuple(int(n) for n in (args.archive_sizes or ("2000,10000" if args.quick else "10000,100000"))
+                          .split(",") if n.strip())
 
-    from bench import daemon_memory, dedup, incremental, quality, realpages, throughput
+    from bench import (
+        archive,
+        daemon_memory,
+        dedup,
+        incremental,
+        outlets100,
+        quality,
+        realpages,
+        throughput,
+    )
     from bench.report import print_table, write_json
 
     started = time.perf_counter()
@@ -80,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
             "dedup": lambda: dedup.run(dedup.QUICK_SIZES if args.quick else dedup.SIZES),
             "daemon_memory": lambda: daemon_memory.run(workdir, crawls=5 if args.quick else daemon_memory.CRAWLS),
             "realpages": lambda: realpages.run(),
+            "archive": lambda: archive.run(workdir / "archive", archive_sizes, profile_sizes=(
+                archive.PROFILE_SIZES if profile else ()), extra=ws.extra),
+            "outlets100": lambda: outlets100.run(workdir / "outlets100", extra=ws.extra),
         }
         (workdir / "quality").mkdir(exist_ok=True)
         figures: list[Figure] = []
@@ -94,10 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"total {total / 60:.1f} min", flush=True)
     if out is not None:
         params = {"pages": pages, "dedup_sizes": list(dedup.QUICK_SIZES if args.quick else dedup.SIZES),
-                  "quick": args.quick, "profile": profile, "only": selected}
+                  "quick": args.quick, "profile": profile, "only": selected,
+                  "archive_sizes": list(archive_sizes)}
         if ws.manifest is not None:
             params["corpus"] = ws.manifest.as_dict()
-        write_json(out, figures, info, {"parameters": params})
+        write_json(out, figures, info, {"parameters": params, **ws.extra})
         print(f"wrote {out}")
     return 0
 
