@@ -74,13 +74,10 @@ def print_check(reports: Sequence[OutletReport], console: Console) -> None:
     working = [r for r in reports if r.working]
     table = Table(title=f"Outlet sources: {len(working)} of {len(reports)} outlets "
                   "have a working source", title_justify="left")
-    for column in ("outlet", "source", "answer", "items", "newest", "verdict", "note"):
-        table.add_column(column, justify="right" if column == "items" else "left")
+    _columns(table, "outlet")
     for report in reports:
         for i, source in enumerate(report.sources):
-            table.add_row(report.name if i == 0 else "", _where(source, report.url),
-                          "→".join(source.answers), _items(source), _date(source.newest),
-                          _verdict(source), source.note,
+            table.add_row(report.name if i == 0 else "", *_cells(source, report.url),
                           end_section=i == len(report.sources) - 1)
     console.print(table)
     failing = [r.name for r in reports if not r.working]
@@ -88,11 +85,20 @@ def print_check(reports: Sequence[OutletReport], console: Console) -> None:
         console.print(f"No working source: {', '.join(failing)}")
 
 
-def _where(source: SourceReport, outlet_url: str) -> str:
-    """The source as `kind path`, the path relative to the outlet's site when it is on it."""
-    root = site_root(outlet_url)
-    shown = source.url[len(root) - 1:] if source.url.startswith(root) else source.url
-    return f"{source.kind} {shown}"
+def _columns(table: Table, first: str) -> None:
+    table.add_column(first)
+    table.add_column("kind")
+    for column in ("source", "answer", "items", "newest", "verdict", "note"):
+        table.add_column(column, justify="right" if column == "items" else "left",
+                         overflow="fold" if column in ("source", "note") else "ellipsis")
+
+
+def _cells(source: SourceReport, outlet_url: str) -> tuple[str | Text, ...]:
+    """A source's cells; its URLs shown as paths when they are on the outlet's site."""
+    root = site_root(outlet_url).rstrip("/")
+    shown = source.url[len(root):] if source.url.startswith(root + "/") else source.url
+    return (source.kind, shown, "→".join(source.answers), _items(source), _date(source.newest),
+            _verdict(source), source.note.replace(root + "/", "/"))
 
 
 def _items(source: SourceReport) -> str:
@@ -153,9 +159,13 @@ def entry_yaml(found: Discovery, name: str, language: str) -> str:
     entry = _validate(name, found.url, language, feeds=found.feeds, sitemaps=found.sitemaps)
     data = entry.model_dump(include={"name", "url", "language", "feeds", "sitemaps"})
     text = yaml.safe_dump([data], allow_unicode=True, sort_keys=False, default_flow_style=False)
-    return (f"# veille outlets discover {found.url}: {len(found.feeds)} feed(s), "
-            f"{len(found.sitemaps)} sitemap(s) answered with items; paste under `outlets:`\n"
+    return (f"# veille outlets discover {found.url}: {_n(len(found.feeds), 'feed')} and "
+            f"{_n(len(found.sitemaps), 'sitemap')} answered with items; paste under `outlets:`\n"
             + text.rstrip("\n"))
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}{'s' if count != 1 else ''}"
 
 
 def _validate(name: str, url: str, language: str, **sources: Any) -> OutletConfig:
@@ -172,9 +182,7 @@ def _validate(name: str, url: str, language: str, **sources: Any) -> OutletConfi
 def print_discovery(found: Discovery, console: Console) -> None:
     table = Table(title=f"Candidates tried on {found.url} ({found.requests} requests)",
                   title_justify="left")
-    for column in ("found by", "source", "answer", "items", "newest", "verdict", "note"):
-        table.add_column(column, justify="right" if column == "items" else "left")
+    _columns(table, "found by")
     for how, source in found.reports:
-        table.add_row(how, _where(source, found.url), "→".join(source.answers), _items(source),
-                      _date(source.newest), _verdict(source), source.note)
+        table.add_row(how, *_cells(source, found.url))
     console.print(table)

@@ -537,7 +537,8 @@ class OutletProbe:
                 failures.append(sub.problem)
             else:
                 failures.append((_failure(last, self.origin) or ("dead", "no answer"))[1])
-        note = f"index of {len(parsed.children)} sitemaps, {read} read"
+        count = len(parsed.children)
+        note = f"index of {count} sitemap{'s' if count != 1 else ''}, {read} read"
         if not read:
             return Parsed(problem=f"{note} ({failures[0] if failures else 'none readable'})")
         return Parsed(entries, note=note)

@@ -143,7 +143,7 @@ def test_check_on_the_replay_gives_every_source_its_items_and_newest_date(
     assert hespress["sitemap"]["newest"] == max(e.published for e in news.entries if e.published).isoformat()
     assert hespress["robots"]["note"] == "1 Sitemap line"
     le360_index = reports["le360"]["sources"][2]
-    assert le360_index["note"] == "index of 1 sitemaps, 1 read" and le360_index["items"] == 5
+    assert le360_index["note"] == "index of 1 sitemap, 1 read" and le360_index["items"] == 5
     chamal_sitemap = reports["chamalpress"]["sources"][3]
     assert chamal_sitemap["usable"] < chamal_sitemap["items"]  # article_pattern leaves some out
     # robots.txt first on each site, with the configured user agent, nothing disallowed asked
@@ -386,7 +386,9 @@ def test_discover_finds_the_feed_and_the_sitemap_and_prints_a_loadable_entry(
 
 
 def test_discover_reads_the_home_pages_feed_link_and_language(
-        replay: ReplayServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        replay: ReplayServer, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # the candidates' table unwrapped
     base = replay.base("bladi")
     code, out, err = discover(capsys, base + "/", "--name", "bladi", "--config", fast_config(tmp_path))
     assert code == 0
@@ -394,7 +396,7 @@ def test_discover_reads_the_home_pages_feed_link_and_language(
     assert entry.language == "fr"  # <html lang="fr">
     assert entry.feeds == [base + "/spip.php?page=backend"]  # <link rel="alternate">
     assert entry.sitemaps == []  # none answers: every guess is a 404
-    assert "home page" in err
+    assert "│ home page  │ feed    │ /spip.php?page=backend │ 200" in err
 
 
 def test_discover_of_a_dead_site_or_a_bad_url_is_one_line(
