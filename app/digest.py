@@ -26,6 +26,13 @@ bound is the list's first digest attempt minus `FIRST_DIGEST_LOOKBACK` (so a fir
 digest, or a new recipient list, does not mail the whole history); after that, every
 unsent tracked story comes, including one committed while the previous digest was being
 built or flagged only later: never lost, never twice.
+
+Developing stories (`digest.developing`): a story mailed to this list within the last
+`digest.developing_days` that is still tracked and gained articles the list was never
+mailed (a new outlet, a new language, a follow-up) comes back under "Developing" with
+only those articles. Every article a digest carries is recorded with its stories
+(`digest_articles`, one row per article and list), so each goes to a list at most once;
+a failed send records nothing, a written file neither.
 """
 
 from __future__ import annotations
@@ -49,10 +56,13 @@ from sqlalchemy.orm import Session
 from veille.digest_draft import (  # noqa: F401 - re-exported: the digest's public API
     EXCERPT_CHARS,
     REASON_TERMS,
+    DevelopingStory,
+    Development,
     DigestDraft,
     DigestSection,
     DigestStory,
     Link,
+    NewArticle,
     Reason,
     Term,
     draft_from_stories,
@@ -98,9 +108,25 @@ def build_digest(
             lower = (first or now) - FIRST_DIGEST_LOOKBACK
         ids = digest_store.unsent_story_ids(s, topics, to, lower) if topics else []
         views = view_store.list_stories(s, topics=topics, story_ids=ids) if ids else []
+        developing = _developments(s, cfg, now) if topics and cfg.digest.developing else []
     return draft_from_stories(
-        views, cfg, now=now, since=since, last_sent=last.sent_at if last else None
+        views, cfg, now=now, since=since, last_sent=last.sent_at if last else None,
+        developing=developing,
     )
+
+
+def _developments(s: Session, cfg: Config, now: datetime) -> list[Development]:
+    """Stories mailed to `digest.to` within `digest.developing_days`, with their new articles."""
+    topics, to = list(cfg.digest.topics), list(cfg.digest.to)
+    mailed_since = now - timedelta(days=cfg.digest.developing_days)
+    unmailed = {u.story_id: u for u in digest_store.unmailed_articles(s, topics, to, mailed_since)}
+    if not unmailed:
+        return []
+    views = view_store.list_stories(s, topics=topics, story_ids=list(unmailed))
+    return [
+        Development(v, frozenset(unmailed[v.id].article_ids), unmailed[v.id].first_mailed)
+        for v in views
+    ]
 
 
 # ---------------------------------------------------------------- rendering (pure)
@@ -160,8 +186,8 @@ def build_message(draft: DigestDraft, cfg: Config) -> EmailMessage:
 @dataclass(frozen=True)
 class DigestResult:
     status: str  # sent | empty | written | dry-run
-    count: int
-    story_ids: tuple[int, ...] = ()
+    count: int  # stories in the message, new and developing (`DigestDraft.count`)
+    story_ids: tuple[int, ...] = ()  # the new ones
     subject: str = ""
     recipients: tuple[str, ...] = ()
     digest_id: int | None = None
@@ -169,9 +195,12 @@ class DigestResult:
     path: Path | None = None
     text: str | None = None
     refused: tuple[str, ...] = field(default=())
+    developing: int = 0  # of `count`, stories back with new articles
 
     def summary(self) -> str:
         n = f"{self.count} stor{'y' if self.count == 1 else 'ies'}"
+        if self.developing:
+            n += f" ({self.developing} developing)"
         if self.status == "sent":
             line = f"digest sent to {', '.join(self.recipients)}: {n} ({self.subject})"
             if self.refused:
@@ -202,7 +231,8 @@ def send_digest(
     """
     if dry_run:
         draft = build_digest(db, cfg, since=since)
-        return DigestResult("dry-run", draft.count, tuple(draft.story_ids), text=render_text(draft))
+        return DigestResult("dry-run", draft.count, tuple(draft.story_ids), text=render_text(draft),
+                            developing=len(draft.developing))
     run_id = _start_run(db)
     try:
         draft = build_digest(db, cfg, since=since)
@@ -248,6 +278,9 @@ def _deliver(
             f"{draft.local(busy.created_at)}; not sending twice, try again later"
         )
     mailed = {st.id: [link.url for link in st.links] for st in draft.stories}
+    mailed.update((st.id, [a.url for a in st.articles]) for st in draft.developing)
+    carried = draft.carried
+    news = [a.id for st in draft.developing for a in st.articles]
 
     def hand_over() -> None:
         with _storage(db, "cannot record the digest before its end was sent; nothing was delivered") as s:
@@ -255,9 +288,12 @@ def _deliver(
             _pin(s, digest_id, mailed)
             unsent = set(digest_store.unsent_story_ids(s, list(cfg.digest.topics), to, None))
             taken = [i for i in draft.story_ids if i not in unsent]
-            if taken or not digest_store.mark_digest_unconfirmed(s, digest_id, draft.story_ids, message_id):
+            taken += sorted(digest_store.mailed_articles(s, to, news))  # developing articles
+            if taken or not digest_store.mark_digest_unconfirmed(
+                s, digest_id, draft.story_ids, message_id, carried
+            ):
                 raise DigestError(  # a digest this one took for abandoned was not
-                    f"another digest sent {len(taken) or 'some'} of these stories meanwhile; "
+                    f"another digest sent {len(taken) or 'some'} of these stories or articles meanwhile; "
                     "this one was not delivered, try again"
                 )
 
@@ -279,12 +315,15 @@ def _deliver(
     result = DigestResult(
         "sent", draft.count, tuple(draft.story_ids), subject, tuple(to),
         digest_id=digest_id, message_id=message_id, refused=tuple(sorted(refused)),
+        developing=len(draft.developing),
     )  # fmt: skip
     with _storage(db, f"digest {message_id} was sent but recording it failed", after=_REPEAT) as s:
         article_store.serialise_writers(s)
         _pin(s, digest_id, mailed)
         unsent = set(digest_store.unsent_story_ids(s, list(cfg.digest.topics), to, None))
-        digest_store.mark_digest_sent(s, digest_id, [i for i in draft.story_ids if i in unsent], message_id)
+        digest_store.mark_digest_sent(
+            s, digest_id, [i for i in draft.story_ids if i in unsent], message_id, carried
+        )
         run_store.finish_run(s, run_id, "ok", message=result.summary())
     log.info("%s", result.summary())
     return result
@@ -336,7 +375,8 @@ def _busy_digest(s: Session, to: list[str], deadline: float, own_run: int) -> Di
 def _write(
     db: Database, cfg: Config, draft: DigestDraft, msg: EmailMessage, path: Path
 ) -> DigestResult:
-    """Write the .eml atomically; record it as a "written" digest (its stories stay unsent)."""
+    """Write the .eml atomically; record it as a "written" digest (its stories and
+    articles stay unsent: a file is not a delivery)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -351,7 +391,7 @@ def _write(
         digest_store.mark_digest_written(s, digest_id, message_id)
     return DigestResult(
         "written", draft.count, tuple(draft.story_ids), subject, tuple(cfg.digest.to),
-        digest_id=digest_id, message_id=message_id, path=path,
+        digest_id=digest_id, message_id=message_id, path=path, developing=len(draft.developing),
     )  # fmt: skip
 
 

@@ -250,6 +250,10 @@ class DigestConfig(_Strict):
     from_: str = Field("veille@example.org", alias="from")
     subject: str = "Veille — {date}: {count} stories"
     send_empty: bool = False
+    developing: bool = Field(True, description="a mailed story that gains articles comes back "
+                             "under Developing with only those")
+    developing_days: float = Field(7.0, gt=0, le=365, allow_inf_nan=False,
+                                   description="how long after its first mail a story may come back, days")
     smtp: SmtpConfig = SmtpConfig()
 
     @field_validator("to")

@@ -6,20 +6,50 @@ Callers own the transaction (`Database.transaction()`); nothing here commits.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from veille.storage.models import (
     Article,
     Digest,
+    DigestArticle,
     DigestItem,
     Story,
     TopicMatchRow,
+    as_utc,
     utcnow,
 )
+
+_CHUNK = 500  # ids per IN (...) list
+
+
+@dataclass(frozen=True)
+class Unmailed:
+    """A story mailed to a recipient list, and its articles that list has not had."""
+
+    story_id: int
+    first_mailed: datetime  # when the story was first mailed to the list
+    article_ids: tuple[int, ...]
+
+
+def _chunks(ids: Iterable[int]) -> Iterable[list[int]]:
+    items = sorted(set(ids))
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
+
+
+def _flagged(topics: Sequence[str]) -> Any:
+    """Stories with an article flagged for one of `topics`."""
+    return (
+        select(Article.story_id)
+        .join(TopicMatchRow, TopicMatchRow.article_id == Article.id)
+        .where(TopicMatchRow.topic.in_(list(topics)))
+    )
 
 
 def recipients_key(recipients: Iterable[str]) -> str:
@@ -33,15 +63,77 @@ def unsent_story_ids(
     """Tracked stories never in a sent digest for this recipient list."""
     key = recipients_key(recipients)
     sent = select(DigestItem.story_id).where(DigestItem.recipients_key == key)
-    flagged = (
-        select(Article.story_id)
-        .join(TopicMatchRow, TopicMatchRow.article_id == Article.id)
-        .where(TopicMatchRow.topic.in_(list(topics)))
-    )
-    stmt = select(Story.id).where(Story.id.in_(flagged), Story.id.not_in(sent))
+    stmt = select(Story.id).where(Story.id.in_(_flagged(topics)), Story.id.not_in(sent))
     if since is not None:
         stmt = stmt.where(Story.first_seen >= since)
     return list(session.scalars(stmt))
+
+
+def unmailed_articles(
+    session: Session, topics: Sequence[str], recipients: Sequence[str], mailed_since: datetime
+) -> list[Unmailed]:
+    """Developing stories: mailed to this recipient list since `mailed_since` (first
+    mailed, sent or unconfirmed), still flagged for one of `topics`, with the articles,
+    copies included, that list was never mailed; stories with none are left out."""
+    key = recipients_key(recipients)
+    first_mailed = func.coalesce(Digest.sent_at, Digest.created_at)
+    mailed = (
+        select(DigestItem.story_id, first_mailed.label("first_mailed"))
+        .join(Digest, Digest.id == DigestItem.digest_id)
+        .where(DigestItem.recipients_key == key, first_mailed >= mailed_since)
+        .subquery()
+    )
+    had = (
+        select(DigestArticle.id)
+        .where(DigestArticle.article_id == Article.id, DigestArticle.recipients_key == key)
+        .exists()
+    )
+    stmt = (
+        select(Article.story_id, mailed.c.first_mailed, Article.id)
+        .join(mailed, mailed.c.story_id == Article.story_id)
+        .where(Article.story_id.in_(_flagged(topics)), ~had)
+        .order_by(Article.story_id, Article.id)
+    )
+    found: dict[int, tuple[datetime, list[int]]] = {}
+    for story_id, when, article_id in session.execute(stmt):
+        found.setdefault(story_id, (as_utc(when), []))[1].append(article_id)
+    return [Unmailed(sid, when, tuple(ids)) for sid, (when, ids) in found.items()]
+
+
+def mailed_articles(session: Session, recipients: Sequence[str], article_ids: Iterable[int]) -> set[int]:
+    """Those of `article_ids` already mailed to this recipient list."""
+    return _mailed(session, recipients_key(recipients), article_ids)
+
+
+def _mailed(session: Session, key: str, article_ids: Iterable[int]) -> set[int]:
+    out: set[int] = set()
+    for chunk in _chunks(article_ids):
+        stmt = select(DigestArticle.article_id).where(
+            DigestArticle.recipients_key == key, DigestArticle.article_id.in_(chunk)
+        )
+        out.update(session.scalars(stmt))
+    return out
+
+
+def _record_articles(
+    session: Session, d: Digest, story_ids: Iterable[int], carried: Mapping[int, Collection[int]] | None
+) -> None:
+    """One row per article the digest carried (story id → article ids; by default every
+    article `story_ids` hold now) that its list was not mailed before: an article mailed
+    in a story since merged into another, or recorded at the handover, is not added twice."""
+    if carried is None:
+        held: dict[int, list[int]] = {sid: [] for sid in story_ids}
+        for chunk in _chunks(held):
+            rows = session.execute(select(Article.story_id, Article.id).where(Article.story_id.in_(chunk)))
+            for sid, aid in rows:
+                if sid is not None:  # never: the rows are those of `held`'s stories
+                    held[sid].append(aid)
+        carried = held
+    story_of = {aid: sid for sid, aids in carried.items() for aid in aids}
+    had = _mailed(session, d.recipients_key, story_of)
+    for aid in sorted(set(story_of) - had):
+        session.add(DigestArticle(digest_id=d.id, article_id=aid, story_id=story_of[aid],
+                                  recipients_key=d.recipients_key))
 
 
 def last_sent_digest(session: Session, recipients: Sequence[str]) -> Digest | None:
@@ -67,31 +159,46 @@ def create_digest(session: Session, recipients: Sequence[str], subject: str) -> 
 
 
 def mark_digest_sent(
-    session: Session, digest_id: int, story_ids: Iterable[int], message_id: str | None
+    session: Session,
+    digest_id: int,
+    story_ids: Iterable[int],
+    message_id: str | None,
+    carried: Mapping[int, Collection[int]] | None = None,
 ) -> None:
-    """Record delivery and its stories in one go: nothing is marked sent unless this commits."""
+    """Record delivery, its new stories and the articles it carried in one go (`carried`:
+    story id → article ids, developing stories included; by default every article of
+    `story_ids`): nothing is marked sent unless this commits."""
     d = session.get(Digest, digest_id)
     if d is None:
         raise LookupError(f"digest {digest_id} not found")
     d.status, d.sent_at, d.message_id = "sent", utcnow(), message_id
     held = {i.story_id for i in d.items}  # recorded when the message was handed over
+    story_ids = list(story_ids)
     for sid in story_ids:
         if sid not in held:
             d.items.append(DigestItem(story_id=sid, recipients_key=d.recipients_key))
+    _record_articles(session, d, story_ids, carried)
 
 
 def mark_digest_unconfirmed(
-    session: Session, digest_id: int, story_ids: Iterable[int], message_id: str | None
+    session: Session,
+    digest_id: int,
+    story_ids: Iterable[int],
+    message_id: str | None,
+    carried: Mapping[int, Collection[int]] | None = None,
 ) -> bool:
     """The message's last line is about to go: from now on it may be delivered, so its
-    stories count as sent (never mailed twice) until the server's reply says otherwise.
+    stories and the articles it carried (as in `mark_digest_sent`) count as sent (never
+    mailed twice) until the server's reply says otherwise.
     False if the digest is no longer pending (another process took it for abandoned)."""
     d = session.get(Digest, digest_id)
     if d is None or d.status != "pending":
         return False
     d.status, d.message_id = "unconfirmed", message_id
+    story_ids = list(story_ids)
     for sid in story_ids:
         d.items.append(DigestItem(story_id=sid, recipients_key=d.recipients_key))
+    _record_articles(session, d, story_ids, carried)
     return True
 
 
@@ -102,11 +209,13 @@ def note_digest_error(session: Session, digest_id: int, error: str) -> None:
 
 
 def mark_digest_failed(session: Session, digest_id: int, error: str) -> None:
-    """Not delivered: its stories (if the handover had recorded them) are unsent again."""
+    """Not delivered: its stories and articles (if the handover had recorded them) are
+    unsent again."""
     d = session.get(Digest, digest_id)
     if d is not None:
         d.status, d.error = "failed", error
         d.items.clear()
+        session.execute(delete(DigestArticle).where(DigestArticle.digest_id == digest_id))
 
 
 def first_digest_at(session: Session, recipients: Sequence[str]) -> datetime | None:
@@ -126,7 +235,8 @@ def pending_digests(session: Session, recipients: Sequence[str]) -> list[Digest]
 
 
 def mark_digest_written(session: Session, digest_id: int, message_id: str | None) -> None:
-    """A digest written to a file: recorded for history, its stories not marked sent."""
+    """A digest written to a file: recorded for history; neither its stories nor its
+    articles are marked sent (a file is not a delivery: the next digest mails them)."""
     d = session.get(Digest, digest_id)
     if d is not None:
         d.status, d.message_id = "written", message_id

@@ -32,7 +32,15 @@ from veille.storage import crawl_runs as run_store
 from veille.storage import digests as digest_store
 from veille.storage import pages as page_store
 from veille.storage.db import Database
-from veille.storage.models import Article, CrawlRun, Digest, DigestItem, Story, TopicMatchRow
+from veille.storage.models import (
+    Article,
+    CrawlRun,
+    Digest,
+    DigestArticle,
+    DigestItem,
+    Story,
+    TopicMatchRow,
+)
 
 TOPIC = "maroc-france-securite"
 TOPIC_LABEL = "Coopération sécuritaire Maroc–France"
@@ -696,8 +704,12 @@ def test_a_story_pass_during_sending_cannot_move_what_was_mailed(db: Database) -
     with db.transaction() as s:
         now = {url: sid for url, sid in s.execute(select(Article.url, Article.story_id))}
         sent = set(s.scalars(select(DigestItem.story_id)))
+        ids = {url: i for url, i in s.execute(select(Article.url, Article.id))}
+        mailed = set(s.execute(select(DigestArticle.article_id, DigestArticle.story_id)))
     assert now["https://www.bladi.net/b,1.html"] == now["https://www.bladi.net/c,2.html"] == story_x
     assert sent == {story_x}
+    # the articles recorded as mailed are the ones the message carried, in the story it showed
+    assert mailed == {(ids["https://www.bladi.net/b,1.html"], story_x), (ids["https://www.bladi.net/c,2.html"], story_x)}
     assert now["https://www.bladi.net/a,0.html"] not in (None, story_x)  # a was not mailed
     settle_stories(db, since=T0)  # later passes leave the mailed story alone
     with db.transaction() as s:

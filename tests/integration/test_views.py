@@ -103,7 +103,7 @@ def test_stories_json_on_the_command_line(tmp_path: Path, capsys: pytest.Capture
     db.dispose()
     cfg = tmp_path / "config.yaml"
     cfg.write_text(yaml.safe_dump({"database": {"url": url}, "topics": repo_topics()}, allow_unicode=True))
-    assert main(["stories", "--all", "--json", "--config", str(cfg)]) == 0
+    assert main(["stories", "--all", "--json", "--since", "2024-06-01", "--config", str(cfg)]) == 0
     (doc,) = json.loads(capsys.readouterr().out)
     assert doc["updated"] == (T0 + timedelta(days=2)).isoformat()
     assert [(e["outlet"], e["copy"]) for e in doc["timeline"]] == [

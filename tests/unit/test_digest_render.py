@@ -13,6 +13,7 @@ import pytest
 
 from veille.digest import (
     EXCERPT_CHARS,
+    Development,
     DigestError,
     build_message,
     draft_from_stories,
@@ -21,6 +22,7 @@ from veille.digest import (
     render_html,
     render_text,
 )
+from veille.digest_draft import language_name
 from veille.pipeline.config import Config, config_from_dict
 from veille.storage.views import ArticleView, StoryView, TimelineEntry, TopicView
 
@@ -207,3 +209,48 @@ def test_reasons_show_the_strongest_terms_and_count_the_rest() -> None:
     assert [t.term for t in terms][:3] == ["t1", "t12", "t11"]  # title hit first, then frequency
     assert len(terms) == REASON_TERMS and more == 12 - REASON_TERMS
     assert terms[0].where == "text, title"
+
+
+# --- developing stories ----------------------------------------------------------------------
+
+
+def developing_story() -> Development:
+    """Story 1 mailed yesterday (le360, hespress); since then an Arabic outlet, a new
+    French one with two articles, and a javascript: link joined it."""
+    s = story(1, "La DGSN et la DGSI renforcent leur coopération", [SEC], [
+        article(11, "le360", "https://le360.ma/a"),
+        article(12, "hespress", "https://fr.hespress.com/b.html"),
+        article(13, "alyaoum24", "https://alyaoum24.com/1.html", lang="ar", title="تعاون <b>أمني</b>"),
+        article(14, "yabiladi", "https://yabiladi.com/2", title="Suite <script>"),
+        article(15, "yabiladi", "javascript:alert(1)"),
+    ])
+    return Development(s, frozenset({13, 14, 15}), NOW - timedelta(days=1))
+
+
+def test_what_a_developing_story_adds_is_said_in_words() -> None:
+    draft = draft_from_stories([], config(), now=NOW, developing=[developing_story()])
+    (dev,) = draft.developing
+    assert dev.news == "+2 outlets: alyaoum24, yabiladi; first Arabic coverage; +1 follow-up: yabiladi"
+    assert [(a.id, a.language) for a in dev.articles] == [(13, "Arabic"), (14, "French"), (15, "French")]
+    assert dev.topic == "Sécurité Maroc–France" and dev.first_mailed_local == "2024-07-01 07:30"
+    assert draft.count == 1 and draft.story_ids == [] and draft.carried == {1: (13, 14, 15)}
+    assert language_name("en") == "English" and language_name("xx-zz") == "xx-zz" and language_name(None) == ""
+
+
+def test_a_story_both_new_and_developing_is_shown_once_as_new() -> None:
+    draft = draft_from_stories(stories(), config(), now=NOW, developing=[developing_story()])
+    assert draft.developing == () and draft.count == 3
+    assert draft.carried[1] == (11, 12, 13)  # a new story carries every article
+
+
+def test_developing_section_in_both_parts_escaped() -> None:
+    draft = draft_from_stories([], config(), now=NOW, developing=[developing_story()])
+    text, html = render_text(draft), render_html(draft)
+    assert "1 story (1 developing)" in text and "== Developing (1) ==" in text
+    assert "   - alyaoum24 (Arabic), 2024-07-02 07:30: تعاون <b>أمني</b>" in text
+    assert "https://le360.ma/a" not in text and "No new tracked stories." not in text
+    doc = lxml.html.fromstring(html)
+    assert "Suite &lt;script&gt;" in html and doc.xpath("//script") == []
+    assert doc.xpath("//a/@href") == ["https://alyaoum24.com/1.html", "https://alyaoum24.com/1.html",
+                                       "https://yabiladi.com/2"]  # the title, then each safe article
+    assert [d.text_content() for d in doc.xpath("//div[@dir='rtl']")] == ["تعاون <b>أمني</b>"]
