@@ -44,6 +44,7 @@ lint: venv
 
 screenshot: venv
 	bash docs/make_screenshot.sh
+	$(BIN)/python docs/make_web_screenshots.py
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .ruff_cache .mypy_cache *.egg-info

@@ -62,6 +62,11 @@ FEED_STORIES = 50
 MAX_STORY_ID = 2**63 - 1
 
 
+def short_time(value: str | None) -> str:
+    """`2025-04-14T11:30:00+01:00` (as `veille status --json` has it) → `2025-04-14 11:30`."""
+    return value.replace("T", " ")[:16] if value else "—"
+
+
 class WebView:
     """The pages and endpoints over one database and config (see create_app)."""
 
@@ -72,6 +77,7 @@ class WebView:
         self.labels = {t.name: t.label or t.name for t in cfg.topics}
         self.env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
                                undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+        self.env.filters["short"] = short_time
 
     # ------------------------------------------------------------ helpers
 

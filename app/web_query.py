@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -223,11 +224,21 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class Term:
+    term: str
+    where: str  # "title, text ×3"
+    rtl: bool
+
+
+@dataclass(frozen=True)
 class Reason:
+    """A topic the story was flagged for: its score and every matched term, title hits
+    first, then the most frequent (each term once, with the fields it was found in)."""
+
     topic: str
     label: str
     score: float
-    matched: list[dict[str, object]] = field(default_factory=list)
+    terms: list[Term] = field(default_factory=list)
 
 
 def timeline(view: StoryView, tz: ZoneInfo) -> list[Entry]:
@@ -254,8 +265,24 @@ def _entry(e: TimelineEntry, text: str, names: dict[int, str], tz: ZoneInfo) -> 
 
 def reasons(view: StoryView, labels: Mapping[str, str]) -> list[Reason]:
     """Why the story was flagged: each topic, its score and every matched term and field."""
-    return [Reason(t.name, labels.get(t.name, t.name), t.score, list(t.matched))
+    return [Reason(t.name, labels.get(t.name, t.name), t.score, terms(t.matched))
             for t in view.topics]
+
+
+def terms(matched: Sequence[Mapping[str, Any]]) -> list[Term]:
+    """`TopicView.matched` ({term, field, count} rows) as one Term per term."""
+    where: dict[str, list[str]] = {}
+    weight: dict[str, tuple[int, int]] = {}
+    for m in matched:
+        term = str(m.get("term") or "").strip()
+        if not term:
+            continue
+        fld, count = str(m.get("field") or "text"), int(m.get("count") or 1)
+        where.setdefault(term, []).append(fld if count == 1 else f"{fld} ×{count}")
+        in_title, total = weight.get(term, (0, 0))
+        weight[term] = (max(in_title, int(fld == "title")), total + count)
+    ranked = sorted(where, key=lambda t: (-weight[t][0], -weight[t][1]))
+    return [Term(t, ", ".join(where[t]), is_rtl(t)) for t in ranked]
 
 
 @dataclass(frozen=True)

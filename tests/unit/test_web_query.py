@@ -15,6 +15,7 @@ from veille.web_query import (
     DEFAULT_LIMIT,
     BadRequest,
     StoryFilters,
+    Term,
     by_day,
     card,
     link_safe,
@@ -22,6 +23,7 @@ from veille.web_query import (
     parse_filters,
     reasons,
     right_to_left,
+    terms,
     timeline,
 )
 
@@ -127,4 +129,14 @@ def test_timeline_entries_carry_excerpts_copies_and_direction() -> None:
     assert entries[0].excerpt.startswith("Le texte de l'article 0")  # the title is not repeated
     assert entries[0].joined == local(view.timeline[0].first_seen, TZ)
     (reason,) = reasons(view, {"maroc-france-securite": "Coopération"})
-    assert (reason.label, reason.score, reason.matched[0]["term"]) == ("Coopération", 4.5, "dgsi")
+    assert (reason.label, reason.score, reason.terms) == ("Coopération", 4.5, [Term("dgsi", "title", False)])
+
+
+def test_terms_once_each_title_hits_first_then_the_most_frequent() -> None:
+    matched = [{"term": "france", "field": "text", "count": 1},
+               {"term": "فرنسا", "field": "text", "count": 4},
+               {"term": "hammouchi", "field": "text", "count": 2},
+               {"term": "hammouchi", "field": "title", "count": 1},
+               {"term": "", "field": "text", "count": 9}]
+    assert terms(matched) == [Term("hammouchi", "text ×2, title", False),
+                              Term("فرنسا", "text ×4", True), Term("france", "text", False)]
