@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -156,15 +157,16 @@ def test_a_redirect_to_an_article_claimed_elsewhere_names_both_urls() -> None:
 # --------------------------------------------------------------------------- robots.txt
 
 
-class RobotsEngine:
-    """Stands in for the engine's download of robots.txt, held until `release`."""
+class RobotsTxt:
+    """Stands in for the engine's download of robots.txt (`download_async`), held until
+    `gate` is set, remembering what was asked."""
 
     def __init__(self, body: bytes) -> None:
         self.body = body
         self.asked: list[str] = []
         self.gate = asyncio.Event()
 
-    async def download_async(self, request: Request) -> Response:
+    async def fetch(self, request: Request) -> Response:
         self.asked.append(request.url)
         await self.gate.wait()
         return TextResponse(request.url, body=self.body, request=request)
@@ -174,8 +176,8 @@ def test_every_request_waiting_for_robots_txt_gets_its_rules() -> None:
     """Scrapy hands the rules to the first waiter only (the others are let through as if
     there were no robots.txt): with three requests waiting, all three must be refused."""
     c = crawler()
-    engine = RobotsEngine(b"User-agent: *\nDisallow: /private/\n")
-    c.engine = engine  # type: ignore[assignment]
+    engine = RobotsTxt(b"User-agent: *\nDisallow: /private/\n")
+    c.engine = SimpleNamespace(download_async=engine.fetch)  # type: ignore[assignment]
     robots = RobotsTxtMiddleware.from_crawler(c)
 
     async def three_at_once() -> list[BaseException | None]:
