@@ -60,6 +60,7 @@ def run_demo(workdir: Path, config_path: str | None = None) -> int:
     from veille.crawler.run import run_crawl
     from veille.digest import send_digest
     from veille.report import print_stories
+    from veille.search import index_after_crawl
     from veille.storage.db import Database
     from veille.storage.views import list_stories
 
@@ -72,6 +73,7 @@ def run_demo(workdir: Path, config_path: str | None = None) -> int:
         cfg = config_from_dict(data, source=str(cfg_file), environ=environ)
         console.rule(f"veille demo: crawling {len(cfg.outlets)} replayed outlets on 127.0.0.1")
         summary = run_crawl(cfg, None, progress=True)
+    index_after_crawl(cfg.database.url)  # `veille search` and the web view find its articles
 
     db = Database(cfg.database.url)
     topics = [t.name for t in cfg.topics]

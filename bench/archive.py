@@ -256,6 +256,7 @@ def build(url: str, n: int, *, pool: list[PoolText], seed: int = 7, end: datetim
     mean_size = sum(s * w for s, w in zip(STORY_SIZES, STORY_WEIGHTS, strict=True)) / sum(STORY_WEIGHTS)
     gap = span / (n / mean_size)
     stats = BuildStats(end=end.isoformat())
+    has_born = "born" in Story.__table__.c
     db = Database(url)
     engine = db.engine
     with engine.begin() as conn:
@@ -352,12 +353,15 @@ def build(url: str, n: int, *, pool: list[PoolText], seed: int = 7, end: datetim
         head = min(members, key=lambda r: (r["published"], r["url"]))
         merged = [f for r in sorted(members, key=lambda r: (r["published"], r["url"]))
                   for f in (r["features"] or ())]
-        batch.stories.append({
+        story = {
             "id": story_id, "title": head["title"], "published": head["published"], "published_offset": 60,
             "features": list(dict.fromkeys(merged))[:80],
             "first_seen": min(r["first_seen"] for r in members),
             "last_seen": max(r["updated_at"] for r in members),
-        })
+        }
+        if has_born:  # schema 0007: the publication of the story's first original
+            story["born"] = min(r["published"] for r in members if r["duplicate_of_id"] is None)
+        batch.stories.append(story)
         if any(text.matches for _, text in originals):
             flagged.append((min(r["first_seen"] for r in members), story_id, [r["id"] for r in members]))
         if len(batch.articles) >= BATCH:
@@ -743,15 +747,16 @@ CPU_OF = {"crawl_wall": "crawl_cpu", "settle": "settle_cpu", "stories": "stories
           "digest": "digest_cpu", "search": "search_cpu"}
 
 
-def figures_from(results: list[SizeResult]) -> tuple[list[Figure], list[dict[str, Any]]]:
-    """Figures for the table and the `archive` section of results.json: every measure
-    of every archive as a ratio to the same measure on the smallest SQLite archive."""
+def entries_from(results: list[SizeResult]) -> list[dict[str, Any]]:
+    """The `archive` section of results.json: per archive its absolute values and each
+    measure's ratio to the same measure on the smallest SQLite archive of this run (whose
+    values go along as `baseline`, so entries of several runs can sit side by side)."""
     sqlite_sizes = [x.articles for x in results if x.backend == "sqlite"]
     base = next((r for r in results if r.backend == "sqlite" and r.articles == min(sqlite_sizes)), None)
+    when = datetime.now(UTC).isoformat(timespec="seconds")
     entries: list[dict[str, Any]] = []
-    figures: list[Figure] = []
     for r in results:
-        entry: dict[str, Any] = {"articles": r.articles, "backend": r.backend,
+        entry: dict[str, Any] = {"articles": r.articles, "backend": r.backend, "measured": when,
                                  "baseline_articles": base.articles if base else None}
         for m in (*MEASURES, "db_bytes", *CPU_OF.values()):
             value, b = r.values.get(m), base.values.get(m) if base else None
@@ -759,53 +764,68 @@ def figures_from(results: list[SizeResult]) -> tuple[list[Figure], list[dict[str
             entry["db_bytes_ratio" if m == "db_bytes" else f"{m}_ratio"] = (
                 None if value is None or not b else round(value / b, 3))
         entry.update({k: v for k, v in r.values.items() if k not in entry})
+        entry["baseline"] = {m: base.values.get(m) for m in (*MEASURES, "db_bytes", *CPU_OF.values())} if base else {}
         entry.update(build=r.build, crawl=r.crawl, notes=r.notes)
         entries.append(entry)
-        if base is not None and r is not base:
-            figures += _ratio_figures(r, base)
-    for r in results:
+    return entries
+
+
+def merge_entries(previous: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries of this run, and those of an earlier run for archives not measured now
+    (each keeps the baseline of its own run)."""
+    done = {(e["backend"], e["articles"]) for e in new}
+    kept = [e for e in previous if (e.get("backend"), e.get("articles")) not in done]
+    return sorted(kept + new, key=lambda e: (e["backend"] != "sqlite", e["backend"], e["articles"]))
+
+
+def figures_from(entries: list[dict[str, Any]]) -> list[Figure]:
+    """Figures for the table: each measure of each archive against its run's baseline;
+    the web view's and `veille stories`' absolute milliseconds."""
+    figures: list[Figure] = []
+    for e in entries:
+        if e.get("baseline_articles") == e["articles"] and e["backend"] == "sqlite":
+            continue
+        at_1m = e["articles"] >= 1_000_000 and e["backend"] == "sqlite"
+        base = e.get("baseline") or {}
+        for m in (*MEASURES, "db_bytes"):
+            value, b = e.get(m), base.get(m)
+            if value is None:
+                continue
+            scale, unit = (2**20, "MiB") if m in ("crawl_rss", "db_bytes") else (1, "s")
+            rt = ratio(value, b)
+            target = "≤ 1.2" if at_1m and m not in ("db_bytes", "crawl_cpu", "search") else ""
+            cpu = CPU_OF.get(m)
+            notes = []
+            if cpu and e.get(cpu) is not None and base.get(cpu):
+                notes.append(f"CPU {e[cpu]:.2f} s vs {base[cpu]:.2f} s: ×{e[cpu] / base[cpu]:.2f}")
+            if m == "crawl_wall":
+                notes += e.get("notes") or []
+            figures.append(Figure(
+                "archive", f"{e['backend']} {e['articles']:,}: {m.replace('_', ' ')}", round(value / scale, 3),
+                unit, None if b is None else round(b / scale, 3), f"at {e.get('baseline_articles') or 0:,}",
+                None if rt is None else round(rt, 3), target, (rt is not None and rt <= 1.2) if target else None,
+                "; ".join(notes)))
+    for e in entries:
         for key, label in (("web_list_ms", "web story list (GET /)"), ("web_search_ms", "web search"),
                            ("stories", "veille stories --json")):
-            value = r.values.get(key)
+            value = e.get(key)
             if value is None:
                 continue
             ms = value if key.endswith("_ms") else 1000 * value
-            at_100k = r.articles == 100_000 and key.startswith("web")
-            figures.append(Figure("archive", f"{r.backend} {r.articles:,}: {label}", round(ms, 1), "ms",
+            at_100k = e["articles"] == 100_000 and key.startswith("web")
+            figures.append(Figure("archive", f"{e['backend']} {e['articles']:,}: {label}", round(ms, 1), "ms",
                                   target="≤ 100 ms at 100k (issue #15)" if at_100k else "",
                                   met=ms <= 100 if at_100k else None,
                                   note="median of 5 requests to `veille serve`" if key.startswith("web")
                                   else "wall, process start to exit"))
-    return figures, entries
-
-
-def _ratio_figures(r: SizeResult, base: SizeResult) -> list[Figure]:
-    figures = []
-    at_1m = r.articles >= 1_000_000 and r.backend == "sqlite"
-    for m in (*MEASURES, "db_bytes"):
-        value, b = r.values.get(m), base.values.get(m)
-        if value is None:
-            continue
-        scale, unit = (2**20, "MiB") if m in ("crawl_rss", "db_bytes") else (1, "s")
-        rt = ratio(value, b)
-        target = "≤ 1.2" if at_1m and m not in ("db_bytes", "crawl_cpu", "search") else ""
-        cpu = CPU_OF.get(m)
-        cpu_note = ""
-        if cpu and r.values.get(cpu) is not None and base.values.get(cpu):
-            cpu_note = (f"CPU {r.values[cpu]:.2f} s vs {base.values[cpu]:.2f} s: "
-                        f"×{r.values[cpu] / base.values[cpu]:.2f}")  # type: ignore[operator]
-        notes = "; ".join([cpu_note] + (r.notes if m == "crawl_wall" else []))
-        figures.append(Figure(
-            "archive", f"{r.backend} {r.articles:,}: {m.replace('_', ' ')}", round(value / scale, 3), unit,
-            None if b is None else round(b / scale, 3), f"at {base.articles:,}",
-            None if rt is None else round(rt, 3), target, (rt is not None and rt <= 1.2) if target else None,
-            notes.strip("; ")))
     return figures
 
 
 def run(workdir: Path, sizes: tuple[int, ...] = DEFAULT_SIZES, postgres: bool = False,
-        profile_sizes: tuple[int, ...] = PROFILE_SIZES, extra: dict[str, Any] | None = None) -> list[Figure]:
-    """Build each archive (in `workdir`), measure, report."""
+        profile_sizes: tuple[int, ...] = PROFILE_SIZES, extra: dict[str, Any] | None = None,
+        previous: list[dict[str, Any]] | None = None) -> list[Figure]:
+    """Build each archive (in `workdir`), measure, report; `previous` entries of archives
+    not measured now are kept (`merge_entries`)."""
     workdir.mkdir(parents=True, exist_ok=True)
     pool = make_pool(cache=workdir / "pool.pickle")
     end = datetime.now(UTC).replace(microsecond=0)
@@ -824,14 +844,15 @@ def run(workdir: Path, sizes: tuple[int, ...] = DEFAULT_SIZES, postgres: bool = 
         stats = build(f"sqlite:///{path}", n, pool=pool, end=end)
         log(f"archive {n:,}: built in {stats.seconds:.0f} s, {path.stat().st_size / 2**20:.0f} MiB")
         results.append(measure(workdir, f"sqlite:///{path}", n, stats, corpus, warm, profile=n in profile_sizes))
-        for p in workdir.glob(f"archive-{n}.db*"):
-            p.unlink()  # up to several GB
+        if n >= 1_000_000:
+            for p in workdir.glob(f"archive-{n}.db*"):
+                p.unlink()  # several GB
     if postgres:
         results.extend(_postgres(workdir, pool, end, corpus, warm))
-    figures, entries = figures_from(results)
+    entries = merge_entries(previous or [], entries_from(results))
     if extra is not None:
         extra["archive"] = entries
-    return figures
+    return figures_from(entries)
 
 
 def _postgres(workdir: Path, pool: list[PoolText], end: datetime, corpus: Path, warm: Path,
@@ -870,13 +891,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", type=Path, help="work in this folder and keep it")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json", help="results file")
     ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the results file's entries of archives not measured now (e.g. 1M alone, later)")
     args = ap.parse_args(argv)
     sizes = tuple(int(s) for s in args.sizes.split(",") if s.strip())
+    previous = None
+    if args.merge and args.out.exists():
+        previous = json.loads(args.out.read_text(encoding="utf-8")).get("archive")
     profile_sizes = tuple(int(s) for s in args.profile_sizes.split(",") if s.strip())
     t0 = time.perf_counter()
     extra: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="veille-archive-") as tmp:
-        figures = run(args.keep or Path(tmp), sizes, args.postgres, profile_sizes, extra)
+        figures = run(args.keep or Path(tmp), sizes, args.postgres, profile_sizes, extra, previous)
     info = machine()
     info["bench_seconds"] = round(time.perf_counter() - t0)
     print_table(figures, info)

@@ -159,7 +159,7 @@ class Article(Base):
     minhash: Mapped[bytes | None] = mapped_column(LargeBinary)
     features: Mapped[list[Any] | None] = mapped_column(JSON)  # story features (originals only)
     first_seen: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # search indexer's watermark
     versions: Mapped[int] = mapped_column(Integer, default=1)
 
     outlet: Mapped[Outlet] = relationship()
