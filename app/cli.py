@@ -110,6 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", type=Path, default=Path("demo"), help="where the demo database and digest go")
     _add_common(p)
 
+    p = sub.add_parser("search", help='full-text search of the archive, results grouped by story '
+                       '(words all match, "quoted phrases"; accents, case and Arabic spellings folded)')
+    p.add_argument("query", metavar="QUERY", help='e.g. hammouchi "sûreté nationale" or "الأمن الوطني"')
+    p.add_argument("--topic", metavar="NAME", help="only stories flagged for this topic")
+    p.add_argument("--since", type=_iso_datetime, metavar="ISO", help="only stories published since then")
+    p.add_argument("--limit", type=_positive_int, default=50, metavar="N", help="at most N stories (default 50)")
+    p.add_argument("--json", action="store_true", help="print a JSON array of stories with their matches")
+    _add_common(p)
+
     p = sub.add_parser("status", help="last runs, per-outlet health, next scheduled times")
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_common(p)
@@ -155,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from veille.logs import setup_logging
 
-    quiet = args.command in {"stories", "extract", "status", "topics", "outlets"}  # their output is the point
+    quiet = args.command in {"stories", "extract", "status", "topics", "outlets", "search"}  # their output is the point
     level = "DEBUG" if args.verbose else "WARNING" if quiet else "INFO"
     setup_logging(args.log_format, level, args.log_file)
     handler: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
@@ -241,6 +250,9 @@ def cmd_crawl(args: argparse.Namespace) -> int:
             raise CliError(f"{cfg.source}: database.url: --worker needs a PostgreSQL database "
                            "that every worker shares (SQLite is one machine's file)", EXIT_USAGE)
         summary = run_crawl(cfg, names, progress=True)
+        from veille.search import index_after_crawl
+
+        index_after_crawl(cfg.database.url)  # what the crawl stored becomes searchable
         return EXIT_OK if summary.status in {"ok", "interrupted"} else EXIT_FAILED
 
     try:
@@ -251,6 +263,9 @@ def cmd_crawl(args: argparse.Namespace) -> int:
             summary = run_crawl(cfg, names, progress=True)
     except LockHeld as exc:
         raise CliError(str(exc), EXIT_LOCKED) from None
+    from veille.search import index_after_crawl
+
+    index_after_crawl(cfg.database.url)  # what the crawl stored becomes searchable
     return EXIT_OK if summary.status in {"ok", "interrupted"} else EXIT_FAILED
 
 
@@ -320,6 +335,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from veille.demo import run_demo
 
     return run_demo(args.dir, args.config)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    if args.topic and args.topic not in {t.name for t in cfg.topics}:
+        raise CliError(f"{cfg.source}: no topic named {args.topic!r}", EXIT_USAGE)
+    from veille.search import SearchError, search_command
+
+    try:
+        search_command(_db(cfg), args.query, topic=args.topic, since=args.since, limit=args.limit,
+                       as_json=args.json)
+    except SearchError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -392,6 +421,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "extract": cmd_extract,
     "demo": cmd_demo,
     "status": cmd_status,
+    "search": cmd_search,
     "serve": cmd_serve,
     "topics": cmd_topics,
     "outlets": cmd_outlets,
