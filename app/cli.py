@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--outlet", action="append", metavar="NAME", help="only this outlet (repeatable)")
     p.add_argument("--wait", action="store_true", help="wait for a running crawl instead of exiting 3")
     p.add_argument("--worker", action="store_true", help="distributed worker (needs crawl.queue)")
+    p.add_argument("--quiet", action="store_true", help="no live table, no summary table")
+    p.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
+    p.add_argument("--workers", type=_positive_int, metavar="N",
+                   help="extraction processes (default: one per CPU; 1 extracts in the crawl process)")
     _add_common(p)
 
     p = sub.add_parser("run", help="the daemon: scheduled crawls and digests (SIGTERM stops it)")
@@ -249,23 +253,21 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         if make_url(cfg.database.url).get_backend_name() != "postgresql":
             raise CliError(f"{cfg.source}: database.url: --worker needs a PostgreSQL database "
                            "that every worker shares (SQLite is one machine's file)", EXIT_USAGE)
-        summary = run_crawl(cfg, names, progress=True)
-        from veille.search import index_after_crawl
+        summary = run_crawl(cfg, names, progress=not args.quiet, workers=args.workers)
+    else:
+        try:
+            with crawl_lock(cfg.database.url, wait=args.wait):
+                from veille.daemon import close_abandoned_runs
 
-        index_after_crawl(cfg.database.url)  # what the crawl stored becomes searchable
-        return EXIT_OK if summary.status in {"ok", "interrupted"} else EXIT_FAILED
-
-    try:
-        with crawl_lock(cfg.database.url, wait=args.wait):
-            from veille.daemon import close_abandoned_runs
-
-            close_abandoned_runs(_db(cfg), holding_lock=True, shared_queue=cfg.crawl.queue is not None)
-            summary = run_crawl(cfg, names, progress=True)
-    except LockHeld as exc:
-        raise CliError(str(exc), EXIT_LOCKED) from None
+                close_abandoned_runs(_db(cfg), holding_lock=True, shared_queue=cfg.crawl.queue is not None)
+                summary = run_crawl(cfg, names, progress=not args.quiet, workers=args.workers)
+        except LockHeld as exc:
+            raise CliError(str(exc), EXIT_LOCKED) from None
     from veille.search import index_after_crawl
 
     index_after_crawl(cfg.database.url)  # what the crawl stored becomes searchable
+    if args.json:
+        print(json.dumps(summary.as_dict(), ensure_ascii=False))
     return EXIT_OK if summary.status in {"ok", "interrupted"} else EXIT_FAILED
 
 

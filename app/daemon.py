@@ -10,19 +10,16 @@ scheduling, forwards SIGTERM to the running child and exits 0 within 30 seconds.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
-from collections import deque
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import psutil
@@ -31,6 +28,8 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from veille.child import Child
+from veille.cli import EXIT_LOCKED
 from veille.pipeline.config import Config, parse_schedule
 from veille.procs import process_alive
 from veille.storage import crawl_runs as run_store
@@ -40,14 +39,11 @@ from veille.storage.models import CrawlRun
 
 log = logging.getLogger(__name__)
 
-EXIT_LOCKED = 3
 STOP_GRACE = 25.0  # seconds a child gets between SIGTERM and SIGKILL
 # The crawl closes itself at crawl.wall_clock_limit (Scrapy's CLOSESPIDER_TIMEOUT); the
 # daemon's limit, this much later, is for a crawl stuck beyond that.
 LIMIT_SLACK = 60.0
 DIGEST_LIMIT = 600.0  # wall-clock limit of a digest child, seconds
-_QUIET = ("alembic",)  # child loggers relayed from WARNING only (schema checks at every start)
-_LOGRECORD_KEYS = {"time", "level", "logger", "message"} | set(vars(logging.makeLogRecord({})))
 
 
 def make_trigger(spec: str, timezone: str) -> BaseTrigger:
@@ -122,94 +118,6 @@ def close_abandoned_runs(db: Database, *, holding_lock: bool = False, shared_que
 
 
 # ---------------------------------------------------------------- child processes
-
-
-class Child:
-    """One `veille <command>` child process; its JSON log lines are relayed to our logging."""
-
-    def __init__(self, kind: str, argv: list[str]) -> None:
-        self.kind = kind
-        self.started = datetime.now(UTC)
-        self.tail: deque[str] = deque(maxlen=5)  # last lines, for the failure message
-        self.killed = False
-        self.terminated = False
-        self._stop_lock = threading.Lock()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "160"}  # summary lines unwrapped
-        # A session of its own: a Ctrl-C on the terminal reaches only the daemon, which
-        # forwards one SIGTERM (a second signal would make Scrapy shut down uncleanly).
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, encoding="utf-8", errors="replace", env=env, start_new_session=True,
-        )
-        self.pid = self.proc.pid
-        self._relays = [
-            threading.Thread(target=self._relay, args=(stream, level), name=f"{kind}-{name}", daemon=True)
-            for stream, level, name in ((self.proc.stdout, logging.INFO, "out"),
-                                        (self.proc.stderr, logging.WARNING, "err"))
-        ]
-        for t in self._relays:
-            t.start()
-
-    def _relay(self, stream: IO[str], level: int) -> None:
-        """Relay JSON log lines as log records, other lines (summary, traceback) as text."""
-        plain = logging.getLogger(f"veille.{self.kind}")
-        for line in stream:
-            line = line.rstrip()
-            if not line:
-                continue
-            try:
-                doc = json.loads(line)
-            except ValueError:
-                doc = None
-            if isinstance(doc, dict) and "message" in doc:
-                extra = {k: v for k, v in doc.items() if k not in _LOGRECORD_KEYS}
-                levelname = str(doc.get("level", "info")).upper()
-                levelno = logging.getLevelName(levelname)
-                record = logging.makeLogRecord({
-                    "name": str(doc.get("logger", plain.name)), "msg": str(doc["message"]),
-                    "levelno": levelno if isinstance(levelno, int) else logging.INFO,
-                    "levelname": levelname, "child_pid": self.pid, **extra,
-                })
-                if record.levelno >= logging.WARNING or not record.name.startswith(_QUIET):
-                    self.tail.append(record.msg)
-                    logging.getLogger(record.name).handle(record)
-            else:
-                self.tail.append(line)
-                plain.log(level, line, extra={"child_pid": self.pid})
-
-    def wait(self, timeout: float | None) -> int | None:
-        """The exit code, or None if still running after `timeout` seconds."""
-        try:
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-        for t in self._relays:
-            t.join(timeout=5)
-        return code
-
-    def terminate(self) -> None:
-        """Send SIGTERM once (Scrapy takes a second signal as an order to stop uncleanly)."""
-        with self._stop_lock:
-            if self.terminated or self.proc.poll() is not None:
-                return
-            self.terminated = True
-            log.info("stopping %s (pid %d): SIGTERM", self.kind, self.pid)
-            self.proc.send_signal(signal.SIGTERM)
-
-    def stop(self, deadline: float) -> None:
-        """Wait for the child until `deadline` (time.monotonic()), then SIGKILL it."""
-        try:
-            self.proc.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            with self._stop_lock:
-                if self.proc.poll() is None:
-                    log.warning("%s (pid %d) did not stop in time: SIGKILL", self.kind, self.pid)
-                    self.killed = True
-                    try:  # the whole process group: nothing the child started survives it
-                        os.killpg(self.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-            self.proc.wait()
 
 
 def _find_run(db: Database, kind: str, child: Child) -> CrawlRun | None:

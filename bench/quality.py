@@ -1,7 +1,7 @@
 """Quality on the replay fixtures, through the real pipeline, next to the speed figures.
 
 The fixture outlets (tests/fixtures/outlets, those with expected articles) are served on
-127.0.0.1 and crawled by `python -m veille.crawl` into a fresh SQLite file; the stored
+127.0.0.1 and crawled by `veille crawl` into a fresh SQLite file; the stored
 articles, pages, topics and stories are then compared with each outlet's expected.yaml:
 
 - extraction: share of `keep` sentences found in the stored text, share of `drop`
@@ -81,7 +81,7 @@ def crawl_fixtures(workdir: Path, root: Path = FIXTURES) -> tuple[Path, dict[str
     with ReplayServer(root, list(expected)) as srv:
         cfg = write_config(workdir / "quality.yaml", bench_config(
             srv.outlet_configs(), db, crawl={"concurrency_per_domain": 4, "timeout": 10, "retries": 0}))
-        run = run_child([sys.executable, "-m", "veille.crawl", "--config", str(cfg), "--quiet"], timeout=600)
+        run = run_child([sys.executable, "-m", "veille.cli", "crawl", "--config", str(cfg), "--quiet"], timeout=600)
         bases = {o: srv.base(o) for o in expected}
     if run.code != 0:
         log(f"quality: crawl exited {run.code}: {run.stderr[-500:]}")
@@ -202,7 +202,7 @@ def run(workdir: Path | None = None, repeats: int = REPEATS) -> list[Figure]:
         for i in range(repeats):
             work = Path(workdir or tmp) / f"crawl{i}"
             work.mkdir(parents=True, exist_ok=True)
-            log(f"quality: crawl {i + 1}/{repeats} of the replay fixtures (python -m veille.crawl)")
+            log(f"quality: crawl {i + 1}/{repeats} of the replay fixtures (veille crawl)")
             db, bases, code = crawl_fixtures(work)
             codes.append(code)
             results.append(evaluate(db, bases))

@@ -4,9 +4,9 @@
   spider (own stats, own download slots) in one Scrapy `CrawlerProcess`, so a dead or
   hanging outlet costs only its own timeouts. Twisted's reactor cannot be restarted, so
   this works **once per process**; a second call raises `CrawlError`.
-- `run_crawl_subprocess(config_path, outlets, timeout)` runs `python -m veille.crawl` in a
-  child process and returns its exit code: what the daemon (and anything else that
-  crawls more than once per process) must use.
+- `veille crawl` (app/cli.py) is the command around it; the daemon and
+  `veille.crawl.run_crawl_subprocess` run that command as a child process, which is what
+  anything that crawls more than once per process must use.
 
 A run is recorded as a CrawlRun (start_run → per-outlet save_outlet_counts →
 finish_run). SIGINT/SIGTERM (or `crawl.wall_clock_limit`) stop it the Scrapy way:
@@ -19,8 +19,8 @@ With `crawl.queue` set the crawl is one worker of a shared frontier in Redis
 article fetched by one of them; each worker records its own run.
 
 Run status: ok; interrupted (signal or wall-clock limit); failed (the crawl could not
-run, or not one outlet could be crawled, or the shared queue is unreachable). Exit codes of `python -m veille.crawl`:
-0 ok or interrupted, 1 failed, 2 bad usage or config.
+run, or not one outlet could be crawled, or the shared queue is unreachable). `veille crawl`
+exits 0 on ok or interrupted, 1 on failed (app/cli.py lists the codes).
 """
 
 from __future__ import annotations
@@ -51,7 +51,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("crawler")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 _reactor_used = False  # Twisted's reactor runs once per process
 

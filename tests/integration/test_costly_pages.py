@@ -80,7 +80,7 @@ def test_a_crawl_caps_what_a_costly_page_costs_and_says_so(costly: ReplayServer,
         "database": {"url": f"sqlite:///{db_path}"}, "crawl": {**TEST_CRAWL, "timeout": 120},
         "outlets": costly.outlet_configs(), "topics": repo_topics()})
     out = subprocess.run(
-        [sys.executable, "-m", "veille.crawl", "--config", str(config), "--quiet", "--workers", "1"],
+        [sys.executable, "-m", "veille.cli", "crawl", "--config", str(config), "--quiet", "--workers", "1"],
         cwd=PROJECT_ROOT, env=without_env_overrides(), capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
 

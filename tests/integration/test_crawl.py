@@ -1,6 +1,6 @@
 """The crawler end to end: real replay server on 127.0.0.1, real SQLite file, real processes.
 
-Each crawl runs in its own process (`run_crawl_subprocess` / `python -m veille.crawl`),
+Each crawl runs in its own process (`run_crawl_subprocess` / `veille crawl`),
 as the daemon runs it, since Twisted's reactor cannot restart. What was downloaded is
 read from the replay server's access log, what was stored from the database.
 
@@ -319,11 +319,11 @@ def test_sigterm_stops_gracefully_and_in_flight_pages_commit(bladi: tuple[Replay
     srv.set_override("bladi", {slow: {**routes[slow], "hold": True}})  # answered after SIGTERM
     data = replay_config(srv, tmp / "v.db", timeout=30, concurrency_per_domain=1)
     config = write_config(tmp / "config.yaml", data)
-    proc = subprocess.Popen([sys.executable, "-m", "veille.crawl", "--config", str(config), "--quiet"],
+    proc = subprocess.Popen([sys.executable, "-m", "veille.cli", "crawl", "--config", str(config), "--quiet"],
                             cwd=PROJECT_ROOT, env=without_env_overrides(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300  # a bound on an event that comes much sooner
         while not srv.requests_for("bladi", slow) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert srv.requests_for("bladi", slow), "the slow page was never requested"

@@ -22,13 +22,13 @@ from veille.crawler.replay import ReplayServer
 from veille.crawler.run import PROJECT_ROOT
 
 BOUND = 120.0  # seconds: only a bound on events that come much sooner
-# The crawl of `python -m veille.crawl`, with the pool started after the first page instead
+# `veille crawl`, with the pool started after the first page instead
 # of the 50th (the replay's outlets are small).
 CRAWL = ("import sys\n"
          "from veille.crawler import pipelines\n"
          "pipelines.POOL_AFTER_PAGES = 1\n"
-         "from veille.crawl import main\n"
-         "raise SystemExit(main(sys.argv[1:]))\n")
+         "from veille.cli import main\n"
+         "raise SystemExit(main(['crawl', *sys.argv[1:]]))\n")
 
 
 @pytest.fixture()
