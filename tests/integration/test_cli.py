@@ -204,3 +204,23 @@ def test_unreachable_queue_is_masked(tmp_path: Path) -> None:
     assert "S3cret" not in out and "p@ss" not in out, out[-2000:]
     assert proc.returncode == 1 and "Traceback" not in out
     assert f"cannot reach Redis at redis://:***@127.0.0.1:{port}/0" in out
+
+
+def test_json_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
+    """`veille stories --json | head -c 1`: the reader leaves early; no traceback."""
+    from datetime import UTC, datetime
+
+    from veille.storage.db import Database
+    from veille.storage.models import Story
+
+    cfg = _config(tmp_path)
+    db = Database(f"sqlite:///{tmp_path / 'v.db'}")
+    with db.transaction() as s:
+        s.add_all(Story(title=f"story {i} " + "x" * 200, first_seen=datetime.now(UTC)) for i in range(400))
+    db.dispose()
+    cmd = f"{sys.executable} -m veille.cli stories --all --json --config {cfg} | head -c 1"
+    out = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True,
+                         cwd=ROOT, env=without_env_overrides(), timeout=120)
+    assert out.stdout == "["
+    assert "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr, out.stderr
+    assert out.returncode == 141
