@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, Figure, Workspace, crawl, log, machine, ratio
+from bench.common import BENCH_CRAWL, ROOT, Figure, Workspace, crawl, log, machine, ratio, run_child
 
 PROFILE_TXT = ROOT / "bench" / "profile_throughput.txt"
 STAGE_SAMPLE = 500
@@ -46,17 +46,77 @@ def load_pages(ws: Workspace) -> list[tuple[str, str, bytes]]:
     return out
 
 
-def bare_extraction(pages: list[tuple[str, str, bytes]]) -> tuple[float, int]:
-    """Seconds for trafilatura.extract over every page (after a short warm-up), and texts got."""
+def bare_extraction(pages: list[tuple[str, str, bytes]]) -> tuple[float, int, float]:
+    """Seconds for trafilatura.extract over every page (after a short warm-up), texts got,
+    and the CPU seconds of this process meanwhile."""
     import trafilatura
 
     for _, url, body in pages[:WARM_UP]:
         trafilatura.extract(body, url=url)
     ok = 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _, url, body in pages:
         ok += bool(trafilatura.extract(body, url=url))
-    return time.perf_counter() - t0, ok
+    return time.perf_counter() - t0, ok, time.process_time() - c0
+
+
+def scrapy_floor(urls_json: str) -> None:
+    """In a child process: a bare Scrapy crawl of the given pages (JSON: outlet -> URLs),
+    one spider per outlet in one CrawlerProcess as `veille crawl` runs them, with its
+    concurrency and reactor, and a callback that does nothing."""
+    import json
+
+    from scrapy import Request, Spider
+    from scrapy.crawler import CrawlerProcess
+
+    from veille.crawler.settings import ASYNCIO_REACTOR
+
+    per_outlet = BENCH_CRAWL["concurrency_per_domain"]
+
+    class Bare(Spider):  # type: ignore[misc]
+        name = "bare"
+
+        def __init__(self, urls: list[str], **kw: Any) -> None:
+            super().__init__(**kw)
+            self.urls = urls
+
+        async def start(self) -> Any:
+            for url in self.urls:
+                yield Request(url, callback=self.noop, dont_filter=True)
+
+        def noop(self, response: Any) -> None:
+            return None
+
+    process = CrawlerProcess({
+        "TWISTED_REACTOR": ASYNCIO_REACTOR, "LOG_LEVEL": "WARNING", "ROBOTSTXT_OBEY": False,
+        "COOKIES_ENABLED": False, "TELNETCONSOLE_ENABLED": False, "DOWNLOAD_DELAY": 0,
+        "AUTOTHROTTLE_ENABLED": False, "CONCURRENT_REQUESTS": per_outlet * 2,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": per_outlet, "RETRY_ENABLED": False,
+    })
+    for outlet, urls in json.loads(Path(urls_json).read_text(encoding="utf-8")).items():
+        process.crawl(Bare, urls=urls, name=f"bare-{outlet}")
+    process.start()
+
+
+def scrapy_floor_cpu(ws: Workspace, pages: list[tuple[str, str, bytes]]) -> tuple[float, float, int]:
+    """CPU seconds and wall seconds of the bare Scrapy crawl (its process tree, not the
+    replay server, which runs in this process), and the pages it requested."""
+    import json
+    import sys
+
+    by_outlet: dict[str, list[str]] = {}
+    for outlet, url, _ in pages:
+        by_outlet.setdefault(outlet, []).append(url)
+    urls = ws.workdir / "scrapy-floor.json"
+    urls.write_text(json.dumps(by_outlet), encoding="utf-8")
+    ws.server.clear_log()
+    entry = scrapy_floor.__name__
+    run = run_child([sys.executable, "-c", f"from bench.throughput import {entry}; {entry}({str(urls)!r})"],
+                    monitor=True)
+    got = sum(1 for e in ws.server.access_log if e.status == 200)
+    if run.code != 0:
+        log(f"throughput: bare Scrapy crawl failed (exit {run.code}): {run.stderr[-500:]}")
+    return run.cpu_seconds, run.seconds, got
 
 
 def stage_costs(pages: list[tuple[str, str, bytes]], topics: Any) -> dict[str, float]:
@@ -102,6 +162,44 @@ def stage_costs(pages: list[tuple[str, str, bytes]], topics: Any) -> dict[str, f
     return {k: 1000 * v / len(raw) for k, v in spent.items()}
 
 
+def cpu_floor(ws: Workspace, pages: list[tuple[str, str, bytes]], extract_cpu: float,
+              veille_cpu: float, stored: int) -> list[Figure]:
+    """CPU per stored page of `veille crawl` (every process of it) against the floor of the
+    two libraries it stands on, on the same pages: a bare Scrapy crawl with a no-op
+    callback (CPU per request) plus bare trafilatura.extract (CPU per page)."""
+    log("throughput: bare Scrapy crawl of the same pages, no-op callback")
+    scrapy_cpu, scrapy_wall, requested = scrapy_floor_cpu(ws, pages)
+    n = len(pages)
+    floor_scrapy = scrapy_cpu / requested if requested else None
+    floor_extract = extract_cpu / n
+    per_page = veille_cpu / stored if stored else None
+    floor = (floor_scrapy or 0) + floor_extract
+    r = ratio(per_page, floor if floor_scrapy is not None else None)
+    ws.extra["throughput"] = {
+        "cpu_per_page_ratio": None if r is None else round(r, 3),
+        "veille_cpu_per_page_ms": None if per_page is None else round(1000 * per_page, 2),
+        "scrapy_floor_cpu_per_request_ms": None if floor_scrapy is None else round(1000 * floor_scrapy, 2),
+        "trafilatura_floor_cpu_per_page_ms": round(1000 * floor_extract, 2),
+        "pages": n, "stored": stored, "scrapy_requests": requested,
+        "scrapy_wall_s": round(scrapy_wall, 2), "scrapy_cpu_s": round(scrapy_cpu, 2),
+        "veille_cpu_s": round(veille_cpu, 2), "trafilatura_cpu_s": round(extract_cpu, 2),
+    }
+    return [
+        Figure("throughput", "floor: bare Scrapy crawl, CPU per request",
+               None if floor_scrapy is None else round(1000 * floor_scrapy, 2), "ms",
+               note=f"{requested} pages in {scrapy_wall:.1f} s wall, {scrapy_cpu:.1f} CPU s of its process "
+               "(the replay server is not counted); same concurrency, reactor and one spider per outlet"),
+        Figure("throughput", "floor: bare trafilatura.extract, CPU per page", round(1000 * floor_extract, 2),
+               "ms", note=f"{n} pages, {extract_cpu:.1f} CPU s in one process"),
+        Figure("throughput", "veille crawl: CPU per stored page / floor",
+               None if per_page is None else round(1000 * per_page, 2), "ms",
+               round(1000 * floor, 2), "Scrapy + trafilatura floors", None if r is None else round(r, 3), "≤ 1.25",
+               r is not None and r <= 1.25,
+               f"{veille_cpu:.1f} CPU s of the crawl's process tree (extraction workers included) / "
+               f"{stored} stored pages"),
+    ]
+
+
 CORPUS_FIGURES = {  # evaluate() key -> label; the replay's quality figures, on the corpus
     "stored": "expected articles stored",
     "keep": "extraction: keep sentences kept",
@@ -142,7 +240,7 @@ def run(ws: Workspace, profile: bool = True, what_if: bool = True) -> list[Figur
     pages = load_pages(ws)
     n = len(pages)
     log(f"throughput: (A) bare trafilatura.extract over {n} pages")
-    a_seconds, a_ok = bare_extraction(pages)
+    a_seconds, a_ok, a_cpu = bare_extraction(pages)
     a_pps = n / a_seconds
     figures.append(Figure("throughput", "A: bare trafilatura.extract, 1 process", round(a_pps, 1),
                           "pages/s", note=f"{n} pages, {1000 * a_seconds / n:.2f} ms/page, {a_ok} with text"))
@@ -160,6 +258,7 @@ def run(ws: Workspace, profile: bool = True, what_if: bool = True) -> list[Figur
         f"{stored} article pages stored of {n} in {first.seconds:.1f}s (exit {first.code}); "
         f"{first.counts.get('stories', 0)} stories"))
     figures.extend(corpus_quality(ws, ws.workdir / "throughput.db"))
+    figures.extend(cpu_floor(ws, pages, a_cpu, cpu, stored))
     figures.append(Figure("throughput", "B: cores busy during the crawl", round(cpu / first.seconds, 2),
                           "cores", note=f"{cpu:.1f} CPU s (crawl + extraction workers, psutil) / {first.seconds:.1f} wall s; "
                           f"peak RSS of the process tree {first.peak_rss / 2**20:.0f} MiB"))
