@@ -41,25 +41,26 @@ class SearchError(Exception):
 def refresh_index(db: Database, *, batch: int = BATCH) -> int:
     """Index the articles stored or changed since the last refresh; return how many.
 
-    The first refresh of a database (after migration 0006) back-fills every article in
-    id order; later ones read the articles updated since the index's newest `updated_at`
-    (less `OVERLAP`) whose version the index does not hold. One transaction per batch,
-    so a long back-fill never holds the database and a killed one resumes.
+    Reads the articles updated since the index's newest `updated_at` (less `OVERLAP`;
+    all of them the first time, after migration 0006) whose version the index does not
+    hold, oldest update first. One transaction per batch, so a long back-fill never
+    holds the database, and one that is killed resumes where it stopped: what it
+    indexed is exactly what was updated before its newest `updated_at`.
     """
     with db.transaction() as s:
         mark = search_store.index_watermark(s)
     since = mark - OVERLAP if mark is not None else None
-    done, after_id = 0, 0
+    done = 0
     while True:
         with db.transaction() as s:
-            rows = search_store.articles_to_index(s, since=since, after_id=after_id, limit=batch)
+            rows = search_store.articles_to_index(s, since=since, limit=batch)
             search_store.write_search_docs(s, [
                 IndexDoc(r.id, r.versions, r.updated_at, document_text(r.title, r.text))
                 for r in rows])
         done += len(rows)
         if len(rows) < batch:
             break
-        after_id = rows[-1].id
+        since = rows[-1].updated_at
     if done:
         log.info("search index: %d articles indexed", done, extra={"indexed": done})
     return done

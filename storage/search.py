@@ -55,6 +55,7 @@ search_docs = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("folded", Text().with_variant(postgresql.TSVECTOR(), "postgresql"), nullable=False),
 )
+search_fts = Table(FTS, _meta, Column("rowid", Integer))  # SQLite: its MATCH column is its name
 _TERM_RE = re.compile(r'"([^"]*)"|(\S+)')
 
 
@@ -118,26 +119,21 @@ def index_watermark(session: Session) -> datetime | None:
     return value
 
 
-def articles_to_index(session: Session, *, since: datetime | None, after_id: int = 0,
-                      limit: int = 500) -> list[ArticleText]:
-    """Articles the index lacks, or holds at an older version, at most `limit`.
-
-    With `since`, those updated (or inserted) since then, through the `updated_at`
-    index: call again until it returns nothing (those indexed meanwhile drop out).
-    Without it (the first refresh: back-fill), every article after `after_id`, in id
-    order: pass the last id returned to page on.
-    """
+def articles_to_index(session: Session, *, since: datetime | None, limit: int = 500) -> list[ArticleText]:
+    """Articles the index lacks, or holds at an older version, updated (or inserted) since
+    `since` (None: any), oldest update first, at most `limit`, read through
+    `ix_articles_updated_at`. Page on by passing the last one's `updated_at` as `since`:
+    those indexed meanwhile drop out, so a page never comes back."""
     docs = search_docs.alias("d")
     stmt = (
         select(Article.id, Article.versions, Article.updated_at, Article.title, Article.text)
         .outerjoin(docs, docs.c.article_id == Article.id)
         .where((docs.c.article_id.is_(None)) | (docs.c.versions != Article.versions))
+        .order_by(Article.updated_at, Article.id)
         .limit(limit)
     )
     if since is not None:
-        stmt = stmt.where(Article.updated_at >= since).order_by(Article.updated_at, Article.id)
-    else:
-        stmt = stmt.where(Article.id > after_id).order_by(Article.id)
+        stmt = stmt.where(Article.updated_at >= since)
     return [ArticleText(*row) for row in session.execute(stmt)]
 
 
@@ -187,11 +183,10 @@ def _hits(dialect: str, terms: list[str]) -> tuple[Any, ColumnElement[bool], Col
         return (search_docs.join(Article, Article.id == search_docs.c.article_id),
                 search_docs.c.folded.op("@@")(query), search_docs.c.article_id,
                 func.ts_rank_cd(search_docs.c.folded, query))
-    fts = Table(FTS, MetaData(), Column("rowid", Integer))
     match = " ".join('"' + t.replace('"', '""') + '"' for t in terms)  # phrases, ANDed
-    return (fts.join(Article, Article.id == fts.c.rowid),
+    return (search_fts.join(Article, Article.id == search_fts.c.rowid),
             literal_column(FTS).op("MATCH")(bindparam("match", match, type_=Text())),
-            fts.c.rowid, -func.bm25(literal_column(FTS)))
+            search_fts.c.rowid, -func.bm25(literal_column(FTS)))
 
 
 def search_statement(dialect: str, terms: list[str], *, topics: Sequence[str] | None,

@@ -169,7 +169,7 @@ def test_an_updated_article_is_found_by_its_new_words_only(db: Database) -> None
 
 
 def test_refresh_pages_through_batches(db: Database) -> None:
-    """The back-fill pages by id, a later refresh by update time: each article once."""
+    """Refreshes page by update time: each article once, a killed back-fill resumes."""
     sids = [add_story(db, f"s{i}", [("bladi", "fr", f"Titre {i}", "Commun à tous.")],
                       published=DAY - timedelta(days=i))[0] for i in range(5)]
     assert refresh_index(db, batch=2) == 5
@@ -180,6 +180,30 @@ def test_refresh_pages_through_batches(db: Database) -> None:
     assert found(db, "commun") == more[::-1] + sids
     with db.transaction() as s:
         assert s.scalar(select(func.count()).select_from(search_store.search_docs)) == 8
+
+
+def test_a_killed_back_fill_resumes_where_it_stopped(db: Database) -> None:
+    """Articles are indexed oldest update first, so what a killed refresh wrote is what
+    was updated before its newest mark: the next refresh finds everything else, even an
+    early article updated late."""
+    from veille.pipeline.search_text import document_text
+    from veille.storage.search import IndexDoc
+
+    made = [add_story(db, f"s{i}", [("bladi", "fr", f"Titre {i}", "Commun à tous.")])
+            for i in range(6)]
+    ids = [aids[0] for _sid, aids in made]
+    with db.transaction() as s:  # the first article was updated a month later, the others in order
+        for n, aid in enumerate(ids):
+            row = s.get(Article, aid)
+            assert row is not None
+            row.updated_at = DAY + (timedelta(days=30) if n == 0 else timedelta(hours=n))
+    with db.transaction() as s:  # one batch of a back-fill, then the process dies
+        rows = search_store.articles_to_index(s, since=None, limit=2)
+        search_store.write_search_docs(s, [IndexDoc(r.id, r.versions, r.updated_at,
+                                                    document_text(r.title, r.text)) for r in rows])
+    assert [r.id for r in rows] == ids[1:3]
+    assert refresh_index(db, batch=2) == 4
+    assert sorted(found(db, "commun")) == sorted(sid for sid, _ in made)
 
 
 def test_a_query_with_nothing_to_search_finds_nothing(db: Database, archive: dict[str, int]) -> None:
@@ -216,9 +240,9 @@ def test_the_search_is_bounded_by_its_indexes(db: Database, archive: dict[str, i
         assert search_store.articles_to_index(s, since=DAY) == []
 
 
-def test_the_indexer_reads_by_key_or_by_update_time(db: Database) -> None:
-    """A refresh reads the articles after an id (back-fill) or updated since a time
-    through `ix_articles_updated_at`, never the whole table."""
+def test_the_indexer_reads_by_update_time(db: Database) -> None:
+    """A refresh reads the articles through `ix_articles_updated_at` (from its start on
+    the first refresh, from the watermark later) and the index by key."""
     if db.backend != "sqlite":
         pytest.skip("the plan is SQLite's; PostgreSQL's depends on its statistics")
     from sqlalchemy import event
@@ -232,12 +256,12 @@ def test_the_indexer_reads_by_key_or_by_update_time(db: Database) -> None:
                 sent.append((statement, params))  # noqa: B023 - used before the loop moves on
 
             event.listen(conn, "before_cursor_execute", grab)
-            search_store.articles_to_index(s, since=since, after_id=7)
+            search_store.articles_to_index(s, since=since)
             event.remove(conn, "before_cursor_execute", grab)
             (statement, params), = sent
             plan = " | ".join(r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params))
-            assert "SCAN articles" not in plan, plan
-            assert ("ix_articles_updated_at" in plan) == (since is not None), plan
+            assert "ix_articles_updated_at" in plan and "TEMP B-TREE" not in plan, plan
+            assert "SCAN d" not in plan and "SCAN search_docs" not in plan, plan
 
 
 # ---------------------------------------------------------------- the 0006 upgrade
