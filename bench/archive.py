@@ -81,6 +81,7 @@ SEARCH_QUERY = "Interpol"
 REPEAT_BUDGET = 60.0  # seconds a reading command may take in all its repeats
 SPECIFIC = ("e:", "n:", "d:")  # feature kinds that identify an event (renamed at each reuse)
 SQL_TXT = ROOT / "bench" / "archive_sql.txt"
+SQL_SHOWN = 15  # statements per run in archive_sql.txt, by time spent
 PROFILE_TXT = ROOT / "bench" / "archive_profile.txt"
 MEASURES = ("crawl_wall", "crawl_cpu", "crawl_rss", "settle", "stories", "status", "digest", "search")
 SKIP_REASONS = ("not an article: listing", "not an article: video", "no text", "too short",
@@ -266,6 +267,8 @@ def build(url: str, n: int, *, pool: list[PoolText], seed: int = 7, end: datetim
     article_id = story_id = 0
     batch = _Batch()
 
+    search = _search_writer()
+
     def flush() -> None:
         nonlocal batch
         with engine.begin() as conn:
@@ -277,6 +280,8 @@ def build(url: str, n: int, *, pool: list[PoolText], seed: int = 7, end: datetim
                 conn.execute(insert(Page), batch.pages)
             if batch.topics:
                 conn.execute(insert(TopicMatchRow), batch.topics)
+            if search is not None:
+                search(conn, batch.articles)
         stats.pages += len(batch.pages)
         stats.topic_matches += len(batch.topics)
         batch = _Batch()
@@ -426,6 +431,35 @@ def build(url: str, n: int, *, pool: list[PoolText], seed: int = 7, end: datetim
     db.dispose()
     stats.seconds = round(time.perf_counter() - t0, 1)
     return stats
+
+
+def _search_writer() -> Any:
+    """What keeps the search index (`storage.search`, schema 0006) as the crawls would have
+    kept it: each article's folded text (`pipeline.search_text`, folded once per pool
+    text) written by the storage module, in the builder's transaction. None before
+    that schema."""
+    try:
+        from sqlalchemy.orm import Session
+
+        from veille.pipeline.search_text import document_text
+        from veille.storage.search import IndexDoc, write_search_docs
+    except ImportError:
+        return None
+    folded: dict[tuple[str, str], str] = {}
+
+    def write(conn: Any, rows: list[dict[str, Any]]) -> None:
+        docs = []
+        for r in rows:
+            key = (r["title"], r["text"])
+            if key not in folded:
+                folded[key] = document_text(r["title"], r["text"])
+            docs.append(IndexDoc(r["id"], r["versions"], r["updated_at"], folded[key]))
+        with Session(bind=conn) as session:
+            for i in range(0, len(docs), 2000):
+                write_search_docs(session, docs[i:i + 2000])
+            session.flush()
+
+    return write
 
 
 def _crawl_runs(start: datetime, end: datetime, outlets: list[str], per_outlet: dict[str, int],
@@ -615,7 +649,24 @@ def measure(workdir: Path, url: str, n: int, build_stats: BuildStats, corpus: Pa
             res.notes.append(f"veille {' '.join(args)} exit {t.code}")
     res.values.update(web_timings(cfg_path, res.notes))
     res.values["db_bytes"] = db_bytes(url)
+    if profile and backend == "sqlite":
+        _profile_commands(workdir, url, n, [args for _, args in commands], cfg_path)
     return res
+
+
+def _profile_commands(workdir: Path, url: str, n: int, commands: list[list[str]], cfg_path: Path) -> None:
+    """Each reading command once more with its SQL recorded: bench/archive_sql.txt."""
+    import sys
+
+    from sqlalchemy.engine import make_url
+
+    for args in commands:
+        sql_out = workdir / f"sql-{n}-{args[0]}.json"
+        run = run_child([sys.executable, "-m", "bench.archive_probe", "--sql-out", str(sql_out), "--",
+                         *args, "--config", str(cfg_path)])
+        if sql_out.exists():
+            _append_sql(n, json.loads(sql_out.read_text()), Path(make_url(url).database or ""), run.seconds,
+                        f"veille {' '.join(args)}")
 
 
 WEB_PATHS = {"web_list_ms": "/", "web_search_ms": f"/search?q={SEARCH_QUERY}", "web_api_stories_ms": "/api/stories"}
@@ -727,11 +778,12 @@ def explain(db_path: Path, statement: str, params: int) -> list[str]:
         con.close()
 
 
-def _append_sql(n: int, stmts: list[dict[str, Any]], db_path: Path, wall: float) -> None:
+def _append_sql(n: int, stmts: list[dict[str, Any]], db_path: Path, wall: float,
+                what: str = "the routine crawl") -> None:
     total = sum(s["seconds"] for s in stmts)
-    lines = [f"\n######## archive of {n:,} articles: SQL of the routine crawl (wall {wall:.1f} s, "
+    lines = [f"\n######## archive of {n:,} articles: SQL of {what} (wall {wall:.1f} s, "
              f"{sum(s['count'] for s in stmts)} statements, {total:.2f} s in SQLite)\n"]
-    for s in stmts[:25]:
+    for s in stmts[:SQL_SHOWN]:
         plan = [] if s["executemany"] else explain(db_path, s["statement"], s["params"])
         flat = " ".join(s["statement"].split())
         lines.append(f"{s['seconds']:8.3f} s  {s['count']:6d}×  rows {s['rows']:<8d} {flat[:400]}")
@@ -822,10 +874,8 @@ def figures_from(entries: list[dict[str, Any]]) -> list[Figure]:
 
 
 def run(workdir: Path, sizes: tuple[int, ...] = DEFAULT_SIZES, postgres: bool = False,
-        profile_sizes: tuple[int, ...] = PROFILE_SIZES, extra: dict[str, Any] | None = None,
-        previous: list[dict[str, Any]] | None = None) -> list[Figure]:
-    """Build each archive (in `workdir`), measure, report; `previous` entries of archives
-    not measured now are kept (`merge_entries`)."""
+        profile_sizes: tuple[int, ...] = PROFILE_SIZES, extra: dict[str, Any] | None = None) -> list[Figure]:
+    """Build each archive (in `workdir`), measure, report."""
     workdir.mkdir(parents=True, exist_ok=True)
     pool = make_pool(cache=workdir / "pool.pickle")
     end = datetime.now(UTC).replace(microsecond=0)
@@ -849,7 +899,7 @@ def run(workdir: Path, sizes: tuple[int, ...] = DEFAULT_SIZES, postgres: bool = 
                 p.unlink()  # several GB
     if postgres:
         results.extend(_postgres(workdir, pool, end, corpus, warm))
-    entries = merge_entries(previous or [], entries_from(results))
+    entries = entries_from(results)
     if extra is not None:
         extra["archive"] = entries
     return figures_from(entries)
@@ -895,14 +945,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="keep the results file's entries of archives not measured now (e.g. 1M alone, later)")
     args = ap.parse_args(argv)
     sizes = tuple(int(s) for s in args.sizes.split(",") if s.strip())
-    previous = None
-    if args.merge and args.out.exists():
-        previous = json.loads(args.out.read_text(encoding="utf-8")).get("archive")
     profile_sizes = tuple(int(s) for s in args.profile_sizes.split(",") if s.strip())
     t0 = time.perf_counter()
     extra: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="veille-archive-") as tmp:
-        figures = run(args.keep or Path(tmp), sizes, args.postgres, profile_sizes, extra, previous)
+        figures = run(args.keep or Path(tmp), sizes, args.postgres, profile_sizes, extra)
+    if args.merge and args.out.exists():  # read now: another run may have written meanwhile
+        previous = json.loads(args.out.read_text(encoding="utf-8")).get("archive") or []
+        extra["archive"] = merge_entries(previous, extra["archive"])
+        figures = figures_from(extra["archive"])
     info = machine()
     info["bench_seconds"] = round(time.perf_counter() - t0)
     print_table(figures, info)
