@@ -75,12 +75,19 @@ def index_after_crawl(url: str) -> None:
         log.warning("search index not refreshed: %s", exc)
         return
     try:
+        _refresh_or_warn(db)
+    finally:
+        db.dispose()
+
+
+def _refresh_or_warn(db: Database) -> None:
+    """Refresh; a database that refuses the write (a read-only role or file) is searched
+    as its index stands, with a warning."""
+    try:
         refresh_index(db)
     except SQLAlchemyError as exc:
         lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         log.warning("search index not refreshed: %s", lines[0] if lines else type(exc).__name__)
-    finally:
-        db.dispose()
 
 
 def run_search(db: Database, query: str, *, topic: str | None = None,
@@ -115,7 +122,7 @@ def search_command(db: Database, query: str, *, topic: str | None, since: dateti
     """`veille search`: refresh the index, search, print a table or JSON."""
     if not query_text(query):
         raise SearchError(f"{query!r} has no words to search for")
-    refresh_index(db)
+    _refresh_or_warn(db)
     hits = run_search(db, query, topic=topic, since=since, limit=limit)
     if as_json:
         print(json.dumps(search_json(db, hits), ensure_ascii=False, indent=2))

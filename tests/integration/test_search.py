@@ -376,6 +376,23 @@ def test_cli_search_refreshes_then_prints_stories(cli_db: tuple[Database, Path],
     assert "No story matches 'zanzibar'" in capsys.readouterr().out
 
 
+def test_cli_search_on_a_read_only_database_searches_the_index_as_it_stands(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("VEILLE_DATABASE_URL", raising=False)
+    monkeypatch.delenv("VEILLE_CONFIG", raising=False)
+    path = tmp_path / "v.db"
+    db = Database(f"sqlite:///{path}")
+    indexed, _ = add_story(db, "Indexé", [("bladi", "fr", "Hammouchi à Rabat", "")])
+    refresh_index(db)
+    add_story(db, "Pas encore", [("bladi", "fr", "Hammouchi à Tanger", "")])
+    db.dispose()
+    cfg = _config(tmp_path, f"sqlite:///file:{path}?mode=ro&uri=true")
+    assert main(["search", "hammouchi", "--json", "--config", str(cfg), "--log-format", "text"]) == 0
+    out = capsys.readouterr()
+    assert [st["id"] for st in json.loads(out.out)] == [indexed]
+    assert "search index not refreshed: attempt to write a readonly database" in out.err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["!!"], "'!!' has no words to search for"),
     (["x", "--topic", "nope"], "no topic named 'nope'"),
