@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -46,6 +47,7 @@ from veille.web_query import (
     by_day,
     card,
     hit,
+    keep_topics,
     local,
     parse_filters,
     parse_limit,
@@ -122,8 +124,8 @@ class WebView:
             ids = web_store.story_page(s, topics=topics, since=since, start=start, end=end,
                                        outlet=f.outlet, language=f.language,
                                        offset=(f.page - 1) * f.limit, limit=f.limit + 1)
-            views = view_store.list_stories(s, topics=topics, story_ids=ids[: f.limit]) if ids else []
-        return views, len(ids) > f.limit
+            views = view_store.list_stories(s, story_ids=ids[: f.limit]) if ids else []
+        return keep_topics(views, topics), len(ids) > f.limit
 
     def story(self, request: Request) -> StoryView:
         story_id = int(request.path_params["story_id"])
@@ -163,7 +165,7 @@ class WebView:
         name = request.path_params["name"]
         if name not in self.labels:
             raise HTTPException(404, f"no topic named {name!r}")
-        return RedirectResponse(f"{request.scope.get('root_path', '')}/?topic={name}", 307)
+        return RedirectResponse(f"{request.scope.get('root_path', '')}/?{urlencode({'topic': name})}", 307)
 
     def story_page(self, request: Request) -> Response:
         view = self.story(request)
@@ -184,10 +186,10 @@ class WebView:
             raise HTTPException(404, f"no topic named {name!r}")
         with web_store.read_only(self.db) as s:
             ids = web_store.recently_updated(s, name, FEED_STORIES)
-            views = view_store.list_stories(s, topics=[name], story_ids=ids) if ids else []
+            views = keep_topics(view_store.list_stories(s, story_ids=ids), [name]) if ids else []
         self_url = str(request.url.remove_query_params("token"))
         body = topic_feed(name, self.labels[name], views, self_url=self_url,
-                          page_url=f"{request.url_for('home')}?topic={name}",
+                          page_url=f"{request.url_for('home')}?{urlencode({'topic': name})}",
                           story_url=lambda i: str(request.url_for("story", story_id=i)),
                           now=self.now())
         return Response(body, media_type="application/atom+xml; charset=utf-8")

@@ -64,13 +64,14 @@ def story_page(
     """
     when = func.coalesce(Story.published, Story.first_seen)
     stmt = select(Story.id)
+    # EXISTS per story rather than IN (all flagged stories): the window (first_seen's
+    # index) picks few stories, each checked through articles' story_id index.
     if topics is not None:
-        flagged = (
-            select(Article.story_id)
+        stmt = stmt.where(
+            select(Article.id)
             .join(TopicMatchRow, TopicMatchRow.article_id == Article.id)
-            .where(TopicMatchRow.topic.in_(list(topics)))
-        )
-        stmt = stmt.where(Story.id.in_(flagged))
+            .where(Article.story_id == Story.id, TopicMatchRow.topic.in_(list(topics)))
+            .exists())
     if since is not None:
         stmt = stmt.where(Story.first_seen >= since)
     if start is not None:
@@ -78,11 +79,14 @@ def story_page(
     if end is not None:
         stmt = stmt.where(when < end)
     if outlet is not None:
-        stmt = stmt.where(Story.id.in_(
-            select(Article.story_id).join(Outlet, Outlet.id == Article.outlet_id)
-            .where(Outlet.name == outlet)))
+        stmt = stmt.where(
+            select(Article.id).join(Outlet, Outlet.id == Article.outlet_id)
+            .where(Article.story_id == Story.id, Outlet.name == outlet)
+            .exists())
     if language is not None:
-        stmt = stmt.where(Story.id.in_(select(Article.story_id).where(Article.language == language)))
+        stmt = stmt.where(
+            select(Article.id).where(Article.story_id == Story.id, Article.language == language)
+            .exists())
     stmt = stmt.order_by(when.desc(), Story.id.desc()).offset(offset).limit(limit)
     return list(session.scalars(stmt))
 
@@ -110,12 +114,12 @@ def recently_updated(session: Session, topic: str, limit: int) -> list[int]:
 
 
 def outlet_names(session: Session) -> list[str]:
-    """Outlets that have at least one article, for the list's filter."""
-    stmt = select(Outlet.name).where(Outlet.id.in_(select(Article.outlet_id))).order_by(Outlet.name)
-    return list(session.scalars(stmt))
+    """Every outlet stored, for the list's filter."""
+    return list(session.scalars(select(Outlet.name).order_by(Outlet.name)))
 
 
 def languages(session: Session) -> list[str]:
-    """Languages articles were stored in, for the list's filter."""
-    stmt = select(Article.language).where(Article.language.is_not(None)).distinct()
+    """The outlets' languages, for the list's filter (the outlets table, not a scan of
+    every article: an article detected in another language still filters by its own)."""
+    stmt = select(Outlet.language).where(Outlet.language.is_not(None)).distinct()
     return sorted(lang for lang in session.scalars(stmt) if lang)

@@ -18,6 +18,7 @@ from veille.web_query import (
     Term,
     by_day,
     card,
+    keep_topics,
     link_safe,
     local,
     parse_filters,
@@ -67,6 +68,8 @@ def test_a_day_is_the_configured_zones_day() -> None:
     ({"limit": "501"}, "limit: 501 is not between 1 and 500"),
     ({"topic": "meteo"}, "topic: no topic named 'meteo'"),
     ({"all": "perhaps"}, "all: 'perhaps' is not 1 or 0"),
+    ({"day": "9999-12-31"}, "day: '9999-12-31' is out of range"),
+    ({"since": "9999-12-31T23:59-05:00"}, "since: '9999-12-31T23:59-05:00' is out of range"),
 ])
 def test_a_bad_parameter_is_one_line_naming_it(params: dict[str, str], line: str) -> None:
     with pytest.raises(BadRequest) as info:
@@ -140,3 +143,11 @@ def test_terms_once_each_title_hits_first_then_the_most_frequent() -> None:
                {"term": "", "field": "text", "count": 9}]
     assert terms(matched) == [Term("hammouchi", "text ×2, title", False),
                               Term("فرنسا", "text ×4", True), Term("france", "text", False)]
+
+
+def test_keep_topics_keeps_only_those_asked_for() -> None:
+    view = _story(4, "x", "fr", datetime(2025, 4, 13, 10, tzinfo=UTC))
+    assert keep_topics([view], None) == [view]
+    assert keep_topics([view], ["maroc-france-securite"]) == [view]
+    (kept,) = keep_topics([view], ["sport"])
+    assert kept.topics == [] and kept.timeline == view.timeline
