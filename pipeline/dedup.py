@@ -6,9 +6,13 @@ article (a paragraph added, a typo fixed). Two outlets reporting the same event 
 their own words are *not* duplicates; they are folded into one story by
 `pipeline.stories`.
 
-State lives in a `DuplicateIndex` the caller rebuilds at the start of a run from
-stored values: `content_hash` is a hex string and a `Signature` serialises to a
-few hundred bytes with `signature_bytes` / `signature_from_bytes`.
+Two ways to look copies up, one rule. `DuplicateIndex` keeps signatures in memory
+(benchmarks, tests); the crawl keeps the LSH bands in the database instead
+(`band_keys`, `storage.duplicates`), so a crawl reads only the candidates of the pages
+it stores, never the whole window: the same bands as the in-memory index (25 bands of
+5 hash values, datasketch's optimum for `CANDIDATE_THRESHOLD`), the same acceptance
+(`best_copy`). `content_hash` is a hex string and a `Signature` serialises to a few
+hundred bytes with `signature_bytes` / `signature_from_bytes`.
 
 Matching rule. Candidates come from MinHash-LSH tuned for a Jaccard of
 `CANDIDATE_THRESHOLD` over word 5-gram shingles; a candidate is accepted when the
@@ -22,9 +26,10 @@ estimated Jaccard and the two shingle counts stored with each signature.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -44,6 +49,8 @@ THRESHOLD = 0.8
 CONTAINMENT = 0.9
 CANDIDATE_THRESHOLD = 0.5
 MIN_SHINGLES_FOR_CONTAINMENT = 30  # below this a "contained" text is too short to call a copy
+
+BANDS, ROWS = 25, 5  # LSH bands x hash values per band: MinHashLSH(0.5, 128)'s own choice
 
 _SEED = 1
 _SCHEME = "affine32"  # pinned: stored signatures must stay comparable across datasketch upgrades
@@ -95,7 +102,7 @@ def minhash(text: str, num_perm: int = NUM_PERM) -> Signature:
     sh = shingles(text)
     from datasketch import MinHash
 
-    m = MinHash(num_perm=num_perm, seed=_SEED, scheme=_SCHEME)
+    m = MinHash(num_perm=num_perm, seed=_SEED, scheme=_SCHEME, permutations=_permutations(num_perm))
     if sh:
         m.update_batch(list(sh))
     return Signature(np.asarray(m.hashvalues, dtype=np.uint64), len(sh))
@@ -142,6 +149,48 @@ def containment(a: Signature, b: Signature, j: float | None = None) -> float:
         return 0.0
     inter = j * (a.size + b.size) / (1.0 + j)
     return min(1.0, inter / small)
+
+
+def is_copy(a: Signature, b: Signature, j: float, threshold: float = THRESHOLD,
+            contained: float | None = CONTAINMENT) -> bool:
+    """The matching rule (module doc): Jaccard `j` reaches `threshold`, or the smaller
+    text (long enough) is contained in the larger."""
+    if j >= threshold:
+        return True
+    if contained is None or min(a.size, b.size) < MIN_SHINGLES_FOR_CONTAINMENT:
+        return False
+    return containment(a, b, j) >= contained
+
+
+def band_keys(sig: Signature) -> list[int]:
+    """The signature's LSH bands as signed 64-bit keys (one per band, the band's number
+    mixed in): two texts are candidates when they share a key. None for an empty text,
+    which matches nothing (and would otherwise share every band with every empty text)."""
+    if sig.size == 0:
+        return []
+    raw = sig.hashvalues.astype("<u8").tobytes()
+    width = 8 * ROWS
+    return [
+        int.from_bytes(hashlib.blake2b(bytes((band,)) + raw[band * width:(band + 1) * width],
+                                       digest_size=8).digest(), "little", signed=True)
+        for band in range(BANDS)
+    ]
+
+
+def best_copy(sig: Signature, stored: Iterable[tuple[int, bytes]]) -> int | None:
+    """Of the candidates (article id, stored signature bytes), the best copy of this text
+    by estimated Jaccard (ties to the smaller key as text, like `DuplicateIndex.find`)."""
+    if sig.size == 0:
+        return None
+    best: tuple[float, str, int] | None = None
+    for key, data in stored:
+        other = signature_from_bytes(data)
+        if other.num_perm != sig.num_perm:
+            continue
+        j = jaccard(sig, other)
+        if is_copy(sig, other, j) and (best is None or (-j, str(key)) < (-best[0], best[1])):
+            best = (j, str(key), key)
+    return None if best is None else best[2]
 
 
 class DuplicateIndex:
@@ -205,17 +254,10 @@ class DuplicateIndex:
             other = self._sigs[key]
             self.comparisons += 1
             j = jaccard(sig, other)
-            if j >= self.threshold or self._contained(sig, other, j):
+            if is_copy(sig, other, j, self.threshold, self.containment):
                 out.append((key, j))
         out.sort(key=lambda kv: (-kv[1], kv[0]))
         return out
-
-    def _contained(self, a: Signature, b: Signature, j: float) -> bool:
-        if self.containment is None:
-            return False
-        if min(a.size, b.size) < MIN_SHINGLES_FOR_CONTAINMENT:
-            return False
-        return containment(a, b, j) >= self.containment
 
 
 def _coerce(signature: Signature | bytes) -> Signature:
@@ -229,9 +271,15 @@ def _coerce(signature: Signature | bytes) -> Signature:
 def _as_minhash(sig: Signature) -> MinHash:
     from datasketch import MinHash
 
-    return MinHash(seed=_SEED, hashvalues=sig.hashvalues, scheme=_SCHEME)
+    return MinHash(seed=_SEED, hashvalues=sig.hashvalues, scheme=_SCHEME,
+                   permutations=_permutations(sig.num_perm))
 
 
-def signatures(texts: Sequence[str], num_perm: int = NUM_PERM) -> list[Signature]:
-    """Signatures of many texts (convenience for rebuilding or benchmarks)."""
-    return [minhash(t, num_perm) for t in texts]
+@functools.cache
+def _permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
+    """The permutations of the pinned seed and scheme, drawn once per process instead of
+    once per signature (half a millisecond each)."""
+    from datasketch import MinHash
+
+    a, b = MinHash(num_perm=num_perm, seed=_SEED, scheme=_SCHEME).permutations
+    return a, b

@@ -1,9 +1,16 @@
-"""page → article → duplicate → topics → storage, one transaction per article.
+"""page → article → duplicate → topics → storage: decide first, then write once.
 
-The only stateful part of the pipeline: an in-memory index of near-duplicates rebuilt
-from storage when a Processor starts, and updated only after a transaction commits, so
-it never points at rows that were rolled back. Re-processing the same page changes
-nothing (idempotent): the stored content hash short-circuits it.
+Each page is one transaction of three steps: storage says what it knows about the page
+(`storage.page_path.load_known`: its page row, the articles at its URL and with its
+text, the near-copy candidates sharing one of its LSH bands, their roots and stories),
+`decide` — a pure function — turns that into an outcome and a plan of writes, and
+storage applies the plan (`apply_plan`). Re-processing the same page changes nothing
+(idempotent): the stored content hash short-circuits it.
+
+The duplicate index lives in the database (`storage.duplicates`: LSH bands of the
+originals first seen in the last INDEX_DAYS), so a crawl reads the candidates of the
+pages it stores, never the whole window, and workers sharing a database see each
+other's articles as soon as they commit.
 
 Originals are stored with their story features but no story: `settle` places them
 when the crawl ends (`pipeline.settle`), so stories do not depend on the order pages
@@ -29,21 +36,33 @@ from veille.pipeline.settle import SettleReport, settle_stories
 from veille.pipeline.template import Template, line_fingerprints, strip, strip_article
 from veille.pipeline.types import Article, RawPage, Skipped, TopicMatch
 from veille.storage import articles as article_store
+from veille.storage import duplicates as dup_store
 from veille.storage import pages as page_store
 from veille.storage import story_pass as pass_store
 from veille.storage import templates as tq
 from veille.storage.db import Database
 from veille.storage.models import Article as ArticleRow
-from veille.storage.models import Story, as_utc, offset_minutes, utcnow
+from veille.storage.models import as_utc, offset_minutes, utcnow
+from veille.storage.page_path import (
+    NEW,
+    ArticleChange,
+    Known,
+    NewArticle,
+    PageRecord,
+    Plan,
+    StoredArticle,
+    StoryTouch,
+    apply_plan,
+    load_known,
+)
 
 if TYPE_CHECKING:  # imported when the first article is stored: numpy, datasketch
-    from veille.pipeline.dedup import DuplicateIndex, Signature
     from veille.pipeline.prepare import Prepared
 
 log = logging.getLogger(__name__)
 
 OutcomeKind = Literal["new", "updated", "duplicate", "unchanged", "skipped"]
-INDEX_DAYS = 30  # how far back the duplicate index reaches when built
+INDEX_DAYS = 30  # how far back (first seen) a stored original can be found as a copy's original
 RETRIES = 3
 SETTLE_EVERY = 300.0  # seconds between story passes while a crawl stores (pipeline.settle)
 
@@ -59,11 +78,13 @@ class Outcome:
 
 
 @dataclass
-class _IndexUpdates:
-    """What to add to the in-memory indexes once the transaction has committed."""
+class Decision:
+    """What to do with a page (`decide`): its outcome (`article_id` NEW for the article
+    the plan inserts), the writes, and the earliest publication whose story may change."""
 
-    signatures: list[tuple[str, Signature]] = field(default_factory=list)
-    learnt: tuple[frozenset[str], str] | None = None  # a page's lines and title, for its outlet's Evidence
+    outcome: Outcome
+    plan: Plan = field(default_factory=Plan)
+    changed: datetime | None = None
 
 
 def _matches_json(matches: Sequence[TopicMatch]) -> list[tuple[str, float, list[dict[str, object]]]]:
@@ -73,6 +94,144 @@ def _matches_json(matches: Sequence[TopicMatch]) -> list[tuple[str, float, list[
     ]
 
 
+def _earliest(*dates: datetime | None) -> datetime | None:
+    known = [as_utc(d) for d in dates if d is not None]
+    return min(known) if known else None
+
+
+def original_of(mine_republishes: bool, art: Article, root: StoredArticle, theirs_republishes: bool) -> bool:
+    """Whether this page, a copy of another outlet's stored article, is its original.
+
+    An aggregator (`republishes`) never is, and always yields to the outlet it copied;
+    otherwise the newcomer must be dated more than a day earlier (dates without a time
+    of day read as midnight, so a smaller gap proves nothing).
+    """
+    if mine_republishes != theirs_republishes:
+        return theirs_republishes
+    mine, theirs = as_utc(art.published), as_utc(root.published)
+    return mine is not None and theirs is not None and theirs - mine > timedelta(days=1)
+
+
+def decide(page: RawPage, prep: Prepared, known: Known, outlet_id: int, near: int | None,
+           republishers: frozenset[str] | set[str]) -> Decision:
+    """The outcome of storing `prep` (extracted from `page`) given what storage knows,
+    and the writes it takes; `near` is the best near-copy among the candidates
+    (`pipeline.dedup.best_copy`). Pure: the same inputs, the same decision."""
+    from veille.pipeline.dedup import band_keys
+
+    art, digest, topics = prep.article, prep.content_hash, prep.topics
+    url = page.url
+
+    if known.page_hash == digest and known.page_article is not None:  # this very page, processed before
+        row = known.articles.get(known.page_article)
+        return Decision(Outcome("unchanged", url, known.page_article, row.story_id if row else None, topics=topics))
+
+    existing = known.by_url
+    if existing is not None:  # the same URL again
+        if existing.content_hash == digest and existing.title == art.title:
+            plan = Plan(pages=[PageRecord(url, outlet_id, "article", existing.id, content_hash=digest)])
+            return Decision(Outcome("unchanged", url, existing.id, existing.story_id, topics=topics), plan)
+        d = Decision(Outcome("updated", url, existing.id, existing.story_id, topics=topics))
+        _update(d, existing, prep, known)
+        return d
+
+    original = known.by_hash or (known.articles[near] if near is not None else None)
+    if original is not None:
+        root = known.articles[original.duplicate_of_id] if original.duplicate_of_id else original
+        if root.outlet_id == outlet_id:  # the outlet's own update under another URL
+            if root.content_hash == digest:
+                plan = Plan(pages=[PageRecord(url, outlet_id, "duplicate", root.id, "same text", digest)])
+                return Decision(Outcome("unchanged", url, root.id, root.story_id, topics=topics), plan)
+            return _fold_update(page, prep, root, outlet_id, known)
+        if original_of(page.outlet in republishers, art, root, root.outlet in republishers):
+            # the original arrives after its copy: it becomes the article the story pass
+            # reads, and the stored copy (with any copies of it) points to it
+            plan = Plan(insert=_new_article(page, prep, outlet_id, root.story_id, None), copies_of=root.id,
+                        topics=(NEW, _matches_json(prep.matches)),
+                        pages=[PageRecord(url, outlet_id, "article", NEW, content_hash=digest)],
+                        bands=(NEW, band_keys(prep.signature)), touch=_touch(known, root.story_id, art))
+            return Decision(Outcome("new", url, NEW, root.story_id, "original of a copy stored earlier", topics),
+                            plan, as_utc(art.published))
+        plan = Plan(insert=_new_article(page, prep, outlet_id, root.story_id, root.id),
+                    topics=(NEW, _matches_json(prep.matches)), pages=[PageRecord(url, outlet_id, "article", NEW, content_hash=digest)],
+                    touch=_touch(known, root.story_id, art))
+        return Decision(Outcome("duplicate", url, NEW, root.story_id, "copy of another outlet's article", topics), plan)
+
+    plan = Plan(insert=_new_article(page, prep, outlet_id, None, None),
+                topics=(NEW, _matches_json(prep.matches)), pages=[PageRecord(url, outlet_id, "article", NEW, content_hash=digest)],
+                bands=(NEW, band_keys(prep.signature)))
+    return Decision(Outcome("new", url, NEW, None, topics=topics), plan)
+
+
+def _new_article(page: RawPage, prep: Prepared, outlet_id: int, story_id: int | None,
+                 duplicate_of: int | None) -> NewArticle:
+    art = prep.article
+    return NewArticle(
+        url=page.url, final_url=page.final_url, outlet_id=outlet_id, story_id=story_id,
+        duplicate_of_id=duplicate_of, title=art.title, text=art.text, published=as_utc(art.published),
+        published_offset=offset_minutes(art.published), author=art.author, site_name=art.site_name,
+        language=art.language, content_hash=prep.content_hash, minhash=prep.signature_bytes,
+        features=None if duplicate_of else list(prep.features),  # copies follow their original
+    )
+
+
+def _touch(known: Known, story_id: int | None, art: Article) -> StoryTouch | None:
+    """Keep the story's title from its earliest article, and its last-seen time fresh."""
+    if story_id is None or story_id not in known.stories:
+        return None
+    published, current = as_utc(art.published), as_utc(known.stories[story_id])
+    if published is not None and (current is None or published < current):
+        return StoryTouch(story_id, published, offset_minutes(art.published), art.title)
+    return StoryTouch(story_id)
+
+
+def _update(d: Decision, row: StoredArticle, prep: Prepared, known: Known) -> None:
+    """The newest copy wins: text, title and date follow the latest version."""
+    from veille.pipeline.dedup import band_keys
+
+    art = prep.article
+    values: dict[str, object] = {"title": art.title, "text": art.text, "content_hash": prep.content_hash,
+                                 "minhash": prep.signature_bytes, "author": art.author or row.author,
+                                 "updated_at": utcnow()}
+    published = row.published
+    new, old = as_utc(art.published), as_utc(row.published)
+    if new is not None and (old is None or new <= old):  # first publication, as the page states it
+        values.update(published=new, published_offset=offset_minutes(art.published))
+        published = new
+    if row.duplicate_of_id is None:  # its story may change with its words
+        values["features"] = list(prep.features)
+        d.changed = _earliest(d.changed, published)
+    d.plan.change = ArticleChange(row.id, values)
+    d.plan.topics = (row.id, _matches_json(prep.matches))
+    d.plan.bands = (row.id, band_keys(prep.signature))
+    d.plan.touch = _touch(known, row.story_id, art)
+
+
+def _fold_update(page: RawPage, prep: Prepared, root: StoredArticle, outlet_id: int, known: Known) -> Decision:
+    """Two versions of one outlet's article under two URLs, met in either order.
+
+    The newest text wins; the earliest-published URL stays the article's identity
+    (the other becomes an alias page), so the result does not depend on crawl order.
+    """
+    art, digest = prep.article, prep.content_hash
+    mine, theirs = as_utc(art.published), as_utc(root.published)
+    if mine is not None and (theirs is None or mine < theirs):  # we are the original
+        change = ArticleChange(root.id, {"url": page.url, "final_url": page.final_url, "published": mine,
+                                         "published_offset": offset_minutes(art.published)}, new_version=False)
+        plan = Plan(change=change, pages=[
+            PageRecord(root.url, outlet_id, "duplicate", root.id, "later version of this article"),
+            PageRecord(page.url, outlet_id, "article", root.id, content_hash=digest)])
+        return Decision(Outcome("updated", page.url, root.id, root.story_id, "earlier URL of a stored article",
+                                prep.topics), plan, mine)
+    if mine and theirs and mine != theirs:
+        newer = mine > theirs
+    else:  # same day or undated: the longer version is the update
+        newer = len(art.text) > root.text_length
+    d = Decision(Outcome("updated", page.url, root.id, root.story_id, "same article, new URL", prep.topics))
+    if newer:
+        _update(d, root, prep, known)
+    d.plan.pages.append(PageRecord(page.url, outlet_id, "duplicate", root.id, "update of an earlier URL", digest))
+    return d
 
 
 class Processor:
@@ -83,46 +242,15 @@ class Processor:
         self.topics: Sequence[TopicConfig] = cfg.topics
         self.language_hints = {o.name: o.language for o in cfg.outlets}
         self.outlet_urls = {o.name: o.url for o in cfg.outlets}
-        self.republishers = {o.name for o in cfg.outlets if o.republishes}
+        self.republishers = frozenset(o.name for o in cfg.outlets if o.republishes)
         self._outlet_ids: dict[str, int] = {}
-        self.index_days = index_days
+        self.index_since = datetime.now(UTC) - timedelta(days=index_days)  # the duplicate index's reach
+        self._indexed = False  # the index checked for a database from before it existed
         self.changed_since: datetime | None = None  # earliest date of a stored article whose story may change
-        self._duplicates: DuplicateIndex | None = None  # built by the first article stored
-        self._seen_article = 0
         self._last_settle = time.monotonic()
         self._stored_since_settle = 0  # articles stored (new or changed) since the last pass
         self._templates: dict[str, Evidence] = {}  # per outlet, loaded when first met (pipeline.learn)
         self._learnt: list[tuple[str, int]] = []  # (outlet, article id) stored since the last restrip
-        # other processes may write the same database (workers, PostgreSQL); a SQLite
-        # crawl holds the database's lock, so what it indexed itself is all there is
-        self.shared = cfg.crawl.queue is not None or db.backend != "sqlite"
-
-    @property
-    def duplicates(self) -> DuplicateIndex:
-        if self._duplicates is None:
-            raise RuntimeError("the duplicate index is built by the first article stored")
-        return self._duplicates
-
-    def _refresh(self, s: Session) -> None:
-        """Index what was stored since we last looked (cheap: by article id).
-
-        The first call builds the index from the last `index_days` (a re-crawl that finds
-        nothing new never pays for it). Runs under the writers' lock: a copy of another
-        worker's article is recognised.
-        """
-        if self._duplicates is None:
-            from veille.pipeline.dedup import DuplicateIndex
-
-            self._duplicates = DuplicateIndex()
-            since = datetime.now(UTC) - timedelta(days=self.index_days)
-            self._seen_article = article_store.max_article_id(s)
-            self._duplicates.add_many((str(i), sig) for i, sig in article_store.recent_signatures(s, since))
-            return
-        if not self.shared:
-            return
-        for i, sig in article_store.signatures_after(s, self._seen_article):
-            self._duplicates.add(str(i), sig)
-        self._seen_article = max(self._seen_article, article_store.max_article_id(s))
 
     # ------------------------------------------------------------ entry points
 
@@ -174,41 +302,57 @@ class Processor:
 
     def _store_once(self, page: RawPage, extracted: Prepared | Skipped,
                     lines: frozenset[str] | None = None) -> Outcome:
-        after = _IndexUpdates()
+        from veille.pipeline.dedup import band_keys, best_copy
+
         with self.db.transaction() as s:
             outlet_id = self._outlet_id(s, page.outlet)
-            if not isinstance(extracted, Skipped):
-                article_store.serialise_writers(s)
-                self._refresh(s)
             if isinstance(extracted, Skipped):
                 page_store.record_page(s, page.url, outlet_id, "skipped", reason=extracted.reason[:200])
-                outcome = Outcome("skipped", page.url, reason=extracted.reason)
-            else:
-                outcome = self._store_article(s, page, extracted, outlet_id, after)
-                if lines is not None and outcome.kind in {"new", "duplicate"}:  # a page not counted yet
-                    tq.record_lines(s, outlet_id, lines, utcnow())
-                    after.learnt = (lines, extracted.article.title)
-        for key, sig in after.signatures:  # only once committed
-            self.duplicates.add(key, sig)
-        if after.learnt is not None and page.outlet in self._templates:
-            self._templates[page.outlet].learn(*after.learnt)
+                return Outcome("skipped", page.url, reason=extracted.reason)
+            article_store.serialise_writers(s)
+            if not self._indexed:
+                self._index_window(s)
+            bands = band_keys(extracted.signature)
+            known = load_known(s, page.url, extracted.content_hash, bands, self.index_since)
+            decision = decide(page, extracted, known, outlet_id, best_copy(extracted.signature, known.near),
+                              self.republishers)
+            new_id = apply_plan(s, decision.plan)
+            outcome = decision.outcome
+            if outcome.article_id == NEW:
+                outcome = Outcome(outcome.kind, outcome.url, new_id, outcome.story_id, outcome.reason, outcome.topics)
+            learnt = lines is not None and outcome.kind in {"new", "duplicate"}  # a page not counted yet
+            if learnt and lines is not None:
+                tq.record_lines(s, outlet_id, lines, utcnow())
+        if decision.changed is not None:
+            self._changed(decision.changed)
+        if learnt and lines is not None and page.outlet in self._templates:
+            self._templates[page.outlet].learn(lines, extracted.article.title)
             if outcome.article_id is not None:
                 self._learnt.append((page.outlet, outcome.article_id))
         if outcome.kind in {"new", "updated"}:
             self._stored_since_settle += 1
         return outcome
 
+    def _index_window(self, s: Session) -> None:
+        """Index, once, the originals of the window that a database from before the
+        duplicate index kept in storage has (schema 0007): a no-op ever after."""
+        from veille.pipeline.dedup import band_keys, signature_from_bytes
+
+        dup_store.replace_bands(s, {i: band_keys(signature_from_bytes(m))
+                                    for i, m in dup_store.unindexed(s, self.index_since)})
+        self._indexed = True
+
     def restrip(self) -> int:
         """Strip again, with all the run has taught, the articles stored before their
         outlet's evidence was complete, so what is stored does not depend on which pages
         came first; topics, features and signature follow. Returns the articles changed."""
+        from veille.pipeline.dedup import band_keys
         from veille.pipeline.prepare import prepare
 
         learnt, self._learnt = self._learnt, []
         changed = 0
         for outlet, article_id in learnt:
             template = self.template(outlet)
-            after = _IndexUpdates()
             with self.db.transaction() as s:
                 row = s.get(ArticleRow, article_id)
                 if row is None or row.outlet.name != outlet:
@@ -223,10 +367,7 @@ class Processor:
                     row.features = list(prep.features)
                     self._changed(row.published)
                 article_store.replace_topic_matches(s, row, _matches_json(prep.matches))
-                after.signatures.append((str(row.id), prep.signature))
-            if self._duplicates is not None:  # not built when nothing was stored (CLI settle)
-                for key, sig in after.signatures:
-                    self._duplicates.add(key, sig)
+                dup_store.replace_bands(s, {row.id: band_keys(prep.signature)})
             changed += 1
         return changed
 
@@ -240,12 +381,15 @@ class Processor:
 
     def settle(self) -> SettleReport:
         """Place the articles stored without a story, and re-place those that changed
-        (after stripping again what the run's evidence now shows to be template)."""
+        (after stripping again what the run's evidence now shows to be template); the
+        duplicate index drops what aged out of its window."""
         self.restrip()
         report = settle_stories(self.db, self.changed_since)
         self.changed_since = None
         self._last_settle = time.monotonic()
         self._stored_since_settle = 0
+        with self.db.transaction() as s:
+            dup_store.prune_bands(s, self.index_since)
         return report
 
     def settle_if_due(self, now: float | None = None) -> SettleReport | None:
@@ -261,194 +405,9 @@ class Processor:
         if when is not None and (self.changed_since is None or when < self.changed_since):
             self.changed_since = when
 
-    # ------------------------------------------------------------ the steps
-
     def _outlet_id(self, s: Session, name: str) -> int:
         if name not in self._outlet_ids:
             self._outlet_ids[name] = page_store.ensure_outlet(
                 s, name, self.outlet_urls.get(name, ""), self.language_hints.get(name)
             )
         return self._outlet_ids[name]
-
-    def _store_article(
-        self,
-        s: Session,
-        page: RawPage,
-        prep: Prepared,
-        outlet_id: int,
-        after: _IndexUpdates,
-    ) -> Outcome:
-        art, digest, sig, topics = prep.article, prep.content_hash, prep.signature, prep.topics
-
-        seen_hash, seen_article = page_store.page_content_hash(s, page.url)
-        if seen_hash == digest and seen_article is not None:  # this very page, processed before
-            row = s.get(ArticleRow, seen_article)
-            return Outcome("unchanged", page.url, seen_article, row.story_id if row else None, topics=topics)
-
-        existing = article_store.article_by_url(s, page.url)
-        if existing is not None:  # the same URL again
-            if existing.content_hash == digest and existing.title == art.title:
-                page_store.record_page(s, page.url, outlet_id, "article", existing.id, content_hash=digest)
-                return Outcome("unchanged", page.url, existing.id, existing.story_id, topics=topics)
-            self._update(s, existing, prep, after)
-            return Outcome("updated", page.url, existing.id, existing.story_id, topics=topics)
-
-        original = article_store.article_by_hash(s, digest)
-        if original is None:
-            near = self.duplicates.find(sig)
-            original = s.get(ArticleRow, int(near)) if near else None
-        if original is not None:
-            root = s.get(ArticleRow, original.duplicate_of_id) if original.duplicate_of_id else original
-            assert root is not None
-            if root.outlet_id == outlet_id:  # the outlet's own update under another URL
-                if root.content_hash == digest:
-                    page_store.record_page(s, page.url, outlet_id, "duplicate", root.id, "same text", content_hash=digest)
-                    return Outcome("unchanged", page.url, root.id, root.story_id, topics=topics)
-                return self._fold_update(s, page, prep, root, outlet_id, after)
-            if self._original_of(page.outlet, art, root):
-                return self._take_over(s, page, prep, root, outlet_id, after)
-            row = self._insert(s, page, prep, outlet_id, root.story_id, root.id)
-            page_store.record_page(s, page.url, outlet_id, "article", row.id, content_hash=digest)
-            if root.story_id is not None:
-                self._touch_story(s, root.story_id, art)
-            return Outcome("duplicate", page.url, row.id, root.story_id, "copy of another outlet's article", topics)
-
-        row = self._insert(s, page, prep, outlet_id, None, None)
-        page_store.record_page(s, page.url, outlet_id, "article", row.id, content_hash=digest)
-        after.signatures.append((str(row.id), sig))
-        return Outcome("new", page.url, row.id, None, topics=topics)
-
-    def _original_of(self, outlet: str, art: Article, root: ArticleRow) -> bool:
-        """Whether this page, a copy of another outlet's stored article, is its original.
-
-        An aggregator (`republishes`) never is, and always yields to the outlet it copied;
-        otherwise the newcomer must be dated more than a day earlier (dates without a time
-        of day read as midnight, so a smaller gap proves nothing).
-        """
-        mine_rep, theirs_rep = outlet in self.republishers, root.outlet.name in self.republishers
-        if mine_rep != theirs_rep:
-            return theirs_rep
-        mine, theirs = as_utc(art.published), as_utc(root.published)
-        return mine is not None and theirs is not None and theirs - mine > timedelta(days=1)
-
-    def _take_over(
-        self,
-        s: Session,
-        page: RawPage,
-        prep: Prepared,
-        root: ArticleRow,
-        outlet_id: int,
-        after: _IndexUpdates,
-    ) -> Outcome:
-        """The original arrives after its copy: it becomes the article the story pass
-        reads, and the stored copy (with any copies of it) points to it."""
-        row = self._insert(s, page, prep, outlet_id, root.story_id, None)
-        article_store.make_copies_of(s, root.id, row.id)
-        page_store.record_page(s, page.url, outlet_id, "article", row.id, content_hash=prep.content_hash)
-        after.signatures.append((str(row.id), prep.signature))
-        self._changed(row.published)
-        if root.story_id is not None:
-            self._touch_story(s, root.story_id, prep.article)
-        return Outcome("new", page.url, row.id, root.story_id, "original of a copy stored earlier", prep.topics)
-
-    def _fold_update(
-        self,
-        s: Session,
-        page: RawPage,
-        prep: Prepared,
-        root: ArticleRow,
-        outlet_id: int,
-        after: _IndexUpdates,
-    ) -> Outcome:
-        """Two versions of one outlet's article under two URLs, met in either order.
-
-        The newest text wins; the earliest-published URL stays the article's identity
-        (the other becomes an alias page), so the result does not depend on crawl order.
-        """
-        art, digest = prep.article, prep.content_hash
-        mine, theirs = as_utc(art.published), as_utc(root.published)
-        if mine is not None and (theirs is None or mine < theirs):  # we are the original
-            page_store.record_page(s, root.url, outlet_id, "duplicate", root.id, "later version of this article")
-            self._changed(mine)
-            root.url, root.final_url = page.url, page.final_url
-            root.published, root.published_offset = mine, offset_minutes(art.published)
-            s.flush()
-            page_store.record_page(s, page.url, outlet_id, "article", root.id, content_hash=digest)
-            return Outcome("updated", page.url, root.id, root.story_id, "earlier URL of a stored article", prep.topics)
-        if mine and theirs and mine != theirs:
-            newer = mine > theirs
-        else:  # same day or undated: the longer version is the update
-            newer = len(art.text) > len(root.text)
-        if newer:
-            self._update(s, root, prep, after)
-        page_store.record_page(s, page.url, outlet_id, "duplicate", root.id, "update of an earlier URL", content_hash=digest)
-        return Outcome("updated", page.url, root.id, root.story_id, "same article, new URL", prep.topics)
-
-    def _insert(
-        self,
-        s: Session,
-        page: RawPage,
-        prep: Prepared,
-        outlet_id: int,
-        story_id: int | None,
-        duplicate_of: int | None,
-    ) -> ArticleRow:
-        art = prep.article
-        row = ArticleRow(
-            url=page.url,
-            final_url=page.final_url,
-            outlet_id=outlet_id,
-            story_id=story_id,
-            duplicate_of_id=duplicate_of,
-            title=art.title,
-            text=art.text,
-            published=as_utc(art.published),
-            published_offset=offset_minutes(art.published),
-            author=art.author,
-            site_name=art.site_name,
-            language=art.language,
-            content_hash=prep.content_hash,
-            minhash=prep.signature_bytes,
-            features=None if duplicate_of else list(prep.features),  # copies follow their original
-            topics=article_store.topic_match_rows(_matches_json(prep.matches)),  # a new row: nothing to replace
-        )
-        s.add(row)
-        s.flush()
-        return row
-
-    def _update(
-        self,
-        s: Session,
-        row: ArticleRow,
-        prep: Prepared,
-        after: _IndexUpdates,
-    ) -> None:
-        """The newest copy wins: text, title and date follow the latest version."""
-        art = prep.article
-        row.title, row.text, row.content_hash = art.title, art.text, prep.content_hash
-        row.minhash = prep.signature_bytes
-        new, old = as_utc(art.published), as_utc(row.published)
-        if new is not None and (old is None or new <= old):  # first publication, as the page states it
-            row.published, row.published_offset = new, offset_minutes(art.published)
-        row.author = art.author or row.author
-        row.updated_at = utcnow()
-        row.versions += 1
-        if row.duplicate_of_id is None:  # its story may change with its words
-            row.features = list(prep.features)
-            self._changed(row.published)
-        article_store.replace_topic_matches(s, row, _matches_json(prep.matches))
-        after.signatures.append((str(row.id), prep.signature))
-        if row.story_id is not None:
-            self._touch_story(s, row.story_id, art)
-
-    @staticmethod
-    def _touch_story(s: Session, story_id: int, art: Article) -> None:
-        """Keep the story's title from its earliest article, and its last-seen time fresh."""
-        story = s.get(Story, story_id)
-        if story is None:
-            return
-        story.last_seen = utcnow()
-        published = as_utc(art.published)
-        if published is not None and (story.published is None or published < as_utc(story.published)):
-            story.published, story.published_offset = published, offset_minutes(art.published)
-            story.title = art.title

@@ -20,13 +20,15 @@ def story_fields(members: Sequence[StoryMember], max_features: int) -> StoryFiel
     """Title, date and stated offset of the earliest article (then the smallest URL, so
     ties do not depend on storage order; undated ones last, copies included); features
     merged from the originals in that order, first ones first, at most `max_features`
-    (copies repeat their original's); seen from the first sighting to the last update.
+    (copies repeat their original's); seen from the first sighting to the last update;
+    born when its first original was published (what the story pass dates it by).
     """
     if not members:
         raise ValueError("a story without articles has no fields")
     rows = sorted(members, key=lambda m: (as_utc(m.published) or FAR, m.url))
     head = rows[0]
     merged = [f for m in rows if not m.is_copy for f in (m.features or ())]
+    dated = [as_utc(m.published) for m in rows if not m.is_copy and m.published is not None]
     return StoryFields(
         title=head.title,
         published=head.published,
@@ -34,6 +36,7 @@ def story_fields(members: Sequence[StoryMember], max_features: int) -> StoryFiel
         features=list(dict.fromkeys(merged))[:max_features],
         first_seen=min(as_utc(m.first_seen) or FAR for m in rows),
         last_seen=max(as_utc(m.updated_at) or FAR for m in rows),
+        born=dated[0] if dated else None,
     )
 
 

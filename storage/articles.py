@@ -1,4 +1,4 @@
-"""Articles: look-ups for the duplicate index, copies, topic matches.
+"""Articles: look-ups by URL, copies, topic matches, the writers' lock.
 
 Callers own the transaction (`Database.transaction()`); nothing here commits.
 """
@@ -23,29 +23,6 @@ def article_by_url(session: Session, url: str) -> Article | None:
     return session.scalar(select(Article).where(Article.url == url))
 
 
-def article_by_hash(session: Session, content_hash: str) -> Article | None:
-    stmt = select(Article).where(Article.content_hash == content_hash).order_by(Article.id)
-    return session.scalars(stmt).first()
-
-
-def recent_signatures(session: Session, since: datetime) -> list[tuple[int, bytes]]:
-    """(article id, MinHash bytes) of originals seen since `since`: the duplicate index."""
-    stmt = select(Article.id, Article.minhash).where(
-        Article.first_seen >= since,
-        Article.minhash.is_not(None),
-        Article.duplicate_of_id.is_(None),
-    )
-    return [(i, m) for i, m in session.execute(stmt) if m is not None]
-
-
-def signatures_after(session: Session, article_id: int) -> list[tuple[int, bytes]]:
-    """Originals stored after `article_id` (by this or another worker)."""
-    stmt = select(Article.id, Article.minhash).where(
-        Article.id > article_id, Article.minhash.is_not(None), Article.duplicate_of_id.is_(None)
-    )
-    return [(i, m) for i, m in session.execute(stmt) if m is not None]
-
-
 def make_copies_of(session: Session, old: int, new: int) -> None:
     """`old` and its copies become copies of `new` (which turned out to be the original)."""
     session.execute(
@@ -54,11 +31,6 @@ def make_copies_of(session: Session, old: int, new: int) -> None:
         .values(duplicate_of_id=new, features=None),
         execution_options={"synchronize_session": "fetch"},
     )
-
-
-def max_article_id(session: Session) -> int:
-    """The newest article id, to refresh indexes from later."""
-    return int(session.scalar(select(func.max(Article.id))) or 0)
 
 
 def serialise_writers(session: Session) -> None:

@@ -12,6 +12,7 @@ from typing import Any, overload
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Float,
     ForeignKey,
@@ -128,6 +129,9 @@ class Story(Base):
     published: Mapped[datetime | None] = mapped_column(index=True)  # UTC
     published_offset: Mapped[int | None]  # minutes east of UTC that `published`'s page stated
     features: Mapped[list[Any]] = mapped_column(default=list)
+    # its first original's publication: the story pass reads the stories born in its
+    # context window by this (copies' dates do not count, unlike `published`)
+    born: Mapped[datetime | None] = mapped_column(index=True)
 
     articles: Mapped[list[Article]] = relationship(
         back_populates="story", order_by="Article.first_seen"
@@ -147,7 +151,7 @@ class Article(Base):
     final_url: Mapped[str | None] = mapped_column(String(2000))
     outlet_id: Mapped[int] = mapped_column(ForeignKey("outlets.id"), index=True)
     story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id"), index=True)
-    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id"))
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id"), index=True)  # copies of one
     title: Mapped[str] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text)
     published: Mapped[datetime | None] = mapped_column(index=True)  # UTC
@@ -172,6 +176,18 @@ class Article(Base):
     def published_stated(self) -> datetime | None:
         """`published` at the offset the page stated (its day, not UTC's)."""
         return stated(self.published, self.published_offset)
+
+
+class ArticleBand(Base):
+    """One LSH band of an original's MinHash (pipeline.dedup.band_keys): the duplicate
+    index kept in the database, so a crawl looks up its pages' candidates by band instead
+    of loading every recent signature (storage.duplicates)."""
+
+    __tablename__ = "article_bands"
+    __table_args__ = (Index("ix_article_bands_article_id", "article_id"), {"sqlite_with_rowid": False})
+
+    band: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
 
 
 class TopicMatchRow(Base):

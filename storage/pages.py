@@ -18,6 +18,7 @@ from veille.storage.models import (
     Page,
     utcnow,
 )
+from veille.storage.page_path import PageRecord, record_pages
 
 
 def ensure_outlet(session: Session, name: str, url: str = "", language: str | None = None) -> int:
@@ -51,13 +52,8 @@ def record_page(
     reason: str | None = None,
     content_hash: str | None = None,
 ) -> None:
-    row = session.scalar(select(Page).where(Page.url == url))
-    if row is None:
-        row = Page(url=url, outlet_id=outlet_id)
-        session.add(row)
-    row.kind, row.article_id, row.reason, row.fetched_at = kind, article_id, reason, utcnow()
-    if content_hash is not None:
-        row.content_hash = content_hash
+    """Insert or refresh the page row of `url` (`page_path.record_pages`, one upsert)."""
+    record_pages(session, [PageRecord(url, outlet_id, kind, article_id, reason, content_hash)])
 
 
 def page_content_hash(session: Session, url: str) -> tuple[str | None, int | None]:

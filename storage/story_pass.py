@@ -58,6 +58,7 @@ class StoryFields:
     features: list[str]
     first_seen: datetime
     last_seen: datetime
+    born: datetime | None = None  # its first original's publication
 
 
 def _chunks(ids: Iterable[int]) -> Iterable[list[int]]:
@@ -117,6 +118,48 @@ def story_pass_rows(session: Session, start: datetime, context_from: datetime) -
         (Article.published >= start) | (Article.story_id.is_not(None) & ~born_earlier),
     )
     return [PassRow(*row) for row in session.execute(stmt)]
+
+
+def dated_since(session: Session, start: datetime) -> list[PassRow]:
+    """Dated originals published since `start`: the articles a pass may move."""
+    return [PassRow(*row) for row in session.execute(_originals().where(Article.published >= start))]
+
+
+def stories_published_between(session: Session, lo: datetime, hi: datetime) -> set[int]:
+    """The stories with an original published in [lo, hi)."""
+    stmt = select(Article.story_id).where(
+        Article.published >= lo, Article.published < hi, Article.duplicate_of_id.is_(None),
+        Article.story_id.is_not(None),
+    ).distinct()
+    return {i for i in session.scalars(stmt) if i is not None}
+
+
+def births(session: Session, story_ids: Iterable[int]) -> dict[int, datetime | None]:
+    """When each story's first dated original was published, read from its articles (a
+    story changed since the last pass may have another first original than it says)."""
+    out: dict[int, datetime | None] = {}
+    for chunk in _chunks(story_ids):
+        stmt = (select(Article.story_id, func.min(Article.published))
+                .where(Article.story_id.in_(chunk), Article.duplicate_of_id.is_(None))
+                .group_by(Article.story_id))
+        out.update((i, born) for i, born in session.execute(stmt) if i is not None)
+    return out
+
+
+def story_rows(session: Session, story_ids: Iterable[int], lo: datetime, hi: datetime) -> list[PassRow]:
+    """Dated originals of these stories published in [lo, hi)."""
+    out: list[PassRow] = []
+    for chunk in _chunks(story_ids):
+        stmt = _originals().where(Article.story_id.in_(chunk), Article.published >= lo, Article.published < hi)
+        out.extend(PassRow(*row) for row in session.execute(stmt))
+    return out
+
+
+def stories_born_between(session: Session, lo: datetime, hi: datetime) -> list[tuple[int, list[str], datetime]]:
+    """(id, features, birth) of the stories whose first original was published in
+    [lo, hi), as the last pass left them (`stories.born`, `stories.features`)."""
+    stmt = select(Story.id, Story.features, Story.born).where(Story.born >= lo, Story.born < hi)
+    return [(i, list(f or ()), b) for i, f, b in session.execute(stmt) if b is not None]
 
 
 def reopen_horizon(session: Session, start: datetime, limit: int) -> datetime | None:
@@ -228,6 +271,7 @@ def write_story_fields(session: Session, fields: dict[int, StoryFields]) -> None
             f = fields[story.id]
             story.title, story.published, story.published_offset = f.title, f.published, f.published_offset
             story.features, story.first_seen, story.last_seen = f.features, f.first_seen, f.last_seen
+            story.born = f.born
 
 
 def delete_stories(session: Session, story_ids: Iterable[int]) -> None:

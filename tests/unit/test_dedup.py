@@ -11,7 +11,13 @@ import pytest
 
 from tests.replay_pages import fixture_articles
 from veille.pipeline.dedup import (
+    BANDS,
+    CANDIDATE_THRESHOLD,
+    NUM_PERM,
+    ROWS,
     DuplicateIndex,
+    band_keys,
+    best_copy,
     containment,
     content_hash,
     jaccard,
@@ -220,6 +226,35 @@ def test_duplicate_index_is_not_all_pairs_on_5000_articles() -> None:
     assert set(found) == set(copies)  # no false positive
     n = len(texts)
     assert idx.comparisons < 2 * n < n * (n - 1) // 2 // 100
+
+
+def test_stored_bands_are_the_in_memory_index_bands() -> None:
+    """The bands kept in the database (storage.duplicates) are those MinHashLSH picks for
+    the index's candidate threshold: the same texts are candidates either way."""
+    from datasketch import MinHashLSH
+
+    lsh = MinHashLSH(threshold=CANDIDATE_THRESHOLD, num_perm=NUM_PERM)
+    assert (lsh.b, lsh.r) == (BANDS, ROWS)
+    assert band_keys(minhash("")) == []  # an empty text shares no band with anything
+    a, b = minhash(LONG), minhash(LONG + "\n\n" + UPDATE_PARAGRAPH)
+    assert len(set(band_keys(a))) == BANDS and set(band_keys(a)) & set(band_keys(b))
+    assert not set(band_keys(a)) & set(band_keys(minhash(UNRELATED["guardia"][1])))
+
+
+def test_best_copy_among_band_candidates_answers_as_the_index(index: DuplicateIndex) -> None:
+    stored = {"long": minhash(LONG), "short": minhash(SHORT)}
+    stored.update((key, minhash(text)) for key, (_, text) in UNRELATED.items())
+    ids = {key: i for i, key in enumerate(sorted(stored))}
+    queries = [LONG, SHORT.upper(), LONG + "\n\n" + UPDATE_PARAGRAPH, SHORT + "\n" + SHORT_UPDATE,
+               UNRELATED["guardia"][1] + " " + UNRELATED["saisie"][1], ""]
+    queries += [text for _, text, _ in SAME_EVENT.values()]
+    for text in queries:
+        sig = minhash(text)
+        keys = set(band_keys(sig))
+        candidates = [(ids[k], signature_bytes(s)) for k, s in stored.items() if keys & set(band_keys(s))]
+        found = best_copy(sig, candidates)
+        expected = index.find(sig)
+        assert found == (None if expected is None else ids[expected]), text[:60]
 
 
 # --------------------------------------------------------------------------- stories: features
