@@ -415,7 +415,7 @@ def build(url: str, n: int, *, pool: list[PoolText], seed: int = 7, end: datetim
             items += [{"digest_id": did, "story_id": s, "recipients_key": key} for s, _ in ids]
             arts += [{"digest_id": did, "article_id": a, "story_id": s, "recipients_key": key}
                      for s, members in ids for a in members]
-        digest_runs.append({"kind": "digest", "started_at": day, "finished_at": day + timedelta(seconds=25),
+        digest_runs.append({"id": len(run_rows) + len(digest_runs) + 1, "kind": "digest", "started_at": day, "finished_at": day + timedelta(seconds=25),
                             "status": "ok", "pid": 1, "host": "bench", "errors": [], "message": None})
         day += timedelta(days=1)
     with engine.begin() as conn:
@@ -425,6 +425,16 @@ def build(url: str, n: int, *, pool: list[PoolText], seed: int = 7, end: datetim
             conn.execute(insert(DigestArticle), arts)
         conn.execute(insert(CrawlRun), digest_runs)
     stats.digests, stats.digest_items, stats.digest_articles = len(digests), len(items), len(arts)
+    if engine.dialect.name == "postgresql":  # ids were given: move each sequence past them
+        from sqlalchemy import text
+
+        from veille.storage.models import Base
+
+        with engine.begin() as conn:
+            for table in Base.metadata.sorted_tables:
+                if "id" in table.c and table.c.id.autoincrement:
+                    conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                                      f"coalesce((SELECT max(id) FROM {table.name}), 0) + 1, false)"))
     if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -898,7 +908,10 @@ def run(workdir: Path, sizes: tuple[int, ...] = DEFAULT_SIZES, postgres: bool = 
             for p in workdir.glob(f"archive-{n}.db*"):
                 p.unlink()  # several GB
     if postgres:
-        results.extend(_postgres(workdir, pool, end, corpus, warm))
+        try:
+            results.extend(_postgres(workdir, pool, end, corpus, warm))
+        except Exception as exc:  # the SQLite figures must not be lost with it
+            log(f"archive: PostgreSQL failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
     entries = entries_from(results)
     if extra is not None:
         extra["archive"] = entries
