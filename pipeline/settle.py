@@ -103,7 +103,7 @@ def _settle(s: Session, since: datetime | None, reopen_max: int) -> SettleReport
             rows = pass_store.rows_around(s, [(as_utc(d) - window, as_utc(d) + reach) for d in old])
             touched |= _place(s, rows, lambda r: r.story_id is not None, report)
             start = cap
-        rows = pass_store.story_pass_rows(s, start, start - timedelta(days=DF_DAYS))
+        rows, counted = _context(s, start, touched)
         sent = pass_store.sent_story_ids(s, {r.story_id for r in rows if r.story_id is not None})
         first = start
 
@@ -111,12 +111,39 @@ def _settle(s: Session, since: datetime | None, reopen_max: int) -> SettleReport
             assert r.published is not None
             return r.story_id is not None and (as_utc(r.published) < first or r.story_id in sent)
 
-        touched |= _place(s, rows, fixed, report)
+        touched |= _place(s, rows, fixed, report, counted)
     report.removed = refresh_stories(s, touched, MAX_STORY_FEATURES)
     report.start = start
     if start is not None:
         log.info("%s", report)
     return report
+
+
+def _context(s: Session, start: datetime, changed: set[int]) -> tuple[
+        list[pass_store.PassRow], list[tuple[str, list[str], datetime]]]:
+    """What a pass from `start` reads: the originals published since (free, unless
+    mailed) and the context before, as `assign_stories` needs it.
+
+    The context is the stories born in the DF_DAYS before `start` (an older one is out
+    of the IDF and, as before, not read). Only those that can still be matched — an
+    original published within the window before `start`, or one among the free
+    articles — are read article by article; the others weigh in the IDF only, read
+    from the story rows the last pass wrote (their articles cannot have changed since:
+    any change sets the pass's start at or before the article changed; `changed` are
+    the stories this pass moved articles in already, read from their articles too). So
+    a pass reads the days it can change and one row per older story, not 30 days of
+    articles.
+    """
+    context_from = start - timedelta(days=DF_DAYS)
+    free = pass_store.dated_since(s, start)
+    near = pass_store.stories_published_between(s, start - timedelta(days=WINDOW_DAYS + 1), start)
+    near |= {r.story_id for r in free if r.story_id is not None} | changed
+    recent = [i for i, born in pass_store.births(s, near).items()
+              if born is not None and as_utc(born) >= context_from]
+    rows = free + pass_store.story_rows(s, recent, context_from, start)
+    counted = [(str(i), features, as_utc(born)) for i, features, born
+               in pass_store.stories_born_between(s, context_from, start) if i not in near]
+    return rows, counted
 
 
 def refresh_stories(s: Session, story_ids: Iterable[int], max_features: int) -> int:
@@ -146,9 +173,11 @@ def pin_mailed(s: Session, mailed: dict[int, list[str]], max_features: int) -> i
     return len(moves)
 
 
-def _place(s: Session, rows: list[pass_store.PassRow], fixed: Callable[[pass_store.PassRow], bool], report: SettleReport) -> set[int]:
-    """One pass over `rows` (dated originals); the fixed ones keep their story. Moves
-    the others where `assign_stories` puts them; returns the stories to refresh."""
+def _place(s: Session, rows: list[pass_store.PassRow], fixed: Callable[[pass_store.PassRow], bool],
+           report: SettleReport, counted: list[tuple[str, list[str], datetime]] | None = None) -> set[int]:
+    """One pass over `rows` (dated originals); the fixed ones keep their story, and
+    `counted` stories weigh in the IDF only. Moves the others where `assign_stories`
+    puts them; returns the stories to refresh."""
     features = {r.id: r.features for r in rows if r.features is not None}
     features.update(_compute_features(s, [r.id for r in rows if r.features is None]))
     placed = [
@@ -156,7 +185,7 @@ def _place(s: Session, rows: list[pass_store.PassRow], fixed: Callable[[pass_sto
         for r in rows
         if r.published is not None
     ]
-    assignment = assign_stories(placed)
+    assignment = assign_stories(placed, counted=counted or ())
     free = [r for r in rows if not fixed(r)]
     free.sort(key=lambda r: (as_utc(r.published), r.url))
 

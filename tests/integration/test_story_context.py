@@ -1,0 +1,102 @@
+"""The story pass reads only the context that can matter, and decides as if it read all.
+
+`pipeline.settle` reads article by article only the stories an article of the pass can
+still join; the other stories born in the IDF's 30 days count from their story rows.
+Here passes over months of made-up articles (shared names, late arrivals, a mailed
+story) run twice, once that way and once reading every original of those 30 days
+(`storage.story_pass.story_pass_rows`, what the pass read before): the stories must be
+the same after every pass.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from veille.pipeline import settle
+from veille.pipeline.settle import settle_stories
+from veille.pipeline.stories import DF_DAYS
+from veille.storage import digests as digest_store
+from veille.storage import pages as page_store
+from veille.storage import story_pass as pass_store
+from veille.storage.db import Database
+from veille.storage.models import Article, Story
+
+T0 = datetime(2025, 1, 1, 6, tzinfo=UTC)
+NAMES = [f"x:p{i}" for i in range(40)]  # shared by several events: near misses
+WORDS = [f"k:lat:mot{i}" for i in range(60)]
+
+
+def _articles(seed: int) -> list[tuple[str, list[str], datetime]]:
+    """(url, features, published): 70 events over 90 days, 1 to 6 reports each."""
+    rng = random.Random(seed)
+    out = []
+    for e in range(70):
+        day = T0 + timedelta(days=rng.uniform(0, 90))
+        core = rng.sample(NAMES, 3) + [f"n:{100 + e}", f"d:01-{1 + e % 28:02d}"]
+        for r in range(rng.randint(1, 6)):
+            feats = rng.sample(core, rng.randint(3, 5)) + rng.sample(NAMES, 1) + rng.sample(WORDS, 6)
+            out.append((f"https://o.example/e{e}-r{r}", list(dict.fromkeys(feats)),
+                        day + timedelta(hours=rng.uniform(0, 120))))
+    return out
+
+
+def _reference_context(s: object, start: datetime, changed: set[int]) -> tuple[list[pass_store.PassRow], list[object]]:
+    """What the pass read before: every original of the stories born in its 30 days."""
+    return pass_store.story_pass_rows(s, start, start - timedelta(days=DF_DAYS)), []  # type: ignore[arg-type]
+
+
+@pytest.fixture()
+def dbs(tmp_path: Path) -> Iterator[tuple[Database, Database]]:
+    a, b = Database(f"sqlite:///{tmp_path / 'a.db'}"), Database(f"sqlite:///{tmp_path / 'b.db'}")
+    yield a, b
+    a.dispose()
+    b.dispose()
+
+
+def _store(db: Database, batch: list[tuple[str, list[str], datetime]]) -> None:
+    with db.transaction() as s:
+        outlet = page_store.ensure_outlet(s, "o", "https://o.example", "fr")
+        for url, feats, published in batch:
+            s.add(Article(url=url, outlet_id=outlet, title=url, text="text", content_hash=url,
+                          features=feats, published=published))
+
+
+def _state(db: Database) -> tuple[dict[str, int | None], list[tuple[object, ...]]]:
+    with db.transaction() as s:
+        placed = {u: sid for u, sid in s.execute(select(Article.url, Article.story_id))}
+        rows = sorted((st.id, st.title, st.published, st.born, st.features) for st in s.scalars(select(Story)))
+    return placed, rows
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_passes_reading_less_context_place_as_reading_all(
+        dbs: tuple[Database, Database], seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    ours, reference = dbs
+    arts = sorted(_articles(seed), key=lambda a: a[2])
+    rng = random.Random(seed)
+    late = set(rng.sample(range(len(arts)), len(arts) // 10))  # stored weeks after their date
+    batches: list[list[tuple[str, list[str], datetime]]] = [[] for _ in range(12)]
+    for i, art in enumerate(arts):
+        slot = min(11, int(12 * i / len(arts)) + (rng.randint(2, 5) if i in late else 0))
+        batches[slot].append(art)
+    real_context = settle._context
+    for n, batch in enumerate(batches):
+        for db, context in ((ours, real_context), (reference, _reference_context)):
+            _store(db, batch)
+            monkeypatch.setattr(settle, "_context", context)
+            settle_stories(db)
+        assert _state(ours) == _state(reference), f"after pass {n}"
+        if n == 5:  # a story mailed midway keeps its articles on both sides
+            for db in (ours, reference):
+                with db.transaction() as s:
+                    some = s.scalars(select(Story.id).order_by(Story.id).limit(5)).all()
+                    digest = digest_store.create_digest(s, ["a@example.org"], "digest")
+                    digest_store.mark_digest_sent(s, digest, list(some), "<m@x>")
+    placed, _ = _state(ours)
+    assert None not in placed.values() and len(set(placed.values())) > 20
