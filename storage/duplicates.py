@@ -46,7 +46,8 @@ def prune_bands(session: Session, since: datetime) -> int:
     """Drop the bands of the articles first seen before `since`, which no lookup returns
     any more: the table holds the index's window, not the archive. Article ids grow with
     time, so everything below the first id seen since then goes. Returns rows deleted."""
-    first = session.scalar(select(func.min(Article.id)).where(Article.first_seen >= since))
+    # `id + 0`: read off the first-seen index (the window), not a walk of the ids from the oldest
+    first = session.scalar(select(func.min(Article.id + 0)).where(Article.first_seen >= since))
     stmt = delete(ArticleBand)
     if first is not None:
         stmt = stmt.where(ArticleBand.article_id < first)

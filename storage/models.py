@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -145,13 +146,21 @@ class Story(Base):
 
 class Article(Base):
     __tablename__ = "articles"
+    __table_args__ = (
+        # an outlet's latest articles (storage.templates' titles) without sorting all of its archive
+        Index("ix_articles_outlet_first_seen", "outlet_id", "first_seen"),
+        # the copies of an article; partial, so `duplicate_of_id IS NULL` (every original)
+        # never looks like a selective lookup to the planner
+        Index("ix_articles_duplicate_of_id", "duplicate_of_id",
+              sqlite_where=text("duplicate_of_id IS NOT NULL"), postgresql_where=text("duplicate_of_id IS NOT NULL")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     url: Mapped[str] = mapped_column(String(2000), unique=True)
     final_url: Mapped[str | None] = mapped_column(String(2000))
     outlet_id: Mapped[int] = mapped_column(ForeignKey("outlets.id"), index=True)
     story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id"), index=True)
-    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id"), index=True)  # copies of one
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id"))
     title: Mapped[str] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text)
     published: Mapped[datetime | None] = mapped_column(index=True)  # UTC

@@ -199,20 +199,27 @@ def apply_plan(session: Session, plan: Plan) -> int | None:
 
 
 def record_pages(session: Session, pages: Sequence[PageRecord]) -> None:
-    """Insert or refresh page rows (one upsert): kind, article, reason, fetched now; the
-    content hash when one is given."""
+    """Insert or refresh page rows (one upsert statement, cached once per dialect):
+    kind, article, reason, fetched now; the content hash when one is given."""
     if not pages:
         return
-    dialect = session.get_bind().dialect.name
-    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
     now = utcnow()
     rows = list({p.url: {"url": p.url, "outlet_id": p.outlet_id, "kind": p.kind, "article_id": p.article_id,
                          "reason": p.reason, "content_hash": p.content_hash, "fetched_at": now}
                  for p in pages}.values())
-    stmt = make(Page).values(rows)
-    stmt = stmt.on_conflict_do_update(index_elements=[Page.url], set_={
-        "kind": stmt.excluded.kind, "article_id": stmt.excluded.article_id, "reason": stmt.excluded.reason,
-        "fetched_at": stmt.excluded.fetched_at,
-        "content_hash": func.coalesce(stmt.excluded.content_hash, Page.content_hash),
-    })
-    session.execute(stmt)
+    session.connection().execute(_page_upsert(session.get_bind().dialect.name), rows)
+
+
+_UPSERTS: dict[str, Any] = {}
+
+
+def _page_upsert(dialect: str) -> Any:
+    if dialect not in _UPSERTS:
+        make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = make(Page)
+        _UPSERTS[dialect] = stmt.on_conflict_do_update(index_elements=["url"], set_={
+            "kind": stmt.excluded.kind, "article_id": stmt.excluded.article_id, "reason": stmt.excluded.reason,
+            "fetched_at": stmt.excluded.fetched_at,
+            "content_hash": func.coalesce(stmt.excluded.content_hash, Page.content_hash),
+        })
+    return _UPSERTS[dialect]

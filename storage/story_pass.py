@@ -165,8 +165,9 @@ def stories_born_between(session: Session, lo: datetime, hi: datetime) -> list[t
 def reopen_horizon(session: Session, start: datetime, limit: int) -> datetime | None:
     """None if at most `limit` placed originals were published since `start`; else the
     publication date from which the newest `limit` of them were."""
-    placed = select(Article.published).where(
-        Article.duplicate_of_id.is_(None), Article.story_id.is_not(None), Article.published >= start
+    placed = select(Article.published).where(  # `story_id + 0`: not an index, so the planner
+        # walks the publication index in the order wanted instead of sorting every placed article
+        Article.duplicate_of_id.is_(None), (Article.story_id + 0).is_not(None), Article.published >= start
     )
     stmt = placed.order_by(Article.published.desc()).offset(limit).limit(1)
     beyond = session.scalar(stmt)

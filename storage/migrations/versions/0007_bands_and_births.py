@@ -13,7 +13,9 @@ first crawl that stores an article (Processor, from the originals of the index's
 `stories.born`, the publication of a story's first original, lets the story pass read
 the stories born in its context window by an index (storage.story_pass). Back-filled
 here from the articles. `ix_articles_duplicate_of_id`: copies follow their original
-when the pass moves it (storage.story_pass.move_articles) by an index, not a scan.
+when the pass moves it (storage.story_pass.move_articles) by an index, not a scan;
+`ix_articles_outlet_first_seen`: an outlet's latest titles (storage.templates) without
+sorting all of its archive.
 """
 from collections.abc import Sequence
 
@@ -43,10 +45,14 @@ def upgrade() -> None:
         "WHERE a.story_id = stories.id AND a.duplicate_of_id IS NULL)"
     )
     op.create_index("ix_stories_born", "stories", ["born"])
-    op.create_index("ix_articles_duplicate_of_id", "articles", ["duplicate_of_id"])
+    copies = sa.text("duplicate_of_id IS NOT NULL")  # partial: every original is NULL
+    op.create_index("ix_articles_duplicate_of_id", "articles", ["duplicate_of_id"],
+                    sqlite_where=copies, postgresql_where=copies)
+    op.create_index("ix_articles_outlet_first_seen", "articles", ["outlet_id", "first_seen"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_articles_outlet_first_seen", table_name="articles")
     op.drop_index("ix_articles_duplicate_of_id", table_name="articles")
     op.drop_index("ix_stories_born", table_name="stories")
     with op.batch_alter_table("stories", schema=None) as batch_op:
