@@ -32,15 +32,17 @@ NAMES = [f"x:p{i}" for i in range(40)]  # shared by several events: near misses
 WORDS = [f"k:lat:mot{i}" for i in range(60)]
 
 
-def _articles(seed: int) -> list[tuple[str, list[str], datetime]]:
-    """(url, features, published): 70 events over 90 days, 1 to 6 reports each."""
+def _articles(seed: int, events: int = 70, days: int = 90, words: int = 60) -> list[tuple[str, list[str], datetime]]:
+    """(url, features, published): `events` events over `days` days, 1 to 6 reports each;
+    each report has 6 keywords of the first `words` (few words: features common enough
+    to find no candidates)."""
     rng = random.Random(seed)
     out = []
-    for e in range(70):
-        day = T0 + timedelta(days=rng.uniform(0, 90))
+    for e in range(events):
+        day = T0 + timedelta(days=rng.uniform(0, days))
         core = rng.sample(NAMES, 3) + [f"n:{100 + e}", f"d:01-{1 + e % 28:02d}"]
         for r in range(rng.randint(1, 6)):
-            feats = rng.sample(core, rng.randint(3, 5)) + rng.sample(NAMES, 1) + rng.sample(WORDS, 6)
+            feats = rng.sample(core, rng.randint(3, 5)) + rng.sample(NAMES, 1) + rng.sample(WORDS[:words], 6)
             out.append((f"https://o.example/e{e}-r{r}", list(dict.fromkeys(feats)),
                         day + timedelta(hours=rng.uniform(0, 120))))
     return out
@@ -74,16 +76,19 @@ def _state(db: Database) -> tuple[dict[str, int | None], list[tuple[object, ...]
     return placed, rows
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(("seed", "events", "words", "passes", "late"),
+                         [(1, 70, 60, 12, 0.1), (2, 70, 60, 12, 0.1), (3, 70, 60, 12, 0.1),
+                          (4, 700, 20, 40, 0.01)])  # a dense archive: common words, routine passes
 def test_passes_reading_less_context_place_as_reading_all(
-        dbs: tuple[Database, Database], seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+        dbs: tuple[Database, Database], seed: int, events: int, words: int, passes: int, late: float,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     ours, reference = dbs
-    arts = sorted(_articles(seed), key=lambda a: a[2])
+    arts = sorted(_articles(seed, events, words=words), key=lambda a: a[2])
     rng = random.Random(seed)
-    late = set(rng.sample(range(len(arts)), len(arts) // 10))  # stored weeks after their date
-    batches: list[list[tuple[str, list[str], datetime]]] = [[] for _ in range(12)]
+    delayed = set(rng.sample(range(len(arts)), int(len(arts) * late)))  # stored weeks after their date
+    batches: list[list[tuple[str, list[str], datetime]]] = [[] for _ in range(passes)]
     for i, art in enumerate(arts):
-        slot = min(11, int(12 * i / len(arts)) + (rng.randint(2, 5) if i in late else 0))
+        slot = min(passes - 1, int(passes * i / len(arts)) + (rng.randint(2, 5) if i in delayed else 0))
         batches[slot].append(art)
     real_context = settle._context
     for n, batch in enumerate(batches):
@@ -92,7 +97,7 @@ def test_passes_reading_less_context_place_as_reading_all(
             monkeypatch.setattr(settle, "_context", context)
             settle_stories(db)
         assert _state(ours) == _state(reference), f"after pass {n}"
-        if n == 5:  # a story mailed midway keeps its articles on both sides
+        if n == passes // 2:  # a story mailed midway keeps its articles on both sides
             for db in (ours, reference):
                 with db.transaction() as s:
                     some = s.scalars(select(Story.id).order_by(Story.id).limit(5)).all()
