@@ -86,12 +86,41 @@ def markdown(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+ARCHIVE_COLUMNS = (("crawl_wall", "routine crawl"), ("crawl_cpu", "its CPU"), ("crawl_rss", "its peak RSS"),
+                   ("settle", "story pass"), ("settle_cpu", "its CPU"), ("stories", "`stories --json`"),
+                   ("status", "`status --json`"), ("digest", "`digest --dry-run`"), ("search", "`search`"),
+                   ("db_bytes", "database"))
+
+
+def archive_markdown(data: dict[str, Any]) -> str:
+    """The `archive` section of results.json as a Markdown table: per archive, each
+    measure's absolute value and its ratio to the 10k archive of the same run."""
+    lines = ["| archive | " + " | ".join(label for _, label in ARCHIVE_COLUMNS) + " |",
+             "|---|" + "---:|" * len(ARCHIVE_COLUMNS)]
+    for e in data.get("archive", []):
+        cells = []
+        for key, _ in ARCHIVE_COLUMNS:
+            value = e.get(key)
+            r = e.get("db_bytes_ratio" if key == "db_bytes" else f"{key}_ratio")
+            if value is None:
+                cells.append("—")
+                continue
+            shown = f"{value / 2**20:,.0f} MiB" if key in ("crawl_rss", "db_bytes") else f"{value:.2f} s"
+            cells.append(shown if e["articles"] == e.get("baseline_articles") and e["backend"] == "sqlite"
+                         else f"{shown} (×{r:.2f})" if r is not None else shown)
+        lines.append(f"| {e['backend']} {e['articles']:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> int:
-    """`python -m bench.report [results.json]`: print the README's Markdown table."""
+    """`python -m bench.report [--archive] [results.json]`: print the README's Markdown table
+    (with --archive, the archive benchmark's table)."""
     import sys
 
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name("results.json")
-    print(markdown(json.loads(path.read_text(encoding="utf-8"))))
+    args = [a for a in sys.argv[1:] if a != "--archive"]
+    path = Path(args[0]) if args else Path(__file__).with_name("results.json")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    print(archive_markdown(data) if "--archive" in sys.argv[1:] else markdown(data))
     return 0
 
 
