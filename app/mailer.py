@@ -71,6 +71,38 @@ class _Client(smtplib.SMTP):
         return reply
 
 
+    def getreply(self) -> tuple[int, bytes]:
+        """smtplib's reader, except that a line cut before its end is no reply: smtplib
+        reads a last line "250" with no line end (the connection cut right after the code,
+        by our deadline or a dying server) as a whole "250" reply, i.e. as accepted."""
+        if self.file is None and self.sock is not None:
+            self.file = self.sock.makefile("rb")
+        source = self.file
+        if source is not None:
+            self.file = _WholeLines(source)  # type: ignore[assignment]
+        try:
+            return super().getreply()
+        finally:
+            if self.file is not None:  # smtplib's close() sets it to None
+                self.file = source
+
+
+class _WholeLines:
+    """A reply stream whose end-of-file in mid-line reads as end-of-file."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+
+    def readline(self, size: int = -1) -> bytes:
+        line: bytes = self.source.readline(size)
+        if line and not line.endswith(b"\n") and (size < 0 or len(line) < size):
+            return b""
+        return line
+
+    def close(self) -> None:
+        self.source.close()
+
+
 class _SSLClient(_Client, smtplib.SMTP_SSL):
     """`_Client` over implicit TLS."""
 

@@ -256,6 +256,7 @@ def test_a_certificate_signed_by_the_configured_ca_is_trusted(
 class Scripted:
     """One SMTP conversation, answered line by line, ending as `ending` says:
     "no reply": the connection is closed once the message's last line arrived;
+    "cut reply": the reply to it is cut after its code ("250", then the connection closes);
     "no quit": the message is accepted, then QUIT is met by closing the connection."""
 
     def __init__(self, ending: str) -> None:
@@ -289,6 +290,9 @@ class Scripted:
                     self.got_end.set()
                     if self.ending == "no reply":
                         break
+                    if self.ending == "cut reply":
+                        conn.sendall(b"250")
+                        break
                     conn.sendall(b"250 accepted\r\n")
                 elif verb == b"QUIT":
                     break  # closed without a word
@@ -309,6 +313,17 @@ def test_no_reply_to_the_last_line_is_a_failure_that_may_have_been_delivered(scr
     assert scripted.got_end.is_set()
     assert err.value.unconfirmed
     assert str(err.value) == f"SMTP 127.0.0.1:{scripted.port}: the server closed the connection during send"
+
+
+@pytest.mark.parametrize("scripted", ["cut reply"], indirect=True)
+def test_a_reply_cut_after_its_code_is_no_reply(scripted: Scripted) -> None:
+    """smtplib takes a last line "250" without its end for a whole "250" reply: a
+    connection cut there (a deadline, a dying server) must not count as accepted."""
+    with pytest.raises(MailerError) as err:
+        send_message(message(), smtp(scripted.port))
+    assert scripted.got_end.is_set()
+    assert err.value.unconfirmed
+    assert "closed the connection" in str(err.value)
 
 
 @pytest.mark.parametrize("scripted", ["no quit"], indirect=True)
