@@ -92,10 +92,15 @@ ARCHIVE_COLUMNS = (("crawl_wall", "routine crawl"), ("crawl_cpu", "its CPU"), ("
                    ("db_bytes", "database"))
 
 
+def _shown(key: str, value: float) -> str:
+    return f"{value / 2**20:,.0f} MiB" if key in ("crawl_rss", "db_bytes") else f"{value:.2f} s"
+
+
 def archive_markdown(data: dict[str, Any]) -> str:
-    """The `archive` section of results.json as a Markdown table: per archive, each
-    measure's absolute value and its ratio to the 10k archive of the same run."""
-    lines = ["| archive | " + " | ".join(label for _, label in ARCHIVE_COLUMNS) + " |",
+    """The `archive` section of results.json as a Markdown table: per archive (and the
+    time of its run), each measure's absolute value, its ratio to the 10k archive of the
+    same run and that archive's value."""
+    lines = ["| archive (its run ended, UTC) | " + " | ".join(label for _, label in ARCHIVE_COLUMNS) + " |",
              "|---|" + "---:|" * len(ARCHIVE_COLUMNS)]
     for e in data.get("archive", []):
         cells = []
@@ -105,10 +110,12 @@ def archive_markdown(data: dict[str, Any]) -> str:
             if value is None:
                 cells.append("—")
                 continue
-            shown = f"{value / 2**20:,.0f} MiB" if key in ("crawl_rss", "db_bytes") else f"{value:.2f} s"
-            cells.append(shown if e["articles"] == e.get("baseline_articles") and e["backend"] == "sqlite"
-                         else f"{shown} (×{r:.2f})" if r is not None else shown)
-        lines.append(f"| {e['backend']} {e['articles']:,} | " + " | ".join(cells) + " |")
+            cells.append(_shown(key, value) if e["articles"] == e.get("baseline_articles") and e["backend"] == "sqlite"
+                         else f"{_shown(key, value)} (×{r:.2f} of {_shown(key, b)})"
+                         if r is not None and (b := (e.get("baseline") or {}).get(key)) is not None
+                         else _shown(key, value))
+        lines.append(f"| {e['backend']} {e['articles']:,} ({e.get('measured', '')[11:16]}) | "
+                     + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
