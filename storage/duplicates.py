@@ -12,34 +12,43 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Table, bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from veille.storage.models import Article, ArticleBand
 
+_BANDS, _ARTICLES = cast(Table, ArticleBand.__table__), cast(Table, Article.__table__)
+_CANDIDATES = select(_ARTICLES.c.id, _ARTICLES.c.minhash).where(
+    _ARTICLES.c.id.in_(select(_BANDS.c.article_id).where(_BANDS.c.band.in_(bindparam("bands", expanding=True)))),
+    _ARTICLES.c.first_seen >= bindparam("since"),
+    _ARTICLES.c.minhash.is_not(None),
+)
+
 
 def candidates(session: Session, keys: Sequence[int], since: datetime) -> list[tuple[int, bytes]]:
     """(article id, MinHash bytes) of the articles first seen since `since` that share a
-    band with `keys`: by the band's primary key, then each candidate by its id."""
+    band with `keys`: by the band's primary key, then each candidate by its id (one
+    statement built once: the crawl sends it for every page)."""
     if not keys:
         return []
-    shared = select(ArticleBand.article_id).where(ArticleBand.band.in_(list(set(keys))))
-    stmt = select(Article.id, Article.minhash).where(
-        Article.id.in_(shared), Article.first_seen >= since, Article.minhash.is_not(None)
-    )
-    return [(i, m) for i, m in session.execute(stmt) if m is not None]
+    rows = session.connection().execute(_CANDIDATES, {"bands": sorted(set(keys)), "since": since})
+    return [(i, m) for i, m in rows if m is not None]
 
 
-def replace_bands(session: Session, bands: dict[int, Sequence[int]]) -> None:
+def replace_bands(session: Session, bands: dict[int, Sequence[int]], *, new: bool = False) -> None:
     """Index each article (id → its band keys) under these bands only, in one statement
-    per kind of write (an article stored again drops the bands of its former text)."""
+    per kind of write (an article stored again drops the bands of its former text; a
+    `new` one has none to drop)."""
     if not bands:
         return
-    session.execute(delete(ArticleBand).where(ArticleBand.article_id.in_(list(bands))))
+    conn = session.connection()
+    if not new:
+        conn.execute(delete(_BANDS).where(_BANDS.c.article_id.in_(list(bands))))
     rows = [{"band": k, "article_id": a} for a, keys in bands.items() for k in dict.fromkeys(keys)]
     if rows:
-        session.execute(insert(ArticleBand), rows)
+        conn.execute(insert(_BANDS), rows)
 
 
 def prune_bands(session: Session, since: datetime) -> int:

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, false, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -118,12 +118,22 @@ class Plan:
     touch: StoryTouch | None = None
 
 
-def _stored(session: Session, where: Any) -> list[StoredArticle]:
-    stmt = select(
-        Article.id, Article.url, Article.outlet_id, Outlet.name, Article.story_id, Article.duplicate_of_id,
-        Article.content_hash, Article.title, func.length(Article.text), Article.published, Article.author,
-    ).join(Outlet, Outlet.id == Article.outlet_id).where(where).order_by(Article.id)
-    return [StoredArticle(*row) for row in session.execute(stmt)]
+# The page path's statements, built once on the tables (Core): a crawl sends them for
+# every page, and building, keying and routing an ORM statement each time cost more than
+# running it.
+_A, _O, _P, _S, _T = (cast(Table, m.__table__) for m in (Article, Outlet, Page, Story, TopicMatchRow))
+_STORED = select(
+    _A.c.id, _A.c.url, _A.c.outlet_id, _O.c.name, _A.c.story_id, _A.c.duplicate_of_id,
+    _A.c.content_hash, _A.c.title, func.length(_A.c.text), _A.c.published, _A.c.author,
+).join(_O, _O.c.id == _A.c.outlet_id)
+_BY_KEYS = _STORED.where(or_(_A.c.url == bindparam("url"), _A.c.content_hash == bindparam("hash"),
+                             _A.c.id == bindparam("page_article"))).order_by(_A.c.id)
+_BY_IDS = _STORED.where(_A.c.id.in_(bindparam("ids", expanding=True))).order_by(_A.c.id)
+_PAGE = select(_P.c.content_hash, _P.c.article_id).where(_P.c.url == bindparam("url"))
+_STORY_DATES = select(_S.c.id, _S.c.published).where(_S.c.id.in_(bindparam("ids", expanding=True)))
+_INSERT_ARTICLE = insert(_A).returning(_A.c.id)
+_INSERT_TOPICS = insert(_T)
+_DELETE_TOPICS = delete(_T).where(_T.c.article_id == bindparam("article"))
 
 
 def load_known(session: Session, url: str, content_hash: str, bands: Sequence[int],
@@ -131,36 +141,34 @@ def load_known(session: Session, url: str, content_hash: str, bands: Sequence[in
     """What storage knows about the page at `url` whose text hashes to `content_hash`.
     Near-copy candidates (by `bands`, first seen since `since`) are read only when no
     stored article has this URL or this text: otherwise nothing would use them."""
-    page = session.execute(select(Page.content_hash, Page.article_id).where(Page.url == url)).first()
+    conn = session.connection()
+    page = conn.execute(_PAGE, {"url": url}).first()
     page_hash, page_article = (page[0], page[1]) if page else (None, None)
-    found = _stored(session, or_(Article.url == url, Article.content_hash == content_hash,
-                                 Article.id == page_article if page_article is not None else false()))
+    found = [StoredArticle(*row) for row in conn.execute(
+        _BY_KEYS, {"url": url, "hash": content_hash, "page_article": page_article})]
     articles = {a.id: a for a in found}
     by_url = next((a for a in found if a.url == url), None)
     by_hash = next((a for a in found if a.content_hash == content_hash), None)
     settled = by_url or by_hash or (page_hash == content_hash and page_article is not None)
     near = [] if settled else dup_store.candidates(session, bands, since)
-    wanted = {a.duplicate_of_id for a in found if a.duplicate_of_id} | {i for i, _ in near}
-    wanted -= articles.keys()
-    if wanted:
-        articles.update((a.id, a) for a in _stored(session, Article.id.in_(sorted(wanted))))
-    roots = {a.duplicate_of_id for a in articles.values() if a.duplicate_of_id} - articles.keys()
-    if roots:
-        articles.update((a.id, a) for a in _stored(session, Article.id.in_(sorted(roots))))
+    for wanted in ({a.duplicate_of_id for a in found if a.duplicate_of_id} | {i for i, _ in near},
+                   {a.duplicate_of_id for a in articles.values() if a.duplicate_of_id}):  # then their roots
+        wanted -= articles.keys()
+        if wanted:
+            articles.update((row[0], StoredArticle(*row)) for row in conn.execute(_BY_IDS, {"ids": sorted(wanted)}))
     story_ids = {a.story_id for a in articles.values() if a.story_id is not None}
     stories: dict[int, datetime | None] = {}
     if story_ids:
-        stories.update((i, p) for i, p in session.execute(
-            select(Story.id, Story.published).where(Story.id.in_(sorted(story_ids)))))
+        stories.update((i, p) for i, p in conn.execute(_STORY_DATES, {"ids": sorted(story_ids)}))
     return Known(page_hash, page_article, by_url, by_hash, near, articles, stories)
 
 
 def apply_plan(session: Session, plan: Plan) -> int | None:
     """Write a page's outcome; returns the id of the article it inserted, if any."""
+    conn = session.connection()
     new_id: int | None = None
     if plan.insert is not None:
-        values = vars(plan.insert)
-        new_id = session.execute(insert(Article).values(**values).returning(Article.id)).scalar_one()
+        new_id = conn.execute(_INSERT_ARTICLE, vars(plan.insert)).scalar_one()
 
     def ref(article_id: int | None) -> int | None:
         return new_id if article_id == NEW else article_id
@@ -168,33 +176,31 @@ def apply_plan(session: Session, plan: Plan) -> int | None:
     if plan.copies_of is not None and new_id is not None:
         make_copies_of(session, plan.copies_of, new_id)
     if plan.change is not None:
-        values = dict(plan.change.values)
+        change: dict[str, Any] = dict(plan.change.values)
         if plan.change.new_version:
-            values["versions"] = Article.versions + 1
-        session.execute(update(Article).where(Article.id == plan.change.id).values(**values),
-                        execution_options={"synchronize_session": False})
+            change["versions"] = _A.c.versions + 1
+        conn.execute(update(_A).where(_A.c.id == plan.change.id).values(**change))
     if plan.topics is not None:
         article_id = ref(plan.topics[0])
         if plan.topics[0] != NEW:  # a new row has nothing to replace
-            session.execute(delete(TopicMatchRow).where(TopicMatchRow.article_id == article_id))
+            conn.execute(_DELETE_TOPICS, {"article": article_id})
         rows = [{"article_id": article_id, "topic": t, "score": score, "matched": matched}
                 for t, score, matched in plan.topics[1]]
         if rows:
-            session.execute(insert(TopicMatchRow), rows)
+            conn.execute(_INSERT_TOPICS, rows)
     if plan.pages:
         record_pages(session, [PageRecord(p.url, p.outlet_id, p.kind, ref(p.article_id), p.reason,
                                           p.content_hash) for p in plan.pages])
     if plan.bands is not None:
         article_id = ref(plan.bands[0])
         assert article_id is not None
-        dup_store.replace_bands(session, {article_id: plan.bands[1]})
+        dup_store.replace_bands(session, {article_id: plan.bands[1]}, new=plan.bands[0] == NEW)
     if plan.touch is not None:
         t = plan.touch
-        values = {"last_seen": utcnow()}
+        values: dict[str, Any] = {"last_seen": utcnow()}
         if t.published is not None:
             values.update(published=t.published, published_offset=t.published_offset, title=t.title)
-        session.execute(update(Story).where(Story.id == t.story_id).values(**values),
-                        execution_options={"synchronize_session": False})
+        conn.execute(update(_S).where(_S.c.id == t.story_id).values(**values))
     return new_id
 
 
