@@ -79,7 +79,7 @@ class _Client(smtplib.SMTP):
             self.file = self.sock.makefile("rb")
         source = self.file
         if source is not None:
-            self.file = _WholeLines(source)  # type: ignore[assignment]
+            self.file = _WholeLines(source)
         try:
             return super().getreply()
         finally:
