@@ -62,8 +62,12 @@ def unsent_story_ids(
 ) -> list[int]:
     """Tracked stories never in a sent digest for this recipient list."""
     key = recipients_key(recipients)
-    sent = select(DigestItem.story_id).where(DigestItem.recipients_key == key)
-    stmt = select(Story.id).where(Story.id.in_(_flagged(topics)), Story.id.not_in(sent))
+    # NOT EXISTS per story reads the unique (story_id, recipients_key) index; NOT IN over
+    # the list's items made SQLite build a temporary index of them on every digest.
+    sent = (select(DigestItem.id)
+            .where(DigestItem.story_id == Story.id, DigestItem.recipients_key == key)
+            .exists())
+    stmt = select(Story.id).where(Story.id.in_(_flagged(topics)), ~sent)
     if since is not None:
         stmt = stmt.where(Story.first_seen >= since)
     return list(session.scalars(stmt))

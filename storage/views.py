@@ -146,12 +146,16 @@ def list_stories(
         selectinload(Story.articles).selectinload(Article.topics),
     )
     if topics is not None:
+        # Tested story by story (EXISTS): the window's index picks the few stories and the
+        # topic is checked on their articles, instead of listing every flagged story of
+        # the archive first (which grew with the year).
         flagged = (
-            select(Article.story_id)
+            select(Article.id)
             .join(TopicMatchRow, TopicMatchRow.article_id == Article.id)
-            .where(TopicMatchRow.topic.in_(list(topics)))
+            .where(Article.story_id == Story.id, TopicMatchRow.topic.in_(list(topics)))
+            .exists()
         )
-        stmt = stmt.where(Story.id.in_(flagged))
+        stmt = stmt.where(flagged)
     if since is not None:
         stmt = stmt.where(Story.first_seen >= since)
     if story_ids is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -109,3 +110,36 @@ def test_stories_json_on_the_command_line(tmp_path: Path, capsys: pytest.Capture
     assert [(e["outlet"], e["copy"]) for e in doc["timeline"]] == [
         ("le360", False), ("hespress", False), ("barlamane", True),
     ]
+
+
+def _plans(db: Database, call: Any) -> list[str]:
+    """SQLite's plan of every statement `call(session)` sends."""
+    from sqlalchemy import event
+
+    sent: list[tuple[str, Any]] = []
+
+    def grab(_c: Any, _cur: Any, statement: str, params: Any, *_a: Any) -> None:
+        sent.append((statement, params))
+
+    with db.transaction() as s:
+        conn = s.connection()
+        event.listen(conn, "before_cursor_execute", grab)
+        call(s)
+        event.remove(conn, "before_cursor_execute", grab)
+        return [" | ".join(r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + st, p))
+                for st, p in sent]
+
+
+def test_the_story_list_and_the_digest_read_by_index(tmp_path: Path) -> None:
+    """The topic filter starts from the window (EXISTS per story) instead of listing every
+    flagged story of the archive, and the digest's "not yet mailed" test reads the unique
+    (story_id, recipients_key) index instead of building a temporary one each run."""
+    db = Database(f"sqlite:///{tmp_path / 'v.db'}")
+    _developing_story(db)
+    since = datetime.now(UTC) - timedelta(days=7)
+    plans = _plans(db, lambda s: view_store.list_stories(s, topics=["maroc-france-securite"], since=since))
+    assert "SCAN topic_matches" not in plans[0] and "ix_stories_first_seen" in plans[0], plans[0]
+    plans = _plans(db, lambda s: digest_store.unsent_story_ids(s, ["maroc-france-securite"], ["a@b.c"], since))
+    assert "SCAN digest_items" not in plans[0] and "AUTOMATIC" not in plans[0], plans[0]
+    assert "SEARCH digest_items USING COVERING INDEX" in plans[0], plans[0]
+    db.dispose()
