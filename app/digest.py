@@ -79,7 +79,8 @@ from veille.storage import crawl_runs as run_store
 from veille.storage import digests as digest_store
 from veille.storage import views as view_store
 from veille.storage.db import Database, describe
-from veille.storage.models import Digest, as_utc
+from veille.storage.models import Digest
+from veille.storage.timestamps import as_utc
 
 log = logging.getLogger(__name__)
 

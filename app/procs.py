@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import psutil
 
-from veille.storage.models import as_utc
+from veille.storage.timestamps import as_utc
 
 
 def process_alive(pid: int | None, started_at: datetime) -> bool:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from urllib.parse import quote
 
-from veille.storage.models import as_utc
+from veille.storage.timestamps import as_utc
 from veille.storage.views import StoryView
 
 ATOM = "http://www.w3.org/2005/Atom"

@@ -16,8 +16,8 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from veille.digest_draft import excerpt, is_rtl
-from veille.storage.models import as_utc
 from veille.storage.search import StoryHit
+from veille.storage.timestamps import as_utc
 from veille.storage.views import StoryView, TimelineEntry
 
 DEFAULT_DAYS = 7

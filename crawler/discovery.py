@@ -28,7 +28,7 @@ from scrapy.linkextractors import LinkExtractor
 from scrapy.utils.gz import gunzip
 from scrapy.utils.sitemap import Sitemap
 
-from veille.storage.models import as_utc
+from veille.storage.timestamps import as_utc
 
 NON_HTML_EXTENSION = re.compile(
     r"\.(pdf|jpe?g|png|gif|webp|svg|mp[34]|m4a|avi|mov|webm|zip|rar|gz|docx?|xlsx?|pptx?"

@@ -42,7 +42,6 @@ from veille.storage import story_pass as pass_store
 from veille.storage import templates as tq
 from veille.storage.db import Database
 from veille.storage.models import Article as ArticleRow
-from veille.storage.models import as_utc, offset_minutes, utcnow
 from veille.storage.page_path import (
     NEW,
     ArticleChange,
@@ -55,6 +54,7 @@ from veille.storage.page_path import (
     apply_plan,
     load_known,
 )
+from veille.storage.timestamps import as_utc, offset_minutes, utcnow
 
 if TYPE_CHECKING:  # imported when the first article is stored: numpy, datasketch
     from veille.pipeline.prepare import Prepared

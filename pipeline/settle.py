@@ -42,7 +42,7 @@ from veille.pipeline.story_rules import pin_moves, stories_to_delete, story_fiel
 from veille.storage import articles as article_store
 from veille.storage import story_pass as pass_store
 from veille.storage.db import Database
-from veille.storage.models import as_utc
+from veille.storage.timestamps import as_utc
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
-from veille.storage.models import as_utc
 from veille.storage.story_pass import StoryFields, StoryMember
+from veille.storage.timestamps import as_utc
 
 FAR = datetime.max.replace(tzinfo=UTC)  # an undated article sorts after every dated one
 

@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from veille.storage.models import Article, Story, TopicMatchRow, as_utc, stated
+from veille.storage.models import Article, Story, TopicMatchRow
+from veille.storage.timestamps import as_utc, stated
 
 BATCH = 500  # articles fetched per round trip (each with its text)
 

@@ -14,12 +14,8 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from veille.storage.models import (
-    CrawlRun,
-    OutletRun,
-    as_utc,
-    utcnow,
-)
+from veille.storage.models import CrawlRun, OutletRun
+from veille.storage.timestamps import as_utc, utcnow
 
 
 def start_run(session: Session, kind: str = "crawl") -> int:

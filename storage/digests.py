@@ -14,16 +14,8 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from veille.storage.models import (
-    Article,
-    Digest,
-    DigestArticle,
-    DigestItem,
-    Story,
-    TopicMatchRow,
-    as_utc,
-    utcnow,
-)
+from veille.storage.models import Article, Digest, DigestArticle, DigestItem, Story, TopicMatchRow
+from veille.storage.timestamps import as_utc, utcnow
 
 _CHUNK = 500  # ids per IN (...) list
 

@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 
 from veille.storage import duplicates as dup_store
 from veille.storage.articles import make_copies_of
-from veille.storage.models import Article, Outlet, Page, Story, TopicMatchRow, utcnow
+from veille.storage.models import Article, Outlet, Page, Story, TopicMatchRow
+from veille.storage.timestamps import utcnow
 
 NEW = -1  # in a Plan, the id of the article it inserts
 

@@ -12,13 +12,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from veille.storage.models import (
-    FeedState,
-    Outlet,
-    Page,
-    utcnow,
-)
+from veille.storage.models import FeedState, Outlet, Page
 from veille.storage.page_path import PageRecord, record_pages
+from veille.storage.timestamps import utcnow
 
 
 def ensure_outlet(session: Session, name: str, url: str = "", language: str | None = None) -> int:

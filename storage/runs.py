@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from veille.storage import crawl_runs as run_store
 from veille.storage.db import Database, StorageError, _first_line, describe
-from veille.storage.models import utcnow
+from veille.storage.timestamps import utcnow
 
 log = logging.getLogger(__name__)
 

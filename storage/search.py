@@ -40,7 +40,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from veille.storage.models import Article, Outlet, Story, TopicMatchRow, UTCDateTime, stated
+from veille.storage.models import Article, Outlet, Story, TopicMatchRow
+from veille.storage.timestamps import UTCDateTime, stated
 
 DOCS = "search_docs"
 FTS = "search_fts"  # SQLite only; FTS5 adds its shadow tables search_fts_*

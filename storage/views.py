@@ -13,12 +13,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from veille.storage.models import (
-    Article,
-    Story,
-    TopicMatchRow,
-    as_utc,
-)
+from veille.storage.models import Article, Story, TopicMatchRow
+from veille.storage.timestamps import as_utc
 
 
 @dataclass(frozen=True)

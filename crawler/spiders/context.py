@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from veille.storage import pages as page_store
 from veille.storage.crawl_runs import OutletCounts
-from veille.storage.models import as_utc
+from veille.storage.timestamps import as_utc
 
 if TYPE_CHECKING:
     from veille.crawler.frontier import Frontier

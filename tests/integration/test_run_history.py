@@ -10,8 +10,9 @@ from sqlalchemy import func, select
 
 from veille.storage import crawl_runs as run_store
 from veille.storage.db import Database
-from veille.storage.models import CrawlRun, OutletRun, utcnow
+from veille.storage.models import CrawlRun, OutletRun
 from veille.storage.runs import RunRecord
+from veille.storage.timestamps import utcnow
 
 
 def _run(db: Database, age_days: float, status: str = "ok", kind: str = "crawl") -> int:
