@@ -15,7 +15,11 @@ article through the pipeline:
   own (the same distribution as a real one's, with its pool text's shingle count);
 - pages (article, duplicate, skipped), a crawl run every 30 minutes with its per-outlet
   rows, a digest every morning to the configured list with its items and articles,
-  template lines, feed validators.
+  template lines, feed validators;
+- what the crawls keep as they store (schema 0007): the duplicate index's LSH bands
+  (`storage.duplicates`, `pipeline.dedup.band_keys`) of the originals first seen in its
+  window (`pipeline.process.INDEX_DAYS`), and each story's `born`, so the first crawl
+  after a build finds them there instead of back-filling them once.
 
 Then on each archive: a routine `veille crawl` of ~50 new pages of the bench corpus
 (published in the last days) served on 127.0.0.1: wall, CPU and peak RSS of its
@@ -187,6 +191,7 @@ class BuildStats:
     digest_items: int = 0
     digest_articles: int = 0
     template_lines: int = 0
+    bands: int = 0  # duplicate index rows (originals of its window)
     seconds: float = 0.0
     end: str = ""
 
@@ -200,6 +205,7 @@ class _Batch:
     stories: list[dict[str, Any]] = field(default_factory=list)
     pages: list[dict[str, Any]] = field(default_factory=list)
     topics: list[dict[str, Any]] = field(default_factory=list)
+    bands: dict[int, list[int]] = field(default_factory=dict)  # article id → its LSH band keys
 
 
 def _outlet_rows(outlets: list[tuple[str, str, str]]) -> list[dict[str, Any]]:
@@ -224,6 +230,8 @@ def build(url: str, n: int, *, pool: list[PoolText], seed: int = 7, end: datetim
     from sqlalchemy import insert, update
 
     from bench.corpus import OUTLETS
+    from veille.pipeline.dedup import band_keys, signature_from_bytes
+    from veille.pipeline.process import INDEX_DAYS
     from veille.storage.db import Database
     from veille.storage.digests import recipients_key
     from veille.storage.models import (
@@ -258,7 +266,6 @@ def build(url: str, n: int, *, pool: list[PoolText], seed: int = 7, end: datetim
     mean_size = sum(s * w for s, w in zip(STORY_SIZES, STORY_WEIGHTS, strict=True)) / sum(STORY_WEIGHTS)
     gap = span / (n / mean_size)
     stats = BuildStats(end=end.isoformat())
-    has_born = "born" in Story.__table__.c
     db = Database(url)
     engine = db.engine
     with engine.begin() as conn:
@@ -269,6 +276,7 @@ def build(url: str, n: int, *, pool: list[PoolText], seed: int = 7, end: datetim
     batch = _Batch()
 
     search = _search_writer()
+    index_since = end - timedelta(days=INDEX_DAYS)  # the duplicate index's window
 
     def flush() -> None:
         nonlocal batch
@@ -283,6 +291,8 @@ def build(url: str, n: int, *, pool: list[PoolText], seed: int = 7, end: datetim
                 conn.execute(insert(TopicMatchRow), batch.topics)
             if search is not None:
                 search(conn, batch.articles)
+            if batch.bands:
+                stats.bands += _write_bands(conn, batch.bands)
         stats.pages += len(batch.pages)
         stats.topic_matches += len(batch.topics)
         batch = _Batch()
@@ -338,6 +348,8 @@ def build(url: str, n: int, *, pool: list[PoolText], seed: int = 7, end: datetim
             members.append(row)
             if dup_of is None:
                 originals.append((row, text))
+                if seen >= index_since:  # as the crawl that stored it left it
+                    batch.bands[article_id] = band_keys(signature_from_bytes(sig))
             per_outlet[outlet] += 1
             batch.articles.append(row)
             batch.pages.append({"url": url, "outlet_id": outlet_id[outlet], "kind": "article",
@@ -365,8 +377,8 @@ def build(url: str, n: int, *, pool: list[PoolText], seed: int = 7, end: datetim
             "first_seen": min(r["first_seen"] for r in members),
             "last_seen": max(r["updated_at"] for r in members),
         }
-        if has_born:  # schema 0007: the publication of the story's first original
-            story["born"] = min(r["published"] for r in members if r["duplicate_of_id"] is None)
+        # schema 0007: the publication of its first original, as the story pass leaves it
+        story["born"] = min(r["published"] for r in members if r["duplicate_of_id"] is None)
         batch.stories.append(story)
         if any(text.matches for _, text in originals):
             flagged.append((min(r["first_seen"] for r in members), story_id, [r["id"] for r in members]))
@@ -471,6 +483,20 @@ def _search_writer() -> Any:
             session.flush()
 
     return write
+
+
+def _write_bands(conn: Any, bands: dict[int, list[int]]) -> int:
+    """The duplicate index's rows of these new originals, written by the storage module
+    (`storage.duplicates`) in the builder's transaction, 2,000 articles a statement."""
+    from sqlalchemy.orm import Session
+
+    from veille.storage.duplicates import replace_bands
+
+    ids = list(bands)
+    with Session(bind=conn) as session:
+        for i in range(0, len(ids), 2000):
+            replace_bands(session, {a: bands[a] for a in ids[i:i + 2000]}, new=True)
+    return sum(len(set(keys)) for keys in bands.values())
 
 
 def _crawl_runs(start: datetime, end: datetime, outlets: list[str], per_outlet: dict[str, int],

@@ -17,9 +17,11 @@ from bench.common import VENV_BIN
 
 RATE = 100  # py-spy samples per second
 # outermost time under these functions of the crawl process is reported
+# (pipeline/process.py: a page is `load_known` → `decide` → `apply_plan` in one transaction)
 STEPS = ("Processor.store", "PageProcessor.extract", "classify", "settle_stories",
-         "assign_stories", "StoryIndex.match", "article_features", "minhash", "content_hash", "Processor._refresh",
-         "Processor._insert", "Database.transaction")
+         "assign_stories", "StoryIndex.match", "article_features", "minhash", "content_hash", "load_known",
+         "best_copy", "decide", "apply_plan", "record_lines", "Processor.restrip", "prune_bands",
+         "Database.transaction")
 MARKS = {"sqlalchemy (any frame)": "sqlalchemy/"}  # label -> substring of any frame of a stack
 
 

@@ -7,7 +7,8 @@ starts a process pool (one worker per CPU) in the background and hands extractio
 once its workers are warm (they import trafilatura and load its lazy models: ~2 s), so
 both cores work. Small incremental runs never pay the workers' start-up. Storing
 (`Processor.store`, one transaction per article) runs in the reactor thread, one page
-at a time, so the in-memory duplicate index never races. A page that fails to process is
+at a time, so each page's duplicate lookup (in the database, `storage.duplicates`) sees
+every page stored before it. A page that fails to process is
 counted and logged with its URL; nothing is half-written (the transaction rolls back).
 """
 

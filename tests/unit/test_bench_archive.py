@@ -10,9 +10,13 @@ from pathlib import Path
 import pytest
 
 from bench.archive import BuildStats, build, make_pool
-from veille.pipeline.dedup import signature_from_bytes
+from veille.pipeline.dedup import band_keys, signature_from_bytes
+from veille.pipeline.process import INDEX_DAYS
+from veille.storage import duplicates
+from veille.storage.db import Database
 
 END = datetime(2025, 6, 1, 12, tzinfo=UTC)
+SPAN = timedelta(days=40)  # longer than the duplicate index's window
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +24,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, BuildStats]
     tmp = tmp_path_factory.mktemp("archive")
     pool = make_pool(80, seed=3, cache=tmp / "pool.pickle")
     db = tmp / "a.db"
-    stats = build(f"sqlite:///{db}", 600, pool=pool, end=END, span=timedelta(days=20))
+    stats = build(f"sqlite:///{db}", 600, pool=pool, end=END, span=SPAN)
     return db, stats
 
 
@@ -40,7 +44,7 @@ def test_counts_match_what_build_reports(archive: tuple[Path, BuildStats]) -> No
     assert stats.pages == _rows(db, "select count(*) from pages")[0][0]
     kinds = dict(_rows(db, "select kind, count(*) from pages group by kind"))
     assert kinds["article"] == 600 and kinds["duplicate"] == stats.new_url_updates and kinds["skipped"] > 0
-    assert stats.crawl_runs == _rows(db, "select count(*) from crawl_runs where kind = 'crawl'")[0][0] == 20 * 48 - 1
+    assert stats.crawl_runs == _rows(db, "select count(*) from crawl_runs where kind = 'crawl'")[0][0] == 40 * 48 - 1
     assert stats.outlet_runs == 6 * stats.crawl_runs
     assert 0 < stats.topic_matches < 600
     assert stats.digests > 0 and stats.digest_articles >= stats.digest_items > 0
@@ -56,7 +60,7 @@ def test_stories_copies_and_dates_hang_together(archive: tuple[Path, BuildStats]
     assert _rows(db, "select count(*) from articles where duplicate_of_id is null and coalesce(features, 'null') = 'null'")[0][0] == 0
     assert _rows(db, "select count(*) from articles where published > first_seen or first_seen > updated_at")[0][0] == 0
     first, last = _rows(db, "select min(first_seen), max(first_seen) from articles")[0]
-    assert first[:19] >= "2025-05-12 12:00:00" and last[:19] <= "2025-06-01 12:00:00"  # the span before END
+    assert first[:19] >= "2025-04-22 12:00:00" and last[:19] <= "2025-06-01 12:00:00"  # the span before END
     # every mailed article's story was mailed in the same digest
     assert _rows(db, "select count(*) from digest_articles da left join digest_items di on "
                      "di.digest_id = da.digest_id and di.story_id = da.story_id where di.id is null")[0][0] == 0
@@ -70,3 +74,28 @@ def test_signatures_decode_and_originals_differ(archive: tuple[Path, BuildStats]
     assert len({s.hashvalues.tobytes() for s in sigs}) == len(sigs)  # no two originals alike
     hashes = _rows(db, "select count(distinct content_hash), count(*) from articles where duplicate_of_id is null")[0]
     assert hashes[0] == hashes[1]
+
+
+def test_duplicate_index_and_births_are_as_crawls_leave_them(archive: tuple[Path, BuildStats]) -> None:
+    """The originals of the index's window carry the pipeline's band keys, nothing else
+    does, and every story is born when its first original was published: a crawl after
+    the build has nothing to back-fill."""
+    db, stats = archive
+    since = (END - timedelta(days=INDEX_DAYS)).strftime("%Y-%m-%d %H:%M:%S")
+    window = dict(_rows(db, "select id, minhash from articles where duplicate_of_id is null "
+                            f"and first_seen >= '{since}'"))
+    assert 0 < len(window) < stats.originals  # the archive reaches back past the window
+    stored: dict[int, set[int]] = {}
+    for band, article in _rows(db, "select band, article_id from article_bands"):
+        stored.setdefault(article, set()).add(band)
+    assert stored == {i: set(band_keys(signature_from_bytes(m))) for i, m in window.items()}
+    assert stats.bands == sum(len(b) for b in stored.values())
+    database = Database(f"sqlite:///{db}")
+    try:
+        with database.transaction() as s:
+            assert duplicates.unindexed(s, END - timedelta(days=INDEX_DAYS)) == []
+    finally:
+        database.dispose()
+    wrong = _rows(db, "select s.id from stories s where s.born is null or s.born != (select min(a.published) "
+                      "from articles a where a.story_id = s.id and a.duplicate_of_id is null)")
+    assert wrong == []
