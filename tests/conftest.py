@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from tests.pg import db_url, pg_cluster  # noqa: F401 - shared fixtures (SQLite + PostgreSQL)
+from tests.smtp_inbox import Inbox, free_port
 from veille.crawler.replay import ReplayServer
 from veille.pipeline.config import ENV_OVERRIDES, Config, config_from_dict
 from veille.storage.db import Database
@@ -108,3 +109,17 @@ def db(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:  # n
     database = Database(db_url)
     yield database
     database.dispose()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[Inbox, int]]:
+    """A real SMTP server (aiosmtpd) on a free port of 127.0.0.1, stopped after the test."""
+    from aiosmtpd.controller import Controller
+
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import email
 import socket
 import ssl
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -26,6 +25,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
 from sqlalchemy import select
 
+from tests.smtp_inbox import Inbox, free_port
 from veille.digest import EXCERPT_CHARS, DigestError, send_digest
 from veille.pipeline.config import Config, config_from_dict
 from veille.storage import crawl_runs as run_store
@@ -195,34 +195,6 @@ def make_config(db_url: str, port: int, **smtp: Any) -> Config:
 # --- the SMTP server ---------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Inbox:
-    """aiosmtpd handler keeping every accepted message."""
-
-    def __init__(self) -> None:
-        self.envelopes: list[Envelope] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:
-        self.envelopes.append(envelope)
-        return "250 Message accepted for delivery"
-
-    @property
-    def messages(self) -> list[EmailMessage]:
-        out = []
-        for env in self.envelopes:
-            raw = env.original_content or env.content
-            assert isinstance(raw, bytes)
-            msg = email.message_from_bytes(raw, policy=email.policy.default)
-            assert isinstance(msg, EmailMessage)
-            out.append(msg)
-        return out
-
-
 class Logins:
     """aiosmtpd authenticator accepting one user, remembering every attempt."""
 
@@ -238,17 +210,6 @@ class Logins:
         )
         self.attempts.append((mechanism, getattr(auth_data, "login", b""), ok))
         return AuthResult(success=ok, handled=False)
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[tuple[Inbox, int]]:
-    inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
 
 
 

@@ -5,7 +5,6 @@ article at most once per list. Real database (SQLite and PostgreSQL), real SMTP 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -41,17 +40,6 @@ NEW = [  # what the Hammouchi story gains the next day: an Arabic outlet and a F
     ("yabiladi", "https://www.yabiladi.com/articles/details/5002/hammouchi-dgsi.html", "fr",
      "Sécurité : Hammouchi et la DGSI font le point"),
 ]
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[tuple[Inbox, int]]:
-    inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
 
 
 def story_of(seeded: Seeded, spec: dict[str, Any]) -> int:

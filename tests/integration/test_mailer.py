@@ -12,8 +12,6 @@ through `send_digest`; test_digest_deadline.py covers `smtp.deadline`.
 
 from __future__ import annotations
 
-import email
-import email.policy
 import logging
 import socket
 import ssl
@@ -26,8 +24,8 @@ from typing import Any
 import pytest
 import trustme
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import Envelope
 
+from tests.smtp_inbox import Inbox
 from veille.mailer import MailerError, send_message
 from veille.pipeline.config import SmtpConfig
 
@@ -52,42 +50,6 @@ def message(to: list[str] = TO) -> EmailMessage:
 
 def smtp(port: int, **settings: Any) -> SmtpConfig:
     return SmtpConfig.model_validate({"host": "127.0.0.1", "port": port, "timeout": 10, **settings})
-
-
-class Inbox:
-    """aiosmtpd handler: keeps accepted messages; refuses the senders and recipients named."""
-
-    def __init__(self, refuse_rcpt: tuple[str, ...] = (), refuse_sender: bool = False) -> None:
-        self.envelopes: list[Envelope] = []
-        self.refuse_rcpt, self.refuse_sender = refuse_rcpt, refuse_sender
-
-    async def handle_MAIL(self, server: Any, session: Any, envelope: Envelope, address: str,
-                          mail_options: list[str]) -> str:
-        if self.refuse_sender:
-            return "553 5.7.1 sender not allowed here"
-        envelope.mail_from = address
-        return "250 OK"
-
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Envelope, address: str,
-                          rcpt_options: list[str]) -> str:
-        if address in self.refuse_rcpt:
-            return "550 5.1.1 no such user here"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:
-        self.envelopes.append(envelope)
-        return "250 Message accepted for delivery"
-
-    def received(self) -> list[EmailMessage]:
-        out = []
-        for env in self.envelopes:
-            raw = env.original_content or env.content
-            assert isinstance(raw, bytes)
-            msg = email.message_from_bytes(raw, policy=email.policy.default)
-            assert isinstance(msg, EmailMessage)
-            out.append(msg)
-        return out
 
 
 def serve(inbox: Inbox, **options: Any) -> tuple[Controller, int]:
@@ -132,7 +94,7 @@ def test_the_message_arrives_as_written_to_every_recipient(server: tuple[Inbox, 
     assert send_message(message(), smtp(port)) == {}
     (env,) = inbox.envelopes
     assert sorted(env.rcpt_tos) == TO and env.mail_from == "veille@example.org"
-    (msg,) = inbox.received()
+    (msg,) = inbox.messages
     assert msg["Subject"] == "Veille — 3 stories"
     assert msg.get_content().replace("\r\n", "\n") == BODY  # dot lines stuffed, then unstuffed
 
