@@ -27,7 +27,6 @@ from veille.storage.models import CrawlRun
 SILENT_DAYS = 7
 HISTORY = 100  # per-outlet runs looked at for consecutive failures
 FAILED = {"failing", "blocked"}
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TRUNCATED = re.compile(r": sitemaps truncated: (.+)$")  # noted by crawler.spiders.context
 
 
@@ -47,17 +46,17 @@ def consecutive_failures(statuses: Sequence[str]) -> int:
     return n
 
 
-def outlet_state(statuses: Sequence[str], recent_articles: int, total_articles: int) -> str:
+def outlet_state(statuses: Sequence[str], recent_articles: int, yielded: int) -> str:
     """ok | failing | blocked | silent | never crawled, from the newest-first statuses.
 
     Silent: the last crawl reached the outlet fine, but no article is new within the
-    window although the outlet has yielded articles before.
+    window although the outlet has yielded articles before (`yielded` non-zero).
     """
     if not statuses:
         return "never crawled"
     if statuses[0] in FAILED:
         return statuses[0]
-    if recent_articles == 0 and total_articles > 0:
+    if recent_articles == 0 and yielded:
         return "silent"
     return "ok"
 
@@ -119,7 +118,7 @@ def collect_status(db: Database, cfg: Config, *, now: datetime | None = None, ru
         last_digest = run_store.last_runs(s, kind="digest", limit=1)
         successes = run_store.outlet_last_success(s)
         recent = article_store.outlet_article_counts(s, now - timedelta(days=SILENT_DAYS))
-        total = article_store.outlet_article_counts(s, EPOCH)
+        yielded = article_store.outlets_with_articles(s)
         histories = {o.name: run_store.outlet_history(s, o.name, HISTORY) for o in cfg.outlets}
         unplaced = pass_store.count_unplaced(s)
     outlets = []
@@ -129,12 +128,12 @@ def collect_status(db: Database, cfg: Config, *, now: datetime | None = None, ru
         errors = next((h.errors for h in hist if h.errors), None) or []
         outlets.append({
             "name": o.name,
-            "state": outlet_state(statuses, recent.get(o.name, 0), total.get(o.name, 0)),
+            "state": outlet_state(statuses, recent.get(o.name, 0), int(o.name in yielded)),
             "last_success": iso(successes.get(o.name)),
             "last_crawled": iso(hist[0].run.started_at) if hist else None,
             "consecutive_failures": consecutive_failures(statuses),
             "articles_7d": recent.get(o.name, 0),
-            "articles_total": total.get(o.name, 0),
+            "has_articles": o.name in yielded,  # not a total: counting read the whole archive
             "last_error": str(errors[0]) if errors else None,
             "sitemaps_truncated": sitemaps_truncated(hist[0].errors or []) if hist else None,
         })

@@ -55,6 +55,8 @@ def replace_topic_matches(
 
 
 def outlet_article_counts(session: Session, since: datetime) -> dict[str, int]:
+    """Articles first seen since `since`, per outlet name: reads the window's entries of
+    `ix_articles_outlet_first_seen`, so give it a recent `since` (not the epoch)."""
     stmt = (
         select(Outlet.name, func.count(Article.id))
         .join(Article, Article.outlet_id == Outlet.id)
@@ -63,3 +65,10 @@ def outlet_article_counts(session: Session, since: datetime) -> dict[str, int]:
     )
     return {name: int(n) for name, n in session.execute(stmt)}
 
+
+
+def outlets_with_articles(session: Session) -> set[str]:
+    """Names of the outlets that ever yielded an article: one index probe per outlet
+    (`ix_articles_outlet_id`), where counting them read an entry per article of the archive."""
+    yielded = select(Article.id).where(Article.outlet_id == Outlet.id).exists()
+    return set(session.scalars(select(Outlet.name).where(yielded)))

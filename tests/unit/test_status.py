@@ -108,6 +108,9 @@ def test_outlet_health(db: Database) -> None:
         "steady": 0, "broken": 3, "quiet": 0, "fresh": 0, "walled": 1, "newcomer": 0}
     assert {n: o["articles_7d"] for n, o in health.items()} == {
         "steady": 2, "broken": 0, "quiet": 0, "fresh": 1, "walled": 0, "newcomer": 0}
+    # whether an outlet ever yielded an article (what "silent" needs), not a count of them
+    assert {n: o["has_articles"] for n, o in health.items()} == {
+        "steady": True, "broken": True, "quiet": True, "fresh": True, "walled": False, "newcomer": False}
     # last success: the newest run in which the outlet was ok, in the configured zone
     assert health["broken"]["last_success"] == "2025-03-15T10:00:00+00:00"  # Ramadan: UTC+0
     assert health["walled"]["last_success"] == "2025-04-14T08:00:00+01:00"
