@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 import trafilatura
 from lxml import etree
@@ -26,24 +27,43 @@ EDGE_MIN = 200  # an edge line precision mode dropped is kept only when this lon
 PRECISION_FLOOR = 0.5  # precision text this much shorter than the defaults': not to be trusted
 TWIN_P_MIN = 100  # characters of paragraph text a twin container needs
 TWIN_REACH = 3  # ancestors up from the body container where twins are looked for
+DATE_PARAMS = {"extensive_search": False, "original_date": True}  # as bare_extraction would
 COMMON: dict[str, object] = {"include_comments": False, "include_tables": True,
                              "include_images": False, "include_links": False}
 
 
 @dataclass(frozen=True)
 class Body:
-    """The text and what trafilatura found alongside it."""
+    """The text, and what trafilatura's metadata says of the page (title, site name,
+    author) when its defaults found a text. The metadata is read on first use: the
+    caller reads the page's own markup first and mostly needs none of it, and reading it
+    costs a quarter of an extraction (categories, tags, license, an htmldate search)."""
 
     text: str
-    sitename: str | None
-    author: str | None
-    title: str | None
+    page: etree._Element | None  # the page the defaults extracted from; None: no metadata
+    url: str
+
+    @cached_property
+    def _metadata(self) -> Document | None:
+        if self.page is None:
+            return None
+        return trafilatura.extract_metadata(self.page, self.url, DATE_PARAMS, False, set())
+
+    @property
+    def sitename(self) -> str | None:
+        return self._metadata.sitename if self._metadata else None
+
+    @property
+    def author(self) -> str | None:
+        return self._metadata.author if self._metadata else None
+
+    @property
+    def title(self) -> str | None:
+        return self._metadata.title if self._metadata else None
 
 
-def _run(tree: etree._Element, url: str, *, metadata: bool, **options: object) -> Document | None:
-    doc = trafilatura.bare_extraction(
-        tree, url=url, with_metadata=metadata, **COMMON, **options,  # type: ignore[arg-type]
-        date_extraction_params={"extensive_search": False, "original_date": True})
+def _run(tree: etree._Element, url: str, **options: object) -> Document | None:
+    doc = trafilatura.bare_extraction(tree, url=url, **COMMON, **options)  # type: ignore[arg-type]
     return doc if isinstance(doc, Document) and doc.text else None
 
 
@@ -144,15 +164,12 @@ def extract_body(tree: etree._Element, pruned: etree._Element, url: str,
                  links: set[str]) -> Body | None:
     """The article text of a page (None when trafilatura finds none); `links`: the
     page's `link_texts`, which the caller needs too."""
-    full = _run(tree, url, metadata=True)
-    precise = _run(pruned, url, metadata=False, favor_precision=True)  # its text alone
+    full = _run(tree, url)
+    precise = _run(pruned, url, favor_precision=True)  # its text alone
     if full is None and precise is None:
         return None
-    meta = full or precise
-    assert meta is not None
     if full is None or precise is None:
-        text = str(meta.text)
+        text = str((full or precise).text)  # type: ignore[union-attr]
     else:
         text = combine(str(full.text), str(precise.text), links)
-    return Body(text=twins(pruned, text), sitename=meta.sitename, author=meta.author,
-                title=meta.title)
+    return Body(text=twins(pruned, text), page=None if full is None else tree, url=url)

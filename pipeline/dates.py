@@ -91,7 +91,6 @@ DROP_TAGS = ("script", "style", "noscript", "template", "iframe", "select", "but
 SEMANTIC_BOILER = {"header", "nav", "footer", "aside", "form"}
 BOX_TAGS = (*SEMANTIC_BOILER, "div", "section", "ul", "ol", "p", "span", "table")
 HEAD_TAGS = ("h1", "h2", "h3", "h4", "h5", "h6", "p", "div", "span", "strong", "b", "section")
-WS_RE = re.compile(r"\s+")
 MIN_HEADLINE = 8
 JSONLD_XPATH = etree.XPath("//script[@type='application/ld+json']")
 
@@ -308,7 +307,10 @@ def relative_date(lines: list[tuple[str, bool]], fetched_at: datetime) -> dateti
 
 
 def clean_text(text: str | None) -> str:
-    return WS_RE.sub(" ", text or "").strip()
+    """Whitespace runs collapsed to one space, ends stripped. str.split and the regex
+    ``\\s`` agree on what is whitespace (both Py_UNICODE_ISSPACE); split is ~4x faster,
+    and this runs on every element's text of every page."""
+    return " ".join(text.split()) if text else ""
 
 
 def class_attrs(el: etree._Element) -> str:
@@ -401,10 +403,10 @@ def find_published(tree: etree._Element, url: str, fetched_at: datetime,
         An aware datetime (Moroccan time when the page gives no offset), or None.
     """
     latest = _aware(fetched_at) + timedelta(hours=2)
-    segments = _segments(*pruned)
     structured = structured_date(tree, latest)
     if structured:
         return _on_url_day(structured, url_day(url))
+    segments = _segments(*pruned)  # only the visible-date paths read the text
     max_date = latest.strftime("%Y-%m-%d")
     day = find_date(pruned[0], extensive_search=False, original_date=True, url=url, max_date=max_date)
     if day:  # markup htmldate knows (URL, <time>, itemprop, header metadata)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from datetime import datetime
 from functools import cache
 from urllib.parse import urlsplit
@@ -160,8 +161,10 @@ def _not_article(page: RawPage, tree: etree._Element, metas: dict[str, str]) -> 
     return None
 
 
-def find_author(tree: etree._Element, metas: dict[str, str], fallback: str | None) -> str | None:
-    """Byline: JSON-LD author names as written, else <meta name=author>, else trafilatura's."""
+def find_author(tree: etree._Element, metas: dict[str, str],
+                fallback: Callable[[], str | None]) -> str | None:
+    """Byline: JSON-LD author names as written, else <meta name=author>, else trafilatura's
+    (`fallback`, called only then: it reads trafilatura's metadata)."""
     for obj in dates.jsonld(tree):
         if dates.jsonld_types(obj) & ARTICLE_JSONLD_TYPES and obj.get("author"):
             people = obj["author"] if isinstance(obj["author"], list) else [obj["author"]]
@@ -169,9 +172,9 @@ def find_author(tree: etree._Element, metas: dict[str, str], fallback: str | Non
             found = ", ".join(clean_text(str(n)) for n in names if n and str(n).strip())
             if found:
                 return found
-    for name in (metas.get("author"), metas.get("article:author"), metas.get("dc.creator"),
-                 fallback):
-        name = clean_text(name)
+    for get in (lambda: metas.get("author"), lambda: metas.get("article:author"),
+                lambda: metas.get("dc.creator"), fallback):
+        name = clean_text(get())
         if len(name) >= 3 and not name.startswith(("http://", "https://")):
             return name
     return None
@@ -206,6 +209,9 @@ def _teaser_share(tree: etree._Element, text: str, links: set[str]) -> tuple[flo
         if len(line) >= TEASER_MIN and line in links:
             teaser_chars += len(line)
     longest = 2 * max(map(len, wanted), default=0)
+    # an article's paragraphs share their ancestors: measure each ancestor once, not once
+    # per paragraph under it (that was quadratic in the paragraphs)
+    measured: dict[etree._Element, tuple[list[int], int]] = {}
     for el in tree.iter("p", "div", "li", "span", "td"):
         raw = el.text_content() if len(el) <= 3 else ""
         line = clean_text(raw) if LEAD_MIN <= len(raw) <= longest else ""
@@ -215,10 +221,11 @@ def _teaser_share(tree: etree._Element, text: str, links: set[str]) -> tuple[flo
         for item in list(el.iterancestors())[:3]:
             if item.tag in ("body", "html"):
                 break
-            heads = [t for t in (clean_text(a.text_content()) for a in item.iter("a"))
-                     if len(t) >= TEASER_MIN]
-            if len(heads) == 1 and len(clean_text(item.text_content())) <= (
-                    len(line) + len(heads[0]) + TEASER_SLACK):
+            if item not in measured:
+                measured[item] = ([n for n in (len(clean_text(a.text_content())) for a in item.iter("a"))
+                                   if n >= TEASER_MIN], len(clean_text(item.text_content())))
+            heads, size = measured[item]
+            if len(heads) == 1 and size <= len(line) + heads[0] + TEASER_SLACK:
                 teaser_chars += len(line)
                 items += 1
                 break
@@ -301,7 +308,7 @@ def _extract(page: RawPage, min_chars: int) -> Article | Skipped:
     return Article(
         url=page.url, outlet=page.outlet, title=title, text=text,
         published=dates.find_published(tree, url, page.fetched_at, pruned),
-        author=find_author(tree, metas, body.author), site_name=site,
+        author=find_author(tree, metas, lambda: body.author), site_name=site,
         language=detect_language(f"{title}\n{text}", page.language_hint),
         final_url=page.final_url,
     )
