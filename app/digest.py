@@ -25,7 +25,10 @@ digest for this recipient list, first seen since `since` when given. Otherwise t
 bound is the list's first digest attempt minus `FIRST_DIGEST_LOOKBACK` (so a first
 digest, or a new recipient list, does not mail the whole history); after that, every
 unsent tracked story comes, including one committed while the previous digest was being
-built or flagged only later: never lost, never twice.
+built or flagged only later: never lost, never twice. Once a digest was sent, only the
+stories with an article stored or updated since it (less `digest.developing_days`, at
+least `SENT_MARGIN`) are looked at: any other was already there, as it is now, when that
+digest was built, so the look-back follows the new work and not the list's history.
 
 Developing stories (`digest.developing`): a story mailed to this list within the last
 `digest.developing_days` that is still tracked and gained articles the list was never
@@ -89,6 +92,10 @@ FIRST_DIGEST_LOOKBACK = timedelta(days=2)
 # A pending digest older than smtp.deadline plus this was abandoned (its process is stuck
 # outside the SMTP conversation, e.g. on the database, or gone on another host).
 STALE_MARGIN = timedelta(minutes=2)
+# After a sent digest, the next looks for unsent stories among those with an article
+# stored or updated since it, less `digest.developing_days` and at least this: a story
+# committed, or joined by a flagged article, while that digest was being built.
+SENT_MARGIN = timedelta(days=1)
 
 
 class DigestError(Exception):
@@ -103,11 +110,13 @@ def build_digest(
     topics, to = list(cfg.digest.topics), list(cfg.digest.to)
     with _storage(db, "cannot read stories") as s:
         last = digest_store.last_sent_digest(s, to)
-        lower = since
+        lower, active = since, None
         if lower is None:
             first = digest_store.first_digest_at(s, to)
             lower = (first or now) - FIRST_DIGEST_LOOKBACK
-        ids = digest_store.unsent_story_ids(s, topics, to, lower) if topics else []
+            if last is not None and last.sent_at is not None:
+                active = as_utc(last.sent_at) - max(timedelta(days=cfg.digest.developing_days), SENT_MARGIN)
+        ids = digest_store.unsent_story_ids(s, topics, to, lower, active_since=active) if topics else []
         views = view_store.list_stories(s, topics=topics, story_ids=ids) if ids else []
         developing = _developments(s, cfg, now) if topics and cfg.digest.developing else []
     return draft_from_stories(
@@ -287,7 +296,8 @@ def _deliver(
         with _storage(db, "cannot record the digest before its end was sent; nothing was delivered") as s:
             article_store.serialise_writers(s)  # no story pass between what is mailed and what is recorded
             _pin(s, digest_id, mailed)
-            unsent = set(digest_store.unsent_story_ids(s, list(cfg.digest.topics), to, None))
+            unsent = set(digest_store.unsent_story_ids(s, list(cfg.digest.topics), to, None,
+                                                       among=draft.story_ids))
             taken = [i for i in draft.story_ids if i not in unsent]
             taken += sorted(digest_store.mailed_articles(s, to, news))  # developing articles
             if taken or not digest_store.mark_digest_unconfirmed(
@@ -321,7 +331,8 @@ def _deliver(
     with _storage(db, f"digest {message_id} was sent but recording it failed", after=_REPEAT) as s:
         article_store.serialise_writers(s)
         _pin(s, digest_id, mailed)
-        unsent = set(digest_store.unsent_story_ids(s, list(cfg.digest.topics), to, None))
+        unsent = set(digest_store.unsent_story_ids(s, list(cfg.digest.topics), to, None,
+                                                     among=draft.story_ids))
         digest_store.mark_digest_sent(
             s, digest_id, [i for i in draft.story_ids if i in unsent], message_id, carried
         )

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from veille.storage.models import Article, Digest, DigestArticle, DigestItem, Story, TopicMatchRow
 from veille.storage.timestamps import as_utc, utcnow
@@ -35,12 +35,17 @@ def _chunks(ids: Iterable[int]) -> Iterable[list[int]]:
         yield items[i : i + _CHUNK]
 
 
-def _flagged(topics: Sequence[str]) -> Any:
-    """Stories with an article flagged for one of `topics`."""
+def _flagged(topics: Sequence[str], story_id: Any) -> Any:
+    """Whether the story `story_id` (a column) has an article flagged for one of `topics`:
+    tested per story (`ix_articles_story_id`, the unique (article_id, topic)), where a
+    list of every flagged story read each topic match of the archive."""
+    member = aliased(Article)  # its own FROM, also where the outer query reads articles
     return (
-        select(Article.story_id)
-        .join(TopicMatchRow, TopicMatchRow.article_id == Article.id)
-        .where(TopicMatchRow.topic.in_(list(topics)))
+        select(member.id)
+        .join(TopicMatchRow, TopicMatchRow.article_id == member.id)
+        .where(member.story_id == story_id, TopicMatchRow.topic.in_(list(topics)))
+        .correlate_except(member, TopicMatchRow)
+        .exists()
     )
 
 
@@ -50,19 +55,33 @@ def recipients_key(recipients: Iterable[str]) -> str:
 
 
 def unsent_story_ids(
-    session: Session, topics: Sequence[str], recipients: Sequence[str], since: datetime | None
+    session: Session,
+    topics: Sequence[str],
+    recipients: Sequence[str],
+    since: datetime | None,
+    *,
+    active_since: datetime | None = None,
+    among: Collection[int] | None = None,
 ) -> list[int]:
-    """Tracked stories never in a sent digest for this recipient list."""
+    """Tracked stories never in a sent digest for this recipient list, first seen since
+    `since`; with `active_since`, only those with an article stored or updated since then
+    (`ix_articles_updated_at`: the stories a digest can have missed are those that changed
+    since the last one); with `among`, only these ids. Give one of `since`/`active_since`
+    a recent time, or `among`: none of them reads every story of the archive."""
     key = recipients_key(recipients)
     # NOT EXISTS per story reads the unique (story_id, recipients_key) index; NOT IN over
     # the list's items made SQLite build a temporary index of them on every digest.
     sent = (select(DigestItem.id)
             .where(DigestItem.story_id == Story.id, DigestItem.recipients_key == key)
             .exists())
-    stmt = select(Story.id).where(Story.id.in_(_flagged(topics)), ~sent)
+    stmt = select(Story.id).where(_flagged(topics, Story.id), ~sent)
     if since is not None:
         stmt = stmt.where(Story.first_seen >= since)
-    return list(session.scalars(stmt))
+    if active_since is not None:
+        stmt = stmt.where(Story.id.in_(select(Article.story_id).where(Article.updated_at >= active_since)))
+    if among is None:
+        return list(session.scalars(stmt))
+    return [i for chunk in _chunks(among) for i in session.scalars(stmt.where(Story.id.in_(chunk)))]
 
 
 def unmailed_articles(
@@ -76,7 +95,9 @@ def unmailed_articles(
     mailed = (
         select(DigestItem.story_id, first_mailed.label("first_mailed"))
         .join(Digest, Digest.id == DigestItem.digest_id)
-        .where(DigestItem.recipients_key == key, first_mailed >= mailed_since)
+        # from the list's digests (`ix_digests_key_status_sent`, `ix_digest_items_digest_id`):
+        # the stories mailed lately, not every article of the archive
+        .where(Digest.recipients_key == key, DigestItem.recipients_key == key, first_mailed >= mailed_since)
         .subquery()
     )
     had = (
@@ -87,7 +108,7 @@ def unmailed_articles(
     stmt = (
         select(Article.story_id, mailed.c.first_mailed, Article.id)
         .join(mailed, mailed.c.story_id == Article.story_id)
-        .where(Article.story_id.in_(_flagged(topics)), ~had)
+        .where(_flagged(topics, mailed.c.story_id), ~had)
         .order_by(Article.story_id, Article.id)
     )
     found: dict[int, tuple[datetime, list[int]]] = {}

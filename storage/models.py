@@ -51,7 +51,13 @@ class TemplateLine(Base):
     """
 
     __tablename__ = "template_lines"
-    __table_args__ = (UniqueConstraint("outlet_id", "fingerprint"),)
+    __table_args__ = (
+        UniqueConstraint("outlet_id", "fingerprint"),
+        # a crawl loads an outlet's template lines (pages >= MIN_PAGES), not all its rare ones,
+        # and prunes the lines not seen lately without reading the others
+        Index("ix_template_lines_outlet_pages", "outlet_id", "pages"),
+        Index("ix_template_lines_outlet_last_seen", "outlet_id", "last_seen"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     outlet_id: Mapped[int] = mapped_column(ForeignKey("outlets.id", ondelete="CASCADE"))
@@ -189,7 +195,10 @@ class FeedState(Base):
 
 class CrawlRun(Base):
     __tablename__ = "crawl_runs"
-    __table_args__ = (Index("ix_crawl_runs_kind_started", "kind", "started_at"),)
+    __table_args__ = (
+        Index("ix_crawl_runs_kind_started", "kind", "started_at"),
+        Index("ix_crawl_runs_started_at", "started_at"),  # the last runs of any kind, newest first
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), default="crawl")  # crawl | digest
@@ -230,6 +239,8 @@ class OutletRun(Base):
 
 class Digest(Base):
     __tablename__ = "digests"
+    # the list's last sent digest without sorting its history
+    __table_args__ = (Index("ix_digests_key_status_sent", "recipients_key", "status", "sent_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -255,7 +266,8 @@ class DigestItem(Base):
     __table_args__ = (UniqueConstraint("story_id", "recipients_key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    digest_id: Mapped[int] = mapped_column(ForeignKey("digests.id", ondelete="CASCADE"))
+    # the stories of the list's recent digests (developing stories), by digest
+    digest_id: Mapped[int] = mapped_column(ForeignKey("digests.id", ondelete="CASCADE"), index=True)
     story_id: Mapped[int] = mapped_column(ForeignKey("stories.id"), index=True)
     recipients_key: Mapped[str] = mapped_column(String(64))
 

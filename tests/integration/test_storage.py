@@ -20,7 +20,7 @@ from veille.storage import views as view_store
 from veille.storage.db import Database, current_revision, include_name, table_names
 from veille.storage.models import Article, CrawlRun, Page, Story, TopicMatchRow
 
-HEAD = "0007"
+HEAD = "0008"
 COMPARE = {"include_name": include_name}  # the search index is the migrations', not the models'
 
 
