@@ -20,6 +20,7 @@ from veille.storage.models import Article, Outlet, TemplateLine
 
 PRUNE_DAYS = 60
 MAX_LINES = 20_000  # per outlet: the most carried lines are kept
+_CHUNK = 500  # fingerprints per IN (...) list
 TITLE_DAYS = 60  # headlines of the outlet's articles first seen this recently...
 MAX_TITLES = 500  # ...at most this many, newest first
 
@@ -33,20 +34,35 @@ class Evidence:
     titles: list[str]
 
 
-def load_evidence(session: Session, outlet: str, now: datetime) -> Evidence:
-    """What the outlet's stored pages say about its template (empty for a new outlet)."""
+def load_evidence(session: Session, outlet: str, now: datetime, min_pages: int = 1) -> Evidence:
+    """What the outlet's stored pages say about its template (empty for a new outlet):
+    the lines carried by `min_pages` pages or more (`ix_template_lines_outlet_pages`;
+    a crawl asks for the template's, and looks the others up as its pages carry them)."""
     row = session.execute(select(Outlet.id, Outlet.template_pages).where(Outlet.name == outlet)).first()
     if row is None:
         return Evidence(0, [], [])
     outlet_id, pages = row
     lines = [(fp, n, since) for fp, n, since in session.execute(
         select(TemplateLine.fingerprint, TemplateLine.pages, TemplateLine.since)
-        .where(TemplateLine.outlet_id == outlet_id))]
+        .where(TemplateLine.outlet_id == outlet_id, TemplateLine.pages >= min_pages))]
     titles = list(session.scalars(
         select(Article.title).where(Article.outlet_id == outlet_id,
                                     Article.first_seen >= now - timedelta(days=TITLE_DAYS))
         .order_by(Article.first_seen.desc()).limit(MAX_TITLES)))
     return Evidence(pages, lines, titles)
+
+
+def line_counts(session: Session, outlet: str, fingerprints: Iterable[str]) -> list[tuple[str, int, int]]:
+    """(fingerprint, pages, since) of those of the outlet's lines that are stored, by the
+    unique (outlet_id, fingerprint): the rare lines a crawl's pages carried."""
+    out: list[tuple[str, int, int]] = []
+    fps = sorted(set(fingerprints))
+    for i in range(0, len(fps), _CHUNK):
+        stmt = (select(TemplateLine.fingerprint, TemplateLine.pages, TemplateLine.since)
+                .join(Outlet, Outlet.id == TemplateLine.outlet_id)
+                .where(Outlet.name == outlet, TemplateLine.fingerprint.in_(fps[i : i + _CHUNK])))
+        out.extend((fp, n, since) for fp, n, since in session.execute(stmt))
+    return out
 
 
 def record_lines(session: Session, outlet_id: int, fingerprints: Iterable[str], now: datetime) -> None:

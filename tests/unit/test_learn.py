@@ -9,10 +9,11 @@ sequences; storage is a SQLite file in tmp_path.
 
 from __future__ import annotations
 
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from veille.pipeline import learn
@@ -159,3 +160,33 @@ def test_template_of_reads_without_pruning_and_knows_nothing_without_a_database(
     assert learn.template_of(db, "unknown") == Template("unknown")
     assert learn.template_of(None, "o") == Template("o")
     db.dispose()
+
+
+@settings(max_examples=30, deadline=None)
+@given(pages_st, st.integers(min_value=0, max_value=40))
+def test_a_crawl_loads_only_the_template_and_learns_what_loading_every_line_learnt(
+        pages: list[frozenset[int]], cut: int) -> None:
+    """A crawl resumes from storage holding only the lines already template, reads back
+    the others as its pages carry them, and has the same snapshot after every page as
+    evidence that was never stored at all."""
+    now = datetime.now(UTC)
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Database(f"sqlite:///{Path(tmp) / 'v.db'}")
+        with db.transaction() as s:
+            s.add(outlet := Outlet(name="o", url="https://o.example/"))
+            s.flush()
+            oid = outlet.id
+            for page in pages[:cut]:  # an earlier crawl's pages
+                st_templates.record_lines(s, oid, fps(page), now)
+        crawl = learn.load(db, "o", now)
+        assert all(n >= MIN_PAGES for n, _ in crawl.counts.values())  # no rare line loaded
+        never_stored = Evidence("o")
+        for page in pages[:cut]:
+            never_stored.learn(fps(page), "")
+        for page in pages[cut:]:
+            with db.transaction() as s:  # the page's transaction records its lines...
+                st_templates.record_lines(s, oid, fps(page), now)
+            crawl.learn(fps(page), "")  # ...then the crawl learns them
+            never_stored.learn(fps(page), "")
+            assert crawl.snapshot() == never_stored.snapshot()
+        db.dispose()
