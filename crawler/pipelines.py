@@ -4,8 +4,8 @@ Extraction (`pipeline.extract.extract`, then `pipeline.prepare.prepare`: hashes,
 story features and topic matches; pure and CPU-bound, ~15-25 ms a page) runs in
 the crawl process for the first POOL_AFTER_PAGES pages of a run; a bigger run then
 starts a process pool (one worker per CPU) in the background and hands extraction to it
-once its workers are warm (they import trafilatura and load its lazy models: ~2 s), so
-both cores work. Small incremental runs never pay the workers' start-up. Storing
+once its workers are warm (its fork server loads trafilatura, the language model and
+datasketch once, `crawler.preload`, and forks each worker with them), so both cores work. Small incremental runs never pay the workers' start-up. Storing
 (`Processor.store`, one transaction per article) runs in the reactor thread, one page
 at a time, so each page's duplicate lookup (in the database, `storage.duplicates`) sees
 every page stored before it. A page that fails to process is
@@ -81,7 +81,9 @@ _WARM_UP = RawPage(
 
 
 def _ready() -> bool:
-    """Run once per worker: a first extraction loads the extractor's lazy models."""
+    """A first extraction loads the extractor's lazy models: run by the fork server
+    (`crawler.preload`) so the workers start with them, then once per worker as the sign
+    that it is up."""
     _extract(_WARM_UP)
     return True
 
@@ -138,7 +140,7 @@ class PageProcessor:
 
     def _start_pool(self) -> None:
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["veille.pipeline.prepare"])
+        ctx.set_forkserver_preload(["veille.crawler.preload"])  # workers start warm
         self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_worker_init,
                                         initargs=(list(self.processor.topics), os.getpid()))
         self._warming = [self.pool.submit(_ready) for _ in range(self.workers)]

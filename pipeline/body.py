@@ -63,7 +63,8 @@ class Body:
 
 
 def _run(tree: etree._Element, url: str, **options: object) -> Document | None:
-    doc = trafilatura.bare_extraction(tree, url=url, **COMMON, **options)  # type: ignore[arg-type]
+    doc = trafilatura.bare_extraction(  # date parameters given: no per-call defaults to build
+        tree, url=url, date_extraction_params=DATE_PARAMS, **COMMON, **options)  # type: ignore[arg-type]
     return doc if isinstance(doc, Document) and doc.text else None
 
 

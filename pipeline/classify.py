@@ -78,9 +78,9 @@ class Evaluation:
 class _Fields:
     """Token indexes of one article's title, text and lead, shared by all topics."""
 
-    def __init__(self, title: str, text: str) -> None:
+    def __init__(self, title: str, text: str, text_tokens: list[str] | None = None) -> None:
         self.title = TokenIndex.from_text(title or "")
-        text_tokens = tokens(text or "")
+        text_tokens = tokens(text or "") if text_tokens is None else text_tokens
         self.text = TokenIndex(text_tokens)
         self.lead = TokenIndex(text_tokens[:LEAD_TOKENS])
         self._cache: dict[tuple[str, ...], tuple[int, int]] = {}
@@ -181,34 +181,38 @@ def _field(name: str) -> Field:
     return "title" if name == "title" else "text"
 
 
-def evaluate(title: str, text: str, topics: Sequence[TopicConfig]) -> list[Evaluation]:
+def evaluate(title: str, text: str, topics: Sequence[TopicConfig],
+             text_tokens: list[str] | None = None) -> list[Evaluation]:
     """Every topic's verdict on one article, matched or not (for debugging a rule).
 
     Args:
         title: the article's headline.
         text: the article's body as extracted.
         topics: the configured topics.
+        text_tokens: ``tokens(text)`` when the caller has them already (pipeline.prepare).
 
     Returns:
         One Evaluation per topic, in config order.
     """
-    fields = _Fields(title, text)
+    fields = _Fields(title, text, text_tokens)
     return [_evaluate(fields, topic) for topic in topics]
 
 
-def classify(title: str, text: str, topics: Sequence[TopicConfig]) -> list[TopicMatch]:
+def classify(title: str, text: str, topics: Sequence[TopicConfig],
+             text_tokens: list[str] | None = None) -> list[TopicMatch]:
     """The topics an article matches, each with its score and every matched term.
 
     Args:
         title: the article's headline.
         text: the article's body as extracted.
         topics: the configured topics.
+        text_tokens: ``tokens(text)`` when the caller has them already (pipeline.prepare).
 
     Returns:
         A TopicMatch per topic that passes, in config order.
     """
     out: list[TopicMatch] = []
-    for ev in evaluate(title, text, topics):
+    for ev in evaluate(title, text, topics, text_tokens):
         match = ev.as_match()
         if match is not None:
             out.append(match)

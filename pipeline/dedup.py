@@ -80,16 +80,18 @@ class Signature:
         return hash((self.size, self.hashvalues.tobytes()))
 
 
-def content_hash(text: str) -> str:
+def content_hash(text: str, toks: list[str] | None = None) -> str:
     """SHA-256 (hex) of the normalised token stream: equal for copies that differ only
-    in case, accents, Arabic spelling variants, punctuation or whitespace."""
-    canonical = " ".join(tokens(text))
+    in case, accents, Arabic spelling variants, punctuation or whitespace. `toks`:
+    ``tokens(text)`` when the caller has them (tokenising costs more than hashing)."""
+    canonical = " ".join(tokens(text) if toks is None else toks)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def shingles(text: str, size: int = SHINGLE_SIZE) -> set[bytes]:
-    """Distinct word n-grams of the normalised tokens (the whole text if shorter)."""
-    toks = tokens(text)
+def shingles(text: str, size: int = SHINGLE_SIZE, toks: list[str] | None = None) -> set[bytes]:
+    """Distinct word n-grams of the normalised tokens (the whole text if shorter); `toks`
+    as for `content_hash`."""
+    toks = tokens(text) if toks is None else toks
     if not toks:
         return set()
     if len(toks) <= size:
@@ -97,9 +99,10 @@ def shingles(text: str, size: int = SHINGLE_SIZE) -> set[bytes]:
     return {" ".join(toks[i : i + size]).encode("utf-8") for i in range(len(toks) - size + 1)}
 
 
-def minhash(text: str, num_perm: int = NUM_PERM) -> Signature:
-    """The signature of a text, to store with the article and to query a DuplicateIndex."""
-    sh = shingles(text)
+def minhash(text: str, num_perm: int = NUM_PERM, toks: list[str] | None = None) -> Signature:
+    """The signature of a text, to store with the article and to query a DuplicateIndex;
+    `toks` as for `content_hash`."""
+    sh = shingles(text, toks=toks)
     from datasketch import MinHash
 
     m = MinHash(num_perm=num_perm, seed=_SEED, scheme=_SCHEME, permutations=_permutations(num_perm))

@@ -15,6 +15,7 @@ from veille.pipeline.classify import classify
 from veille.pipeline.config import TopicConfig
 from veille.pipeline.dedup import Signature, content_hash, minhash, signature_bytes
 from veille.pipeline.limits import cap_article
+from veille.pipeline.normalize import tokens
 from veille.pipeline.stories import article_features
 from veille.pipeline.types import Article, TopicMatch
 
@@ -40,13 +41,14 @@ def prepare(article: Article, topics: Sequence[TopicConfig]) -> Prepared:
     """Hash, sign, describe and classify an article (see `Prepared`), its title and text
     first cut to their limits (pipeline.limits): everything after costs by the character."""
     article, cut = cap_article(article)
-    signature = minhash(article.text)
+    toks = tokens(article.text)  # once for the hash, the signature and the topics
+    signature = minhash(article.text, toks=toks)
     return Prepared(
         article=article,
-        content_hash=content_hash(article.text),
+        content_hash=content_hash(article.text, toks),
         signature=signature,
         signature_bytes=signature_bytes(signature),
         features=tuple(article_features(article.title, article.text, article.language)),
-        matches=tuple(classify(article.title, article.text, topics)),
+        matches=tuple(classify(article.title, article.text, topics, toks)),
         cut=cut,
     )
