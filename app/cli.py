@@ -117,7 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", help='full-text search of the archive, results grouped by story '
                        '(words all match, "quoted phrases"; accents, case and Arabic spellings folded)')
-    p.add_argument("query", metavar="QUERY", help='e.g. hammouchi "sûreté nationale" or "الأمن الوطني"')
+    p.add_argument("query", metavar="QUERY", nargs="?",
+                   help='e.g. hammouchi "sûreté nationale" or "الأمن الوطني"')
+    p.add_argument("--reindex", action="store_true",
+                   help="bring the search index up to date first (after an upgrade: the one-off "
+                        "back-fill a crawl would otherwise do at its end); QUERY is then optional")
     p.add_argument("--topic", metavar="NAME", help="only stories flagged for this topic")
     p.add_argument("--since", type=_iso_datetime, metavar="ISO", help="only stories published since then")
     p.add_argument("--limit", type=_positive_int, default=50, metavar="N", help="at most N stories (default 50)")
@@ -349,8 +353,14 @@ def cmd_search(args: argparse.Namespace) -> int:
     cfg = _config(args)
     if args.topic and args.topic not in {t.name for t in cfg.topics}:
         raise CliError(f"{cfg.source}: no topic named {args.topic!r}", EXIT_USAGE)
-    from veille.search import SearchError, search_command
+    from veille.search import SearchError, reindex_command, search_command
 
+    if args.reindex:
+        reindex_command(_db(cfg))
+        if args.query is None:
+            return EXIT_OK
+    elif args.query is None:
+        raise CliError("search: a QUERY is needed (or --reindex)", EXIT_USAGE)
     try:
         search_command(_db(cfg), args.query, topic=args.topic, since=args.since, limit=args.limit,
                        as_json=args.json)

@@ -4,6 +4,10 @@ The index (storage.search) holds every article's title and text folded as the cl
 folds them (pipeline.search_text). `refresh_index` brings it up to date incrementally;
 it runs after every crawl (`index_after_crawl`) and at the start of `veille search`. The web
 view only reads: it calls `run_search`, which never writes.
+
+The first refresh of an archive stored before the index existed (schema 0006) folds every
+article: minutes at 100k articles. It says so, with the count, before it starts; `veille
+search --reindex` (`reindex_command`) does it on its own, so the next crawl does not.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from veille.pipeline.search_text import document_text, query_text
 from veille.storage import search as search_store
-from veille.storage.db import Database, StorageError
+from veille.storage.db import Database, StorageError, describe
 from veille.storage.search import IndexDoc, StoryHit
 from veille.storage.views import list_stories
 
@@ -49,6 +53,10 @@ def refresh_index(db: Database, *, batch: int = BATCH) -> int:
     """
     with db.transaction() as s:
         mark = search_store.index_watermark(s)
+        backlog = search_store.article_count(s) if mark is None else 0
+    if backlog > batch:  # a back-fill: say how big before it starts
+        log.info("search index: indexing %d articles stored before it existed, once "
+                 "(`veille search --reindex` does it outside a crawl)", backlog, extra={"to_index": backlog})
     since = mark - OVERLAP if mark is not None else None
     done = 0
     while True:
@@ -88,6 +96,21 @@ def _refresh_or_warn(db: Database) -> None:
     except SQLAlchemyError as exc:
         lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         log.warning("search index not refreshed: %s", lines[0] if lines else type(exc).__name__)
+
+
+def reindex_command(db: Database, console: Console | None = None) -> int:
+    """`veille search --reindex`: bring the index up to date now (after an upgrade, the
+    back-fill a crawl would otherwise do at its end); returns the articles indexed.
+    Unlike a search, a database that refuses the write fails (StorageError)."""
+    try:
+        done = refresh_index(db)
+    except SQLAlchemyError as exc:
+        lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        raise StorageError(f"{describe(db.url)}: search index not refreshed: "
+                           f"{lines[0] if lines else type(exc).__name__}") from None
+    (console or Console(stderr=True)).print(
+        f"search index: {done} article(s) indexed" if done else "search index: up to date")
+    return done
 
 
 def run_search(db: Database, query: str, *, topic: str | None = None,

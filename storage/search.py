@@ -120,6 +120,12 @@ def index_watermark(session: Session) -> datetime | None:
     return value
 
 
+def article_count(session: Session) -> int:
+    """Every stored article: what a first refresh (after schema 0006) indexes. One count,
+    said before that back-fill starts, so a long one is not mistaken for a hang."""
+    return int(session.scalar(select(func.count(Article.id))) or 0)
+
+
 def articles_to_index(session: Session, *, since: datetime | None, limit: int = 500) -> list[ArticleText]:
     """Articles the index lacks, or holds at an older version, updated (or inserted) since
     `since` (None: any), oldest update first, at most `limit`, read through

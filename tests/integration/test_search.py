@@ -5,6 +5,7 @@ languages, stories grouped, filters, phrases, the incremental index, the 0006 up
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -206,6 +207,26 @@ def test_a_killed_back_fill_resumes_where_it_stopped(db: Database) -> None:
     assert sorted(found(db, "commun")) == sorted(sid for sid, _ in made)
 
 
+def test_a_back_fill_says_how_many_articles_before_it_starts(db: Database,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """The first refresh of an archive from before the index folds every article: it
+    says how many first (a crawl that ends with it must not look hung); later refreshes,
+    and a first one of a batch or less, say nothing before."""
+    for i in range(5):
+        add_story(db, f"s{i}", [("bladi", "fr", f"Titre {i}", "Commun à tous.")])
+    with caplog.at_level(logging.INFO, logger="veille.search"):
+        assert refresh_index(db, batch=2) == 5
+    said = [r.getMessage() for r in caplog.records if r.name == "veille.search"]
+    assert said[0].startswith("search index: indexing 5 articles stored before it existed")
+    assert "veille search --reindex" in said[0] and said[-1] == "search index: 5 articles indexed"
+    caplog.clear()
+    add_story(db, "m", [("bladi", "fr", "Autre", "Commun à tous.")])
+    with caplog.at_level(logging.INFO, logger="veille.search"):
+        assert refresh_index(db, batch=2) == 1
+    assert [r.getMessage() for r in caplog.records if r.name == "veille.search"] == [
+        "search index: 1 articles indexed"]
+
+
 def test_a_query_with_nothing_to_search_finds_nothing(db: Database, archive: dict[str, int]) -> None:
     assert found(db, "  ?! ") == []
     assert found(db, 'and OR "NOT" near') == []  # FTS5 / tsquery operators are plain words
@@ -395,7 +416,21 @@ def test_cli_search_on_a_read_only_database_searches_the_index_as_it_stands(
     assert "search index not refreshed: attempt to write a readonly database" in out.err
 
 
+def test_cli_reindex_brings_the_index_up_to_date_without_a_query(cli_db: tuple[Database, Path],
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    db, cfg = cli_db
+    sid, _ = add_story(db, "Hammouchi à Paris", [("le360", "fr", "Hammouchi reçu à Paris", "La Sûreté.")])
+    add_story(db, "Autre", [("bladi", "fr", "Sans rapport", "Rien.")])
+    assert main(["search", "--reindex", "--config", str(cfg)]) == 0
+    assert "search index: 2 article(s) indexed" in capsys.readouterr().err
+    assert found(db, "hammouchi") == [sid]  # indexed, with no search run to refresh it
+    assert main(["search", "--reindex", "hammouchi", "--json", "--config", str(cfg)]) == 0
+    out = capsys.readouterr()
+    assert "search index: up to date" in out.err and [st["id"] for st in json.loads(out.out)] == [sid]
+
+
 @pytest.mark.parametrize("argv, message", [
+    ([], "a QUERY is needed (or --reindex)"),
     (["!!"], "'!!' has no words to search for"),
     (["x", "--topic", "nope"], "no topic named 'nope'"),
 ])
