@@ -66,7 +66,6 @@ def outlet_article_counts(session: Session, since: datetime) -> dict[str, int]:
     return {name: int(n) for name, n in session.execute(stmt)}
 
 
-
 def outlets_with_articles(session: Session) -> set[str]:
     """Names of the outlets that ever yielded an article: one index probe per outlet
     (`ix_articles_outlet_id`), where counting them read an entry per article of the archive."""
