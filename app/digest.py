@@ -27,7 +27,7 @@ digest, or a new recipient list, does not mail the whole history); after that, e
 unsent tracked story comes, including one committed while the previous digest was being
 built or flagged only later: never lost, never twice. Once a digest was sent, only the
 stories with an article stored or updated since it (less `digest.developing_days`, at
-least `SENT_MARGIN`) are looked at: any other was already there, as it is now, when that
+least `SENT_MARGIN`: a story pass places and moves articles without updating them) are looked at: any other was already there, as it is now, when that
 digest was built, so the look-back follows the new work and not the list's history.
 
 Developing stories (`digest.developing`): a story mailed to this list within the last
@@ -75,7 +75,7 @@ from veille.digest_draft import (  # noqa: F401 - re-exported: the digest's publ
 from veille.mailer import MailerError, send_message
 from veille.pipeline.config import Config
 from veille.pipeline.settle import pin_mailed
-from veille.pipeline.stories import MAX_STORY_FEATURES
+from veille.pipeline.stories import MAX_STORY_FEATURES, WINDOW_DAYS
 from veille.procs import process_alive
 from veille.storage import articles as article_store
 from veille.storage import crawl_runs as run_store
@@ -94,8 +94,10 @@ FIRST_DIGEST_LOOKBACK = timedelta(days=2)
 STALE_MARGIN = timedelta(minutes=2)
 # After a sent digest, the next looks for unsent stories among those with an article
 # stored or updated since it, less `digest.developing_days` and at least this: a story
-# committed, or joined by a flagged article, while that digest was being built.
-SENT_MARGIN = timedelta(days=1)
+# committed while that digest was being built, and articles placed (or moved between
+# stories) by a later story pass, which keep their `updated_at` and are published within
+# the pass's window of the crawl's pages.
+SENT_MARGIN = timedelta(days=WINDOW_DAYS)
 
 
 class DigestError(Exception):
