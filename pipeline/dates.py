@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from copy import deepcopy
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -92,6 +93,7 @@ SEMANTIC_BOILER = {"header", "nav", "footer", "aside", "form"}
 BOX_TAGS = (*SEMANTIC_BOILER, "div", "section", "ul", "ol", "p", "span", "table")
 HEAD_TAGS = ("h1", "h2", "h3", "h4", "h5", "h6", "p", "div", "span", "strong", "b", "section")
 MIN_HEADLINE = 8
+RELATED_HEAD_MAX = 60  # characters of a "À lire aussi"-like heading
 JSONLD_XPATH = etree.XPath("//script[@type='application/ld+json']")
 
 
@@ -327,6 +329,27 @@ def _headline(tree: etree._Element, title: str | None) -> etree._Element | None:
     return h1s[0] if h1s else None
 
 
+@lru_cache(maxsize=65536)
+def _boiler_class(attrs: str) -> bool:
+    """Whether a class/id reads as boilerplate; cached, since an outlet's pages repeat
+    their classes and the pattern is a long alternation searched at every position."""
+    return BOILER_RE.search(attrs) is not None
+
+
+def _short_text(el: etree._Element, limit: int) -> str | None:
+    """``clean_text(el.text_content())`` when shorter than `limit`, else None, without
+    building the text of a big element (a page's wrapper div holds all of it)."""
+    words: list[str] = []
+    size = -1  # the spaces between words
+    for piece in el.itertext():
+        for word in piece.split():
+            words.append(word)
+            size += len(word) + 1
+            if size >= limit:
+                return None
+    return " ".join(words)
+
+
 def _p_chars(el: etree._Element) -> int:
     return sum(len(p.text_content()) for p in el.iter("p"))
 
@@ -352,11 +375,11 @@ def prune(tree: etree._Element, title: str | None) -> tuple[etree._Element, etre
             main_text and _p_chars(el) >= main_text)
 
     for el in list(tree.iter(*BOX_TAGS)):
-        if (el.tag in SEMANTIC_BOILER or BOILER_RE.search(class_attrs(el))) and droppable(el):
+        if (el.tag in SEMANTIC_BOILER or _boiler_class(class_attrs(el))) and droppable(el):
             el.drop_tree()
     for el in list(tree.iter(*HEAD_TAGS)):
-        text = clean_text(el.text_content())
-        if len(text) < 60 and RELATED_HEAD_RE.match(text) and droppable(el):
+        text = _short_text(el, RELATED_HEAD_MAX)
+        if text is not None and RELATED_HEAD_RE.match(text) and droppable(el):
             parent = el.getparent()
             if parent is not None and droppable(parent) and len(parent.text_content()) < 1500:
                 parent.drop_tree()
