@@ -2,7 +2,7 @@
 
 Everything politeness and robustness needs is Scrapy's own machinery, switched on and
 sized here: RobotsTxtMiddleware (ROBOTSTXT_OBEY), AutoThrottle, per-domain concurrency
-and delay, RetryMiddleware, DOWNLOAD_TIMEOUT / DOWNLOAD_MAXSIZE, OffsiteMiddleware (the
+and delay (exactly `download_delay` between a site's requests, never less: no jitter), RetryMiddleware, DOWNLOAD_TIMEOUT / DOWNLOAD_MAXSIZE, OffsiteMiddleware (the
 spider's `allowed_domains`), and CLOSESPIDER_TIMEOUT for the run's wall-clock limit.
 Two settings of our own bound sitemap indexes (`VEILLE_SITEMAP_MAX_DEPTH` levels of index
 below a configured sitemap, `VEILLE_SITEMAP_MAX_REQUESTS` sitemap requests per outlet and
@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware as ScrapyRobotsTxtMiddleware
+from scrapy.settings import default_settings
 
 from veille.crawler.frontier import pace_settings, queue_settings
 from veille.crawler.middlewares import (
@@ -36,6 +37,16 @@ def robots_token(user_agent: str) -> str:
     """The product token robots.txt rules are matched against (`veille/0.1 (+url)` → `veille`)."""
     token = user_agent.strip().split("/", 1)[0].split()[0] if user_agent.strip() else ""
     return token or user_agent
+
+
+def exact_delay() -> dict[str, Any]:
+    """Settings that make Scrapy wait exactly DOWNLOAD_DELAY between a site's requests.
+
+    Scrapy >= 2.19 names the jitter DOWNLOAD_DELAY_JITTER (a magnitude); older releases
+    only have RANDOMIZE_DOWNLOAD_DELAY, deprecated since."""
+    if hasattr(default_settings, "DOWNLOAD_DELAY_JITTER"):
+        return {"DOWNLOAD_DELAY_JITTER": 0.0}
+    return {"RANDOMIZE_DOWNLOAD_DELAY": False}  # pragma: no cover - Scrapy < 2.19
 
 
 def build_settings(crawl: CrawlConfig, *, log_level: str = "INFO") -> dict[str, Any]:
@@ -65,6 +76,9 @@ def build_settings(crawl: CrawlConfig, *, log_level: str = "INFO") -> dict[str, 
         "CONCURRENT_REQUESTS": max(2, per_domain * 2),
         "CONCURRENT_REQUESTS_PER_DOMAIN": per_domain,
         "DOWNLOAD_DELAY": delay,
+        # the delay as configured, never shortened: Scrapy's default jitter spaces a site's
+        # requests anywhere from 0.5x to 1.5x download_delay
+        **exact_delay(),
         "AUTOTHROTTLE_ENABLED": crawl.autothrottle,
         "AUTOTHROTTLE_START_DELAY": delay,
         "AUTOTHROTTLE_MAX_DELAY": max(30.0, delay * 10),
@@ -100,6 +114,10 @@ def build_settings(crawl: CrawlConfig, *, log_level: str = "INFO") -> dict[str, 
         "STATS_DUMP": False,
         "LOG_LEVEL": log_level,
         "MEMUSAGE_ENABLED": False,
+        # Scrapy re-reads the source of every generator callback (inspect + ast) to warn
+        # about `return value`, for each response of each outlet's crawler: reactor time
+        # (tests/unit/test_outlet_spider.py checks our callbacks return no value instead)
+        "WARN_ON_GENERATOR_RETURN_VALUE": False,
     }
     if shared:  # workers: the shared pace is the last step before the download
         settings["DOWNLOADER_MIDDLEWARES"][SharedPaceMiddleware] = 990

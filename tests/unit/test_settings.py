@@ -99,3 +99,27 @@ def test_limits_come_from_the_crawl_section() -> None:
     assert (settings["CONCURRENT_REQUESTS_PER_DOMAIN"], settings["RETRY_TIMES"]) == (3, 4)
     assert settings["LOG_LEVEL"] == "DEBUG" and settings["COOKIES_ENABLED"] is False
     assert 429 in settings["RETRY_HTTP_CODES"] and 404 not in settings["RETRY_HTTP_CODES"]
+
+
+def test_a_sites_requests_are_spaced_by_exactly_the_configured_delay() -> None:
+    # Scrapy's default jitter would space them anywhere from 0.5x to 1.5x download_delay
+    # (a slot built as Scrapy's Downloader builds it; the Downloader itself needs a reactor)
+    from scrapy.core.downloader import Slot, _default_jitter
+
+    crawler = get_crawler(None, build_settings(CrawlConfig(download_delay=1.5)))
+    slot = Slot(2, crawler.settings.getfloat("DOWNLOAD_DELAY"), _default_jitter(crawler.settings))
+    assert {slot.download_delay() for _ in range(50)} == {1.5}
+
+
+def test_the_spiders_callbacks_need_no_return_value_check() -> None:
+    # the check Scrapy would run on every response (WARN_ON_GENERATOR_RETURN_VALUE is off)
+    import inspect
+
+    from scrapy.utils.misc import is_generator_with_return_value
+
+    from veille.crawler.spiders.outlet import OutletSpider
+
+    assert build_settings(CrawlConfig())["WARN_ON_GENERATOR_RETURN_VALUE"] is False
+    generators = [f for _, f in inspect.getmembers(OutletSpider, inspect.isgeneratorfunction)]
+    assert len(generators) >= 5
+    assert not [f.__name__ for f in generators if is_generator_with_return_value(f)]
