@@ -246,7 +246,7 @@ class Processor:
         self._outlet_ids: dict[str, int] = {}
         self.index_since = datetime.now(UTC) - timedelta(days=index_days)  # the duplicate index's reach
         self._indexed = False  # the index checked for a database from before it existed
-        self.changed_since: datetime | None = None  # earliest date of a stored article whose story may change
+        self.changed: set[int] = set()  # originals whose text or date changed: their story may change
         self._last_settle = time.monotonic()
         self._stored_since_settle = 0  # articles stored (new or changed) since the last pass
         self._templates: dict[str, Evidence] = {}  # per outlet, loaded when first met (pipeline.learn)
@@ -323,8 +323,8 @@ class Processor:
             learnt = lines is not None and outcome.kind in {"new", "duplicate"}  # a page not counted yet
             if learnt and lines is not None:
                 tq.record_lines(s, outlet_id, lines, utcnow())
-        if decision.changed is not None:
-            self._changed(decision.changed)
+        if decision.changed is not None and decision.plan.change is not None:
+            self.changed.add(decision.plan.change.id)
         if learnt and lines is not None and page.outlet in self._templates:
             self._templates[page.outlet].learn(lines, extracted.article.title)
             if outcome.article_id is not None:
@@ -365,7 +365,7 @@ class Processor:
                 row.text, row.content_hash, row.minhash = text, prep.content_hash, prep.signature_bytes
                 if row.duplicate_of_id is None:
                     row.features = list(prep.features)
-                    self._changed(row.published)
+                    self.changed.add(row.id)
                 article_store.replace_topic_matches(s, row, _matches_json(prep.matches))
                 dup_store.replace_bands(s, {row.id: band_keys(prep.signature)})
             changed += 1
@@ -384,8 +384,8 @@ class Processor:
         (after stripping again what the run's evidence now shows to be template); the
         duplicate index drops what aged out of its window."""
         self.restrip()
-        report = settle_stories(self.db, self.changed_since)
-        self.changed_since = None
+        report = settle_stories(self.db, changed=self.changed)
+        self.changed = set()
         self._last_settle = time.monotonic()
         self._stored_since_settle = 0
         with self.db.transaction() as s:
@@ -399,11 +399,6 @@ class Processor:
         if self._stored_since_settle and now - self._last_settle >= SETTLE_EVERY:
             return self.settle()
         return None
-
-    def _changed(self, published: datetime | None) -> None:
-        when = as_utc(published)
-        if when is not None and (self.changed_since is None or when < self.changed_since):
-            self.changed_since = when
 
     def _outlet_id(self, s: Session, name: str) -> int:
         if name not in self._outlet_ids:

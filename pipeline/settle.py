@@ -3,12 +3,17 @@
 Articles are stored without a story (`pipeline.process`); this pass places them, at the
 end of every crawl and of every worker (`Processor.settle`; every SETTLE_EVERY seconds
 too while a long crawl stores), or by hand (`veille
-stories --settle`). It re-reads every original published since the earliest one not
-yet placed (or changed since), with the stories born in the `DF_DAYS` before as
+stories --settle`). It reads every original published since the earliest one not
+yet placed (or changed), with the stories born in the `DF_DAYS` before as
 context, and runs `pipeline.stories.assign_stories` over them in (published, URL)
 order. Assignment is therefore a function of the articles, not of the order they
 were fetched in nor of which worker fetched them: two workers sharing a queue end with
 the stories one process would have made.
+
+Of the articles an earlier pass placed, only those a change can reach are matched
+again (`Placed.kept`): whose story changed in this pass, or that a changed story
+would now accept. The others keep their story, so a routine crawl's pass costs its
+new articles and what they touch, not the days of archive since the oldest of them.
 
 What was mailed stays put: articles of a story already in a sent digest keep it (new
 articles can still join it). Other stories may gain, lose or exchange articles as
@@ -22,8 +27,8 @@ stores wait for it and then see its result.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections import Counter, defaultdict
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -55,6 +60,7 @@ class SettleReport:
 
     start: datetime | None  # earliest publication re-examined (None: nothing to place)
     examined: int = 0  # articles the pass could move
+    rematched: int = 0  # of which it matched again (the others kept their story untouched)
     placed: int = 0  # of which had no story yet
     moved: int = 0  # of which changed story
     created: int = 0
@@ -64,14 +70,15 @@ class SettleReport:
         if self.start is None:
             return "stories: nothing to place"
         return (f"stories: {self.examined} articles published since {self.start:%Y-%m-%d} "
-                f"examined, {self.placed} placed, {self.moved - self.placed} moved, "
+                f"examined, {self.rematched} matched again, {self.placed} placed, {self.moved - self.placed} moved, "
                 f"{self.created} stories opened, {self.removed} removed")
 
 
-def settle_stories(db: Database, since: datetime | None = None, *,
+def settle_stories(db: Database, since: datetime | None = None, *, changed: Collection[int] = (),
                    reopen_max: int = REOPEN_MAX) -> SettleReport:
-    """Place every article not in a story yet, and re-examine those published since
-    `since` (articles whose text or date changed). One transaction.
+    """Place every article not in a story yet, and match again the `changed` ones (ids
+    of originals whose text or date changed) and every one published since `since`.
+    One transaction.
 
     At most `reopen_max` placed articles are re-examined: an article that turns up with
     an old date (an evergreen page in a feed) is placed among the stories of its own
@@ -79,12 +86,10 @@ def settle_stories(db: Database, since: datetime | None = None, *,
     """
     with db.transaction() as s:
         article_store.serialise_writers(s)
-        return _settle(s, since, reopen_max)
+        return _settle(s, since, set(changed), reopen_max)
 
 
-
-
-def _settle(s: Session, since: datetime | None, reopen_max: int) -> SettleReport:
+def _settle(s: Session, since: datetime | None, changed: set[int], reopen_max: int) -> SettleReport:
     report = SettleReport(None)
     lone = pass_store.unplaced_undated(s)  # no date, no window: a story each
     undated = {row.id: pass_store.new_story(s) for row in lone}
@@ -92,7 +97,8 @@ def _settle(s: Session, since: datetime | None, reopen_max: int) -> SettleReport
     _compute_features(s, [row.id for row in lone if row.features is None])
     report.placed = report.moved = report.created = len(undated)
     touched = set(undated.values())
-    starts = [as_utc(d) for d in (since, pass_store.earliest_unplaced(s)) if d is not None]
+    starts = [as_utc(d) for d in (since, pass_store.earliest_unplaced(s), pass_store.earliest_of(s, changed))
+              if d is not None]
     start = min(starts) if starts else None
     if start is not None:
         cap = pass_store.reopen_horizon(s, start, reopen_max)
@@ -105,13 +111,18 @@ def _settle(s: Session, since: datetime | None, reopen_max: int) -> SettleReport
             start = cap
         rows, counted = _context(s, start, touched)
         sent = pass_store.sent_story_ids(s, {r.story_id for r in rows if r.story_id is not None})
-        first = start
+        first, again = start, as_utc(since)
 
         def fixed(r: pass_store.PassRow) -> bool:
             assert r.published is not None
             return r.story_id is not None and (as_utc(r.published) < first or r.story_id in sent)
 
-        touched |= _place(s, rows, fixed, report, counted)
+        def kept(r: pass_store.PassRow) -> bool:
+            assert r.published is not None
+            return (r.story_id is not None and r.id not in changed
+                    and (again is None or as_utc(r.published) < again))
+
+        touched |= _place(s, rows, fixed, report, counted, kept)
     report.removed = refresh_stories(s, touched, MAX_STORY_FEATURES)
     report.start = start
     if start is not None:
@@ -174,18 +185,22 @@ def pin_mailed(s: Session, mailed: dict[int, list[str]], max_features: int) -> i
 
 
 def _place(s: Session, rows: list[pass_store.PassRow], fixed: Callable[[pass_store.PassRow], bool],
-           report: SettleReport, counted: list[tuple[str, list[str], datetime]] | None = None) -> set[int]:
-    """One pass over `rows` (dated originals); the fixed ones keep their story, and
-    `counted` stories weigh in the IDF only. Moves the others where `assign_stories`
-    puts them; returns the stories to refresh."""
+           report: SettleReport, counted: list[tuple[str, list[str], datetime]] | None = None,
+           kept: Callable[[pass_store.PassRow], bool] = lambda r: False) -> set[int]:
+    """One pass over `rows` (dated originals); the fixed ones keep their story, the
+    kept ones unless a change reaches them, and `counted` stories weigh in the IDF
+    only. Moves the others where `assign_stories` puts them; returns the stories to
+    refresh."""
     features = {r.id: r.features for r in rows if r.features is not None}
     features.update(_compute_features(s, [r.id for r in rows if r.features is None]))
     placed = [
-        Placed(r.url, features[r.id], as_utc(r.published), None if r.story_id is None else str(r.story_id), fixed(r))
+        Placed(r.url, features[r.id], as_utc(r.published), None if r.story_id is None else str(r.story_id),
+               fixed(r), kept(r))
         for r in rows
         if r.published is not None
     ]
-    assignment = assign_stories(placed, counted=counted or ())
+    tally: Counter[str] = Counter()
+    assignment = assign_stories(placed, counted=counted or (), tally=tally)
     free = [r for r in rows if not fixed(r)]
     free.sort(key=lambda r: (as_utc(r.published), r.url))
 
@@ -217,9 +232,13 @@ def _place(s: Session, rows: list[pass_store.PassRow], fixed: Callable[[pass_sto
     moves = {r.id: target[assignment[r.url]] for r in free if target[assignment[r.url]] != r.story_id}
     pass_store.move_articles(s, moves)
     report.examined += len(free)
+    report.rematched += tally["rematched"]
     report.placed += sum(1 for r in free if r.story_id is None)
     report.moved += len(moves)
-    return {r.story_id for r in free if r.story_id is not None} | set(target.values())
+    # stories to refresh: those an article left or joined, and those of the articles
+    # placed or changed; a kept article that stayed leaves its story as it was
+    seeds = {r.story_id for r in free if r.story_id is not None and (r.id in moves or not kept(r))}
+    return seeds | set(moves.values()) | {target[assignment[r.url]] for r in free if not kept(r)}
 
 
 def _compute_features(s: Session, ids: list[int]) -> dict[int, list[str]]:

@@ -71,6 +71,11 @@ MIN_SHARED_SPECIFIC = 2  # of which names, aliases, numbers or dates
 PREFIX_FEATURES = 12  # most selective features of a query used to find candidates
 COMMON_SHARE = 0.02  # a feature of more stories than this share (and than
 COMMON_MIN_STORIES = 50  # this many) finds no candidates: "Maroc" alone decides nothing
+# A feature brings at most this many candidates, the stories nearest the article in time
+# (whole days): in a busy window a feature of 2% of the stories lists hundreds, and
+# scoring them all made the cost of a look-up grow with the daily volume. The replay and
+# the bench corpus never reach it (a feature of more stories is "common" there).
+FEATURE_CANDIDATES = COMMON_MIN_STORIES
 MIN_IDF_STORIES = 20  # IDF as if at least this many stories were known (cold start)
 MAX_ENTRIES = 8  # feature sets kept per story (its first and latest articles)
 DF_DAYS = 30  # IDF counts the stories born this many days before the article
@@ -302,6 +307,7 @@ class _Story:
     entries: list[_Entry] = field(default_factory=list)
     dates: list[datetime | date] = field(default_factory=list)
     counted: bool = True  # its features count in the IDF (until `forget_before` retires it)
+    opener: tuple[str, str] = ("", "")  # (birth, first article's key): breaks ties between equals
 
 
 @dataclass(frozen=True)
@@ -355,14 +361,18 @@ class StoryIndex:
     def __contains__(self, key: object) -> bool:
         return key in self._stories
 
-    def add(self, story_key: str, features: Iterable[str], published: datetime | date | None) -> None:
+    def add(self, story_key: str, features: Iterable[str], published: datetime | date | None,
+            opener: str = "") -> None:
         """Record an article (or a stored story's features) as part of `story_key`.
 
         A story with no date is kept but never matched: the window cannot be checked.
+        `opener` (the first article's key) orders stories that score the same, so that
+        ties do not depend on what a story is called.
         """
         story = self._stories.get(story_key)
         if story is None:
             story = self._stories[story_key] = _Story()
+            story.opener = ("" if published is None else published.isoformat(), opener or story_key)
             self._counted += 1
             if published is not None:
                 heapq.heappush(self._births, (_day(published), story_key))
@@ -447,6 +457,29 @@ class StoryIndex:
         query = frozenset(features)
         if published is None or not query:
             return []
+        return self._rank(query, self._near(query, published))
+
+    def could_take(self, features: Iterable[str], published: datetime | date, stories: set[str]) -> bool:
+        """Whether one of `stories` is among this article's candidates and would accept
+        it: the story pass's test for an article placed by an earlier pass, whose match
+        can only change if a story it can join changed (`assign_stories`)."""
+        query = frozenset(features)
+        if not query or not stories:
+            return False
+        common = max(COMMON_MIN_STORIES, COMMON_SHARE * self._counted)
+        listed = (f for f in query if 0 < self._df.get(f, 0) <= common)
+        if not any(self._postings.get(f, {}).keys() and self._listed(f, stories) for f in listed):
+            return False  # no selective feature of the article lists a changed story
+        near = [(key, story) for key, story in self._near(query, published) if key in stories]
+        return any(c.accepted for c in self._rank(query, near))
+
+    def _listed(self, feature: str, stories: set[str]) -> bool:
+        """Whether one of `stories` is listed under `feature`, on any day."""
+        return any(not stories.isdisjoint(keys) for keys in self._postings[feature].values())
+
+    def _near(self, query: frozenset[str], published: datetime | date) -> list[tuple[str, _Story]]:
+        """The stories within the window listed under one of the query's most selective
+        features (at most FEATURE_CANDIDATES per feature, nearest days first)."""
         reach = self.window.days + 1
         day = _day(published)
         common = max(COMMON_MIN_STORIES, COMMON_SHARE * self._counted)
@@ -454,17 +487,28 @@ class StoryIndex:
         known = sorted(query_weights, key=query_weights.__getitem__, reverse=True)
         selective = [f for f in known if kind(f) != "k"][:PREFIX_FEATURES]
         selective += [f for f in known if kind(f) == "k"][:PREFIX_FEATURES]
+        days = sorted(range(day - reach, day + reach + 1), key=lambda d: (abs(d - day), d))
         keys: set[str] = set()
         for f in selective:
             postings = self._postings.get(f)
             if postings:
-                for d in range(day - reach, day + reach + 1):
-                    keys.update(postings.get(d, ()))
+                found = 0
+                for d in days:
+                    listed = postings.get(d)
+                    if listed:
+                        keys.update(listed)
+                        found += len(listed)
+                        if found >= FEATURE_CANDIDATES:
+                            break
         near = []  # (key, story) within the window
         for key in keys:
             story = self._stories[key]
             if any(_distance(published, d) <= self.window for d in story.dates):
                 near.append((key, story))
+        return near
+
+    def _rank(self, query: frozenset[str], near: list[tuple[str, _Story]]) -> list[Candidate]:
+        """Score `near` against the query, best first."""
         # the weights do not change during one lookup: each distinct feature once
         needed = set(query).union(*(e.features for _, st in near for e in st.entries))
         weights = self.weights(needed)
@@ -484,7 +528,8 @@ class StoryIndex:
                 sim, shared, cross, accepted = best
                 ordered = tuple(sorted(shared, key=lambda f: (-weights[f], f)))
                 out.append(Candidate(key, round(sim, 4), ordered, cross, accepted))
-        out.sort(key=lambda c: (-c.accepted, -c.similarity, c.story))
+        stories = self._stories
+        out.sort(key=lambda c: (-c.accepted, -c.similarity, stories[c.story].opener, c.story))
         return out
 
     def _score(
@@ -522,6 +567,8 @@ class Placed:
         story: its story now, if any.
         fixed: it keeps `story` and only informs the others (an article before the
             pass's start, or one of a story already mailed).
+        kept: placed by an earlier pass and unchanged since: it keeps `story` unless a
+            story this pass changed could take it (see `assign_stories`).
     """
 
     key: str
@@ -529,13 +576,15 @@ class Placed:
     published: datetime
     story: str | None = None
     fixed: bool = False
+    kept: bool = False
 
 
 NEW = "new:"  # prefix of the stories `assign_stories` opens: NEW + the first article's key
 
 
 def assign_stories(articles: Iterable[Placed], *, df_days: int = DF_DAYS,
-                   counted: Iterable[tuple[str, Sequence[str], datetime]] = ()) -> dict[str, str]:
+                   counted: Iterable[tuple[str, Sequence[str], datetime]] = (),
+                   tally: Counter[str] | None = None) -> dict[str, str]:
     """Each article's story after one pass in (published, key) order.
 
     Whatever order the articles were stored in, and by however many workers, the same
@@ -547,9 +596,18 @@ def assign_stories(articles: Iterable[Placed], *, df_days: int = DF_DAYS,
     the IDF (`StoryIndex.add_counted`), so a caller need not read their articles. The
     result is the one their fixed articles would give.
 
+    A `kept` article is matched again only if its own story changed in this pass (it
+    gained or lost an article, or one of its articles changed) or a changed story
+    among its candidates would accept it; otherwise the earlier pass's answer stands,
+    and the pass costs what changed rather than every article published since the
+    earliest new one. What this gives up: a decision that only the drift of the IDF
+    (one more story counted) would flip is not revisited.
+
+    `tally`, when given, counts the articles "rematched" and "kept" as they were.
+
     Returns:
-        key → story: a fixed article's own story, a story of a fixed article that a
-        free one joined, or NEW + key of the article that opened it.
+        key → story: a fixed or kept article's own story, a story of a fixed article
+        that a free one joined, or NEW + key of the article that opened it.
     """
     index = StoryIndex(df_days=df_days)
     for key, features, birth in counted:
@@ -557,15 +615,33 @@ def assign_stories(articles: Iterable[Placed], *, df_days: int = DF_DAYS,
     merged: dict[str, list[str]] = {}
     born: dict[str, datetime] = {}
     out: dict[str, str] = {}
+    changed: set[str] = set()  # stories whose articles differ from the earlier pass's
     for art in sorted(articles, key=lambda a: (a.published, a.key)):
         index.forget_before(art.published)
         if art.fixed and art.story is not None:
             story = art.story
+        elif (art.kept and art.story is not None and art.story not in changed
+              and not index.could_take(art.features, art.published, changed)):
+            story = art.story
+            if tally is not None:
+                tally["kept"] += 1
         else:
-            story = index.match(art.features, art.published) or NEW + art.key
+            found = index.match(art.features, art.published)
+            if found is not None:
+                story = found
+            elif art.kept and art.story is not None and art.story not in index:
+                story = art.story  # it opens again the story it headed, under its name
+            else:
+                story = NEW + art.key
+            if not art.kept or story != art.story:
+                changed.add(story)
+                if art.story is not None:
+                    changed.add(art.story)
+            if tally is not None:
+                tally["rematched"] += 1
         merged[story] = list(dict.fromkeys([*merged.get(story, ()), *art.features]))[
             :MAX_STORY_FEATURES
         ]
-        index.add(story, merged[story], born.setdefault(story, art.published))
+        index.add(story, merged[story], born.setdefault(story, art.published), opener=art.key)
         out[art.key] = story
     return out

@@ -81,6 +81,14 @@ def earliest_unplaced(session: Session) -> datetime | None:
     return session.scalar(stmt)
 
 
+def earliest_of(session: Session, ids: Iterable[int]) -> datetime | None:
+    """The earliest publication among these originals (articles whose text or date changed)."""
+    found = [session.scalar(select(func.min(Article.published)).where(
+                 Article.id.in_(chunk), Article.duplicate_of_id.is_(None))) for chunk in _chunks(ids)]
+    dated = [d for d in found if d is not None]
+    return min(dated) if dated else None
+
+
 def unplaced_articles(session: Session) -> list[tuple[str, int]]:
     """(outlet name, article id) of every article, copy or original, not in a story."""
     stmt = (select(Outlet.name, Article.id).join(Outlet, Article.outlet_id == Outlet.id)
