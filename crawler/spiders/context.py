@@ -2,7 +2,8 @@
 
 One `CrawlContext` per run, handed to each `OutletSpider` as a spider argument (no
 module globals). Everything here runs in the reactor thread, so nothing is locked; the
-Rich progress thread only reads integers.
+Rich progress thread only reads integers, and the thread that starts the extraction
+workers of a big run (`queued_articles`) touches only the PageProcessor's pool.
 
 An `OutletTally` becomes the `OutletCounts` saved in the crawl-run record. Status rule:
 *blocked* when a discovery source answered 403 / a bot challenge, or when article pages
@@ -17,6 +18,7 @@ short are shared with the other workers; without one, `claim` grants every URL.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -140,6 +142,14 @@ class OutletTally:
                             self.status, list(c.errors))
 
 
+def _start_pool(pages: PageProcessor) -> None:
+    """Start the extraction workers (in a thread); a run that ended first refuses them."""
+    try:
+        pages._start_pool()
+    except RuntimeError as exc:  # shut down meanwhile: the pages went to the reactor thread
+        log.debug("extraction workers not started: %s", exc)
+
+
 class CrawlContext:
     """What the spiders and the pipeline of one run share."""
 
@@ -151,6 +161,27 @@ class CrawlContext:
         self.frontier = frontier  # the shared queue's claims (None: this process crawls alone)
         self.tallies: dict[str, OutletTally] = {}
         self.started = datetime.now(UTC)
+        self.articles_ahead = 0  # article requests queued by every outlet in this run
+        self._pool_starter: threading.Thread | None = None
+
+    def queued_articles(self, n: int) -> None:
+        """`n` more article requests are queued. Once the run has POOL_AFTER_PAGES of them
+        ahead it is a big run: the extraction workers start now and warm up (seconds of
+        imports and lazy models) while robots.txt, feeds and sitemaps still come in,
+        instead of after that many pages were extracted in the reactor thread, where each
+        one holds up every outlet's next download."""
+        from veille.crawler.pipelines import POOL_AFTER_PAGES
+
+        self.articles_ahead += n
+        pages = self.pages
+        if (pages is not None and pages.pool is None and pages.workers > 1 and pages.leases
+                and self.articles_ahead >= POOL_AFTER_PAGES and self._pool_starter is None):
+            # Starting the pool waits for the forkserver to import the extractor (1.5 s and
+            # more): off the reactor thread, or every outlet's downloads wait as long. The
+            # pool is assigned at once, so the pipeline starts no second one meanwhile.
+            self._pool_starter = threading.Thread(target=_start_pool, args=(pages,),
+                                                  name="extraction-pool", daemon=True)
+            self._pool_starter.start()
 
     def __deepcopy__(self, _memo: dict[int, object]) -> CrawlContext:
         """Every crawler deep-copies the settings that carry the context (CRAWL_CONTEXT):

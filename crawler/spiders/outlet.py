@@ -282,6 +282,8 @@ class OutletSpider(scrapy.Spider):
                 yield Request(url, callback=self.parse_article, errback=self.article_failed,
                               priority=-rank, dont_filter=True,
                               meta={"canonical": canon, "source": source})
+        if rank:
+            self.context.queued_articles(rank)
         if pending:
             self.tally.over_budget += len(pending)
             self.tally.dirty.add(source)

@@ -1,0 +1,100 @@
+"""Politeness and parallelism of one crawl of several outlets, read from the replay server's log.
+
+Each outlet is its own spider with its own download slot: its requests go exactly
+`download_delay` apart (never sooner), and no outlet waits on another, so every outlet's
+first request arrives before any outlet's second. The facts are about the order and
+spacing of requests per host as the server saw them, never about how long the crawl took.
+
+Also here: a run that queues many article requests starts its extraction workers off the
+reactor thread as soon as it knows it is big, not after that many pages were extracted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FIXTURE_OUTLETS, replay_config, write_config
+from veille.crawl import run_crawl_subprocess
+from veille.crawler.replay import ReplayServer
+
+OUTLETS = ["bladi", "le360"]
+DELAY = 1.0  # Scrapy's default jitter would space requests 0.5-1.5 s apart: some far below
+# what the server sees is when each request arrived, not when the downloader sent it: a
+# request whose write waited on a busy reactor thread moves by that much
+ARRIVAL_SLACK = 0.1 * DELAY
+
+
+def test_each_site_is_paced_by_its_delay_and_no_site_waits_on_another(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VEILLE_DATABASE_URL", raising=False)
+    with ReplayServer(FIXTURE_OUTLETS, outlets=OUTLETS) as srv:
+        data = replay_config(srv, tmp_path / "v.db", outlets=OUTLETS, download_delay=DELAY,
+                             concurrency_per_domain=2, autothrottle=False, timeout=120)
+        assert run_crawl_subprocess(write_config(tmp_path / "c.yaml", data), timeout=600) == 0
+        log = srv.access_log
+    arrivals = {o: sorted(e.at for e in log if e.outlet == o) for o in OUTLETS}
+    assert all(len(times) >= 4 for times in arrivals.values()), {o: len(t) for o, t in arrivals.items()}
+    gaps = {o: [b - a for a, b in zip(t, t[1:], strict=False)] for o, t in arrivals.items()}
+    # never sooner than the delay (Scrapy's default jitter would allow 0.5x)
+    assert min(min(g) for g in gaps.values()) >= DELAY - ARRIVAL_SLACK, gaps
+    # every outlet started before any outlet made its second request
+    assert max(t[0] for t in arrivals.values()) < min(t[1] for t in arrivals.values())
+
+
+def test_a_run_that_queues_many_articles_starts_its_workers_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import veille.crawler.pipelines as pipelines
+    from veille.crawler.spiders.context import CrawlContext
+    from veille.pipeline.config import config_from_dict
+    from veille.storage.db import Database
+
+    monkeypatch.delenv("VEILLE_DATABASE_URL", raising=False)
+    monkeypatch.setattr(pipelines, "POOL_AFTER_PAGES", 4)
+    cfg = config_from_dict({"database": {"url": f"sqlite:///{tmp_path / 'v.db'}"},
+                            "outlets": [{"name": "bladi", "url": "http://127.0.0.1:1/", "language": "fr"}]})
+    db = Database(cfg.database.url)
+    pages = pipelines.PageProcessor(db, cfg, workers=2)
+    context = CrawlContext(cfg, db, pages)
+    try:
+        context.queued_articles(3)
+        assert pages.pool is None  # not worth the workers yet
+        pages.open()  # an outlet's pipeline is open: pages will come
+        context.queued_articles(1)
+        starter = context._pool_starter
+        assert starter is not None
+        starter.join(120)  # a safety net, not an assertion on time
+        assert pages.pool is not None and len(pages._warming) == 2
+        assert all(f.result(timeout=120) for f in pages._warming)  # warm, ready for pages
+        context.queued_articles(10)
+        assert context._pool_starter is starter  # started once
+        assert pages.pages == 0  # before any page was extracted
+    finally:
+        pages.release()
+        pages.close()
+        db.dispose()
+    assert pages.pool is None
+
+
+def test_a_single_worker_run_never_starts_a_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import veille.crawler.pipelines as pipelines
+    from veille.crawler.spiders.context import CrawlContext
+    from veille.pipeline.config import config_from_dict
+    from veille.storage.db import Database
+
+    monkeypatch.delenv("VEILLE_DATABASE_URL", raising=False)
+    monkeypatch.setattr(pipelines, "POOL_AFTER_PAGES", 1)
+    cfg = config_from_dict({"database": {"url": f"sqlite:///{tmp_path / 'v.db'}"},
+                            "outlets": [{"name": "bladi", "url": "http://127.0.0.1:1/", "language": "fr"}]})
+    db = Database(cfg.database.url)
+    pages = pipelines.PageProcessor(db, cfg, workers=1)
+    pages.open()
+    context = CrawlContext(cfg, db, pages)
+    try:
+        context.queued_articles(100)
+        assert context._pool_starter is None and pages.pool is None
+    finally:
+        pages.release()
+        pages.close()
+        db.dispose()
