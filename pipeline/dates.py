@@ -198,9 +198,11 @@ def jsonld(tree: etree._Element) -> list[dict[str, Any]]:
     return objects
 
 
-def structured_date(tree: etree._Element, latest: datetime) -> datetime | None:
-    """Publication date from JSON-LD (an Article object) or from ``<meta>`` tags."""
-    objects = jsonld(tree)
+def structured_date(tree: etree._Element, latest: datetime,
+                    objects: list[dict[str, Any]] | None = None) -> datetime | None:
+    """Publication date from JSON-LD (an Article object; `objects`: the page's `jsonld`
+    when the caller has parsed it) or from ``<meta>`` tags."""
+    objects = jsonld(tree) if objects is None else objects
     for wanted in (ARTICLE_TYPES, None):
         for obj in objects:
             if wanted is None or jsonld_types(obj) & wanted:
@@ -412,7 +414,8 @@ def _segments(tree: etree._Element, h1: etree._Element | None) -> list[tuple[str
 
 
 def find_published(tree: etree._Element, url: str, fetched_at: datetime,
-                   pruned: tuple[etree._Element, etree._Element | None]) -> datetime | None:
+                   pruned: tuple[etree._Element, etree._Element | None],
+                   objects: list[dict[str, Any]] | None = None) -> datetime | None:
     """Publication date: JSON-LD/meta, else the date written nearest the headline, else a
     relative dateline ("il y a 3 heures"), else htmldate.
 
@@ -421,12 +424,13 @@ def find_published(tree: etree._Element, url: str, fetched_at: datetime,
         url: its URL (htmldate reads dates in URLs).
         fetched_at: fetch time; later dates are not publication dates.
         pruned: ``prune(tree, title)``: the page without boilerplate, and its headline.
+        objects: the page's `jsonld`, when the caller has parsed it.
 
     Returns:
         An aware datetime (Moroccan time when the page gives no offset), or None.
     """
     latest = _aware(fetched_at) + timedelta(hours=2)
-    structured = structured_date(tree, latest)
+    structured = structured_date(tree, latest, objects)
     if structured:
         return _on_url_day(structured, url_day(url))
     segments = _segments(*pruned)  # only the visible-date paths read the text

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 from functools import cache
+from typing import Any
 from urllib.parse import urlsplit
 
 from lxml import etree
@@ -142,7 +143,7 @@ def detect_language(text: str, hint: str | None = None) -> str | None:
     return hint if probs.get(hint, 0.0) >= 0.1 * prob else best
 
 
-def _not_article(page: RawPage, tree: etree._Element, metas: dict[str, str]) -> str | None:
+def _not_article(page: RawPage, objects: list[dict[str, Any]], metas: dict[str, str]) -> str | None:
     parts = urlsplit(page.final_url or page.url)
     if (LISTING_PATH_RE.search(parts.path) or LISTING_QUERY_RE.search(parts.query)
             or (HOME_RE.match(parts.path) and not parts.query)):
@@ -150,7 +151,7 @@ def _not_article(page: RawPage, tree: etree._Element, metas: dict[str, str]) -> 
     if metas.get("og:type", "").startswith("video"):
         return "video page"
     types: set[str] = set()
-    for obj in dates.jsonld(tree):
+    for obj in objects:
         types |= dates.jsonld_types(obj)
     if types & ARTICLE_JSONLD_TYPES:
         return None
@@ -161,11 +162,12 @@ def _not_article(page: RawPage, tree: etree._Element, metas: dict[str, str]) -> 
     return None
 
 
-def find_author(tree: etree._Element, metas: dict[str, str],
+def find_author(objects: list[dict[str, Any]], metas: dict[str, str],
                 fallback: Callable[[], str | None]) -> str | None:
-    """Byline: JSON-LD author names as written, else <meta name=author>, else trafilatura's
-    (`fallback`, called only then: it reads trafilatura's metadata)."""
-    for obj in dates.jsonld(tree):
+    """Byline: JSON-LD author names as written (`objects`: the page's `dates.jsonld`),
+    else <meta name=author>, else trafilatura's (`fallback`, called only then: it reads
+    trafilatura's metadata)."""
+    for obj in objects:
         if dates.jsonld_types(obj) & ARTICLE_JSONLD_TYPES and obj.get("author"):
             people = obj["author"] if isinstance(obj["author"], list) else [obj["author"]]
             names = [p.get("name") if isinstance(p, dict) else p for p in people]
@@ -180,10 +182,10 @@ def find_author(tree: etree._Element, metas: dict[str, str],
     return None
 
 
-def _article_evidence(page: RawPage, tree: etree._Element, metas: dict[str, str],
+def _article_evidence(page: RawPage, objects: list[dict[str, Any]], metas: dict[str, str],
                       h1: etree._Element | None) -> str | None:
     """What says this page is one article, or None: its type, its URL, its markup."""
-    for obj in dates.jsonld(tree):
+    for obj in objects:
         found = dates.jsonld_types(obj) & ARTICLE_JSONLD_TYPES
         if found:
             return f"JSON-LD {sorted(found)[0]}"
@@ -272,7 +274,8 @@ def _extract(page: RawPage, min_chars: int) -> Article | Skipped:
     if tree is None:
         return Skipped(page.url, "not parseable as HTML")
     metas = _metas(tree)
-    reason = _not_article(page, tree, metas)
+    objects = dates.jsonld(tree)  # parsed once: type, byline, description and date read it
+    reason = _not_article(page, objects, metas)
     if reason and not reason.startswith("video"):
         return Skipped(page.url, reason)
     url, title = _url_and_title(page, tree, metas)
@@ -283,7 +286,7 @@ def _extract(page: RawPage, min_chars: int) -> Article | Skipped:
         return Skipped(page.url, "no article text found")
     title = title or clean_text(body.title)
     descriptions = [metas.get("og:description", ""), metas.get("description", "")]
-    descriptions += [str(o.get("description") or "") for o in dates.jsonld(tree)
+    descriptions += [str(o.get("description") or "") for o in objects
                      if dates.jsonld_types(o) & ARTICLE_JSONLD_TYPES]
     text = body.text
     lead = lead_of(pruned[0], descriptions, LEAD_RE)
@@ -293,7 +296,7 @@ def _extract(page: RawPage, min_chars: int) -> Article | Skipped:
     first, _, rest = text.partition("\n")
     if rest and normalize(first) == normalize(title):  # trafilatura kept the h1 in the body
         text = rest.strip()
-    evidence = _article_evidence(page, tree, metas, pruned[1])
+    evidence = _article_evidence(page, objects, metas, pruned[1])
     if reason and len(text) < VIDEO_TEXT_MIN:
         return Skipped(page.url, f"{reason}: {len(text)} chars of text")
     if len(text) < MIN_TEXT or (len(text) < min_chars and evidence is None):
@@ -307,8 +310,8 @@ def _extract(page: RawPage, min_chars: int) -> Article | Skipped:
     site = metas.get("og:site_name") or clean_text(body.sitename) or None
     return Article(
         url=page.url, outlet=page.outlet, title=title, text=text,
-        published=dates.find_published(tree, url, page.fetched_at, pruned),
-        author=find_author(tree, metas, lambda: body.author), site_name=site,
+        published=dates.find_published(tree, url, page.fetched_at, pruned, objects),
+        author=find_author(objects, metas, lambda: body.author), site_name=site,
         language=detect_language(f"{title}\n{text}", page.language_hint),
         final_url=page.final_url,
     )
