@@ -18,6 +18,7 @@ outlet, when its first article was stored (`articles.first_seen`) after the run 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -97,6 +98,47 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[k]
 
 
+def min_gap(entries: list[Any]) -> float | None:
+    """The shortest time between two consecutive requests to one outlet (politeness)."""
+    by_outlet: dict[str, list[float]] = {}
+    for e in entries:
+        by_outlet.setdefault(e.outlet, []).append(e.at)
+    gaps = [b - a for ts in by_outlet.values() for a, b in zip(sorted(ts), sorted(ts)[1:], strict=False)]
+    return min(gaps) if gaps else None
+
+
+def logged_phases(stderr: str, spawned_at: datetime) -> dict[str, tuple[float, float]]:
+    """phase -> (seconds after spawn when it ended, its length), from the crawl's JSON log."""
+    out: dict[str, tuple[float, float]] = {}
+    for line in stderr.splitlines():
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and "phase" in doc and "time" in doc:
+            ended = (datetime.fromisoformat(doc["time"]) - spawned_at).total_seconds()
+            out[str(doc["phase"])] = (ended, float(doc.get("seconds", 0.0)))
+    return out
+
+
+def _timeline(times: list[float], phases: dict[str, tuple[float, float]], wall: float) -> dict[str, float]:
+    """Where the wall time went: start-up (spawn → first request), requests (first → last),
+    the pages still in hand after the last request, the story pass, and the rest (run
+    record, search index, process exit)."""
+    if not times:
+        return {}
+    first, last = min(times), max(times)
+    out = {"startup": first, "requests": last - first}
+    crawl_end = phases.get("crawl", (None, 0.0))[0]
+    settle_end, settle = phases.get("story pass", (None, 0.0))
+    if crawl_end is not None:
+        out["after_last_request"] = crawl_end - last
+    if settle_end is not None:
+        out["story_pass"] = settle
+        out["after_story_pass"] = wall - settle_end
+    return {k: round(v, 2) for k, v in out.items()}
+
+
 def run(workdir: Path, outlets: int = OUTLETS, per_outlet: int = PER_OUTLET,
         extra: dict[str, Any] | None = None) -> list[Figure]:
     from veille.crawler.canonical import canonical_url
@@ -117,12 +159,15 @@ def run(workdir: Path, outlets: int = OUTLETS, per_outlet: int = PER_OUTLET,
         cfg_path = write_config(workdir / "outlets100.yaml", cfg)
         log(f"outlets100: veille crawl with the shipped settings (download_delay {delay:g} s, "
             f"concurrency_per_domain {crawl_cfg.get('concurrency_per_domain')})")
-        spawned = time.monotonic()
-        crawl = run_child(veille("crawl", "--config", str(cfg_path)), monitor=True)
+        spawned, spawned_at = time.monotonic(), datetime.now(UTC)
+        # -v: the crawl logs its phases (crawler.run._phase) as JSON lines on stderr
+        crawl = run_child(veille("crawl", "--config", str(cfg_path), "-v", "--log-format", "json"),
+                          monitor=True)
         per_outlet_requests: dict[str, int] = {}
         for e in srv.access_log:
             per_outlet_requests[e.outlet] = per_outlet_requests.get(e.outlet, 0) + 1
         times = [e.at - spawned for e in srv.access_log]
+        gap = min_gap(srv.access_log)
         wanted = {o: {canonical_url(srv.base(o) + a["path"]) or "" for a in arts}
                   for o, arts in expected_articles(root).items()}
     db_state = _stored(db)
@@ -138,6 +183,8 @@ def run(workdir: Path, outlets: int = OUTLETS, per_outlet: int = PER_OUTLET,
     busiest = max(per_outlet_requests, key=lambda o: per_outlet_requests[o]) if per_outlet_requests else ""
     wall = crawl.seconds
     r = ratio(wall, bound)
+    phases = logged_phases(crawl.stderr or "", spawned_at)
+    timeline = _timeline(times, phases, wall)
     waits = [(first[o] - started).total_seconds() for o in expected if o in first and started] if started else []
     shares = [w / wall for w in waits]
     max_share = max(shares) if shares else None
@@ -159,6 +206,7 @@ def run(workdir: Path, outlets: int = OUTLETS, per_outlet: int = PER_OUTLET,
         "first_article_share_p90": None if p90 is None else round(p90, 3),
         "first_article_s_max": round(max(waits), 2) if waits else None,
         "outlets_without_article": never, "exit": crawl.code, "crawl_settings": crawl_cfg,
+        "timeline_s": timeline, "min_request_gap_s": None if gap is None else round(gap, 3),
     }
     if extra is not None:
         extra["outlets100"] = data
@@ -174,6 +222,11 @@ def run(workdir: Path, outlets: int = OUTLETS, per_outlet: int = PER_OUTLET,
                f"(busiest: {busiest}, {per_outlet_requests.get(busiest, 0)} requests); wall from spawn to exit; "
                f"requests from {min(times, default=0):.1f} s to {max(times, default=0):.1f} s after spawn; "
                f"the run as recorded took {run_wall or 0:.1f} s"),
+        Figure("outlets100", "shortest interval between two requests to one site", None if gap is None
+               else round(gap, 2), "s", delay, "s download_delay", None if gap is None else round(gap / delay, 3)
+               if delay else None, "≥ 0.95", gap is not None and delay > 0 and gap >= 0.95 * delay,
+               "as the replay server saw them arrive (a request's own latency moves it by a few ms); "
+               "timeline: " + ", ".join(f"{k} {v:g} s" for k, v in timeline.items())),
         Figure("outlets100", "peak RSS of the crawl's process tree", round(crawl.peak_rss / 2**20), "MiB",
                note=f"{crawl.cpu_seconds:.1f} CPU s in {wall:.1f} s wall"),
         Figure("outlets100", "first article stored, latest outlet (share of wall)",

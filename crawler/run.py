@@ -156,6 +156,7 @@ def run_crawl(cfg: Config, outlets: Sequence[str] | None = None, *, progress: bo
         _reactor_used = True
         with live_progress(context.tallies, console, enabled=progress):
             process.start(install_signal_handlers=threading.current_thread() is threading.main_thread())
+        _phase("crawl", started)
         status, message = run_status(context)
     except KeyboardInterrupt:
         status, message = "interrupted", "interrupted before the crawl started"
@@ -169,7 +170,9 @@ def run_crawl(cfg: Config, outlets: Sequence[str] | None = None, *, progress: bo
     finally:
         if context.pages is not None:
             context.pages.close()
+            settling = time.monotonic()
             settle_error = _settle(context.pages.processor)
+            _phase("story pass", settling)
             if settle_error:
                 message = f"{message}; {settle_error}" if message else settle_error
         if frontier is not None:
@@ -187,6 +190,12 @@ def run_crawl(cfg: Config, outlets: Sequence[str] | None = None, *, progress: bo
     if unrecorded:
         raise StorageError(unrecorded)
     return summary
+
+
+def _phase(name: str, since: float) -> None:
+    """Log (debug) how long a phase of the run took: bench.outlets100 reads these lines."""
+    seconds = time.monotonic() - since
+    log.debug("%s: %.2f s", name, seconds, extra={"phase": name, "seconds": round(seconds, 3)})
 
 
 def _settle(processor: Processor) -> str | None:

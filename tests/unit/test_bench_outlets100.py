@@ -7,6 +7,7 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import yaml
 
 from bench.corpus import generate, many_outlets
@@ -38,3 +39,27 @@ def test_many_outlets_each_get_their_articles(tmp_path: Path) -> None:
                     tzinfo=UTC) + timedelta(days=1)
                 if a["duplicate_of"]:
                     assert a["duplicate_of"].split(":", 1)[0] in m.outlets
+
+
+def test_the_timeline_splits_the_wall_time_at_the_requests_and_the_logged_phases() -> None:
+    import json
+
+    from bench.outlets100 import _timeline, logged_phases, min_gap
+    from veille.crawler.replay import AccessEntry
+
+    spawned = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+    stderr = "\n".join([
+        "not json",
+        json.dumps({"time": "2026-01-01T12:00:11.500+00:00", "message": "crawl: 10.00 s", "phase": "crawl",
+                    "seconds": 10.0}),
+        json.dumps({"time": "2026-01-01T12:00:13.000+00:00", "message": "story pass: 1.50 s",
+                    "phase": "story pass", "seconds": 1.5}),
+        json.dumps({"time": "2026-01-01T12:00:13.100+00:00", "message": "unrelated"}),
+    ])
+    phases = logged_phases(stderr, spawned)
+    assert phases == {"crawl": (11.5, 10.0), "story pass": (13.0, 1.5)}
+    assert _timeline([2.0, 10.0, 5.0], phases, 14.0) == {
+        "startup": 2.0, "requests": 8.0, "after_last_request": 1.5, "story_pass": 1.5, "after_story_pass": 1.0}
+    log = [AccessEntry("a", "GET", "/", 200, False, "ua", at) for at in (0.0, 1.0, 2.5)]
+    log += [AccessEntry("b", "GET", "/", 200, False, "ua", at) for at in (0.1, 0.9)]
+    assert min_gap(log) == pytest.approx(0.8)  # b's, not a (0.0) to b (0.1)
