@@ -467,15 +467,18 @@ class StoryIndex:
         if not query or not stories:
             return False
         common = max(COMMON_MIN_STORIES, COMMON_SHARE * self._counted)
+        day, reach = _day(published), self.window.days + 1
+        days = range(day - reach, day + reach + 1)
         listed = (f for f in query if 0 < self._df.get(f, 0) <= common)
-        if not any(self._postings.get(f, {}).keys() and self._listed(f, stories) for f in listed):
-            return False  # no selective feature of the article lists a changed story
+        if not any(self._listed(f, stories, days) for f in listed):
+            return False  # no selective feature of the article lists a changed story near it
         near = [(key, story) for key, story in self._near(query, published) if key in stories]
         return any(c.accepted for c in self._rank(query, near))
 
-    def _listed(self, feature: str, stories: set[str]) -> bool:
-        """Whether one of `stories` is listed under `feature`, on any day."""
-        return any(not stories.isdisjoint(keys) for keys in self._postings[feature].values())
+    def _listed(self, feature: str, stories: set[str], days: range) -> bool:
+        """Whether one of `stories` is listed under `feature` on one of `days`."""
+        postings = self._postings.get(feature)
+        return postings is not None and any(not stories.isdisjoint(postings.get(d, ())) for d in days)
 
     def _near(self, query: frozenset[str], published: datetime | date) -> list[tuple[str, _Story]]:
         """The stories within the window listed under one of the query's most selective
