@@ -340,16 +340,17 @@ def _boiler_class(attrs: str) -> bool:
 
 def _short_text(el: etree._Element, limit: int) -> str | None:
     """``clean_text(el.text_content())`` when shorter than `limit`, else None, without
-    building the text of a big element (a page's wrapper div holds all of it)."""
-    words: list[str] = []
-    size = -1  # the spaces between words
+    building the text of a big element (a page's wrapper div holds all of it): its
+    non-space characters alone reaching `limit` settle it."""
+    pieces: list[str] = []
+    visible = 0
     for piece in el.itertext():
-        for word in piece.split():
-            words.append(word)
-            size += len(word) + 1
-            if size >= limit:
-                return None
-    return " ".join(words)
+        pieces.append(piece)
+        visible += sum(map(len, piece.split()))
+        if visible >= limit:
+            return None
+    text = clean_text("".join(pieces))
+    return text if len(text) < limit else None
 
 
 def _p_chars(el: etree._Element) -> int:

@@ -56,3 +56,25 @@ def test_lead_only_when_it_is_the_pages_own_description() -> None:
     assert lead_of(page, ["Un tout autre texte de description, sans rapport aucun."], pattern) is None
     assert lead_of(page, [], pattern) is None
     assert link_texts(page) == {"Un autre article"}
+
+
+BYLINE_PAGE = ("<html><head><title>Réunion à Rabat</title></head><body><article>"
+               "<h1>Réunion de coordination à Rabat</h1>"
+               "<p class='author'>Par <a rel='author' href='/auteur/karim'>Karim Benali</a></p>"
+               + "".join(f"<p>{p}</p>" for p in PARAS) + "</article></body></html>")
+
+
+def test_trafilaturas_metadata_is_read_on_demand_and_is_what_it_would_have_said() -> None:
+    import trafilatura
+
+    from veille.pipeline.body import DATE_PARAMS, extract_body
+    from veille.pipeline.dates import prune
+
+    url = "https://example.org/2024/05/02/reunion-a-rabat"
+    tree = lxml_html.fromstring(BYLINE_PAGE)
+    body = extract_body(tree, prune(tree, None)[0], url, link_texts(tree))
+    assert body is not None and "_metadata" not in body.__dict__  # nothing read yet
+    eager = trafilatura.bare_extraction(tree, url=url, with_metadata=True, include_comments=False,
+                                        date_extraction_params=DATE_PARAMS)
+    assert body.author == eager.author and "Karim Benali" in str(eager.author)
+    assert (body.title, body.sitename) == (eager.title, eager.sitename)

@@ -85,3 +85,31 @@ def test_date_parsers_never_raise(value: str) -> None:
     for _, when in find_dates(value):
         assert when.year >= 1995
     url_day(f"https://example.org/{value}/x")
+
+
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=80))
+@SETTINGS
+def test_clean_text_collapses_exactly_what_the_regex_whitespace_class_does(text: str) -> None:
+    import re
+
+    from veille.pipeline.dates import clean_text
+
+    assert clean_text(text) == re.sub(r"\s+", " ", text).strip()
+
+
+@given(st.lists(st.text(alphabet=st.sampled_from("ab \n\t\xa0é"), max_size=30), min_size=1, max_size=8),
+       st.integers(min_value=1, max_value=90))
+@SETTINGS
+def test_short_text_is_the_clean_text_content_or_none_past_the_limit(pieces: list[str], limit: int) -> None:
+    from lxml import html as lxml_html
+
+    from veille.pipeline.dates import _short_text, clean_text
+
+    el = lxml_html.fromstring("<div>x</div>")
+    el.text = pieces[0]
+    for piece in pieces[1:]:  # children with text and tails, nested one level
+        child = lxml_html.Element("span")
+        child.text, child.tail = piece, piece[::-1]
+        el.append(child)
+    full = clean_text(el.text_content())
+    assert _short_text(el, limit) == (full if len(full) < limit else None)
