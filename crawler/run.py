@@ -157,6 +157,7 @@ def run_crawl(cfg: Config, outlets: Sequence[str] | None = None, *, progress: bo
         with live_progress(context.tallies, console, enabled=progress):
             process.start(install_signal_handlers=threading.current_thread() is threading.main_thread())
         _phase("crawl", started)
+        _retire_forkserver()
         status, message = run_status(context)
     except KeyboardInterrupt:
         status, message = "interrupted", "interrupted before the crawl started"
@@ -190,6 +191,29 @@ def run_crawl(cfg: Config, outlets: Sequence[str] | None = None, *, progress: bo
     if unrecorded:
         raise StorageError(unrecorded)
     return summary
+
+
+def _retire_forkserver() -> None:
+    """The extraction workers stopped with the last outlet's pipeline; their forkserver
+    would live until this process exits and then take a while to tear its imports down,
+    holding our stdout/stderr open for whoever waits on them (the daemon, `veille.child`).
+    Stop it now, in a thread, while the story pass runs. multiprocessing has no public
+    call for this (`ForkServer._stop`, used by CPython's tests): skipped if it is gone.
+    A later pool in this process would start a new forkserver."""
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    stop = getattr(server, "_stop", None)
+    if getattr(server, "_forkserver_pid", None) is None or not callable(stop):
+        return
+    threading.Thread(target=_quietly, args=(stop,), name="forkserver-stop", daemon=True).start()
+
+
+def _quietly(stop: Any) -> None:
+    try:
+        stop()
+    except Exception as exc:  # the forkserver dies with this process anyway
+        log.debug("forkserver not stopped early: %s", exc)
 
 
 def _phase(name: str, since: float) -> None:

@@ -6,11 +6,13 @@ first request arrives before any outlet's second. The facts are about the order 
 spacing of requests per host as the server saw them, never about how long the crawl took.
 
 Also here: a run that queues many article requests starts its extraction workers off the
-reactor thread as soon as it knows it is big, not after that many pages were extracted.
+reactor thread as soon as it knows it is big, not after that many pages were extracted,
+and their forkserver is stopped once the crawl is over.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -75,6 +77,22 @@ def test_a_run_that_queues_many_articles_starts_its_workers_at_once(
         pages.close()
         db.dispose()
     assert pages.pool is None
+    # the workers' forkserver goes too, before the process exits (crawler.run does this
+    # once the crawl is over, while the story pass runs)
+    import threading
+    from multiprocessing import forkserver
+
+    from veille.crawler.run import _retire_forkserver
+
+    pid = forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
+    assert pid is not None
+    _retire_forkserver()
+    for t in threading.enumerate():
+        if t.name == "forkserver-stop":
+            t.join(120)
+    assert forkserver._forkserver._forkserver_pid is None  # type: ignore[attr-defined]
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # reaped: gone
 
 
 def test_a_single_worker_run_never_starts_a_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
