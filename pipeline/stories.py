@@ -48,6 +48,7 @@ one event, and would merge if they fell within the same week.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 import re
@@ -288,6 +289,12 @@ def _distance(a: datetime | date, b: datetime | date) -> timedelta:
     return timedelta(days=abs(_day(a) - _day(b)))
 
 
+@functools.cache
+def _nearest_first(reach: int) -> tuple[int, ...]:
+    """Day offsets from -reach to reach, nearest first (earlier first among equals)."""
+    return tuple(sorted(range(-reach, reach + 1), key=lambda d: (abs(d), d)))
+
+
 class _Entry:
     """An article's (or a story snapshot's) features, grouped by namespace once."""
 
@@ -472,17 +479,18 @@ class StoryIndex:
         listed = (f for f in query if 0 < self._df.get(f, 0) <= common)
         if not any(self._listed(f, stories, days) for f in listed):
             return False  # no selective feature of the article lists a changed story near it
-        near = [(key, story) for key, story in self._near(query, published) if key in stories]
-        return any(c.accepted for c in self._rank(query, near))
+        return any(c.accepted for c in self._rank(query, self._near(query, published, stories)))
 
     def _listed(self, feature: str, stories: set[str], days: range) -> bool:
         """Whether one of `stories` is listed under `feature` on one of `days`."""
         postings = self._postings.get(feature)
         return postings is not None and any(not stories.isdisjoint(postings.get(d, ())) for d in days)
 
-    def _near(self, query: frozenset[str], published: datetime | date) -> list[tuple[str, _Story]]:
+    def _near(self, query: frozenset[str], published: datetime | date,
+              among: set[str] | None = None) -> list[tuple[str, _Story]]:
         """The stories within the window listed under one of the query's most selective
-        features (at most FEATURE_CANDIDATES per feature, nearest days first)."""
+        features (at most FEATURE_CANDIDATES per feature, nearest days first); only
+        those `among` these, when given."""
         reach = self.window.days + 1
         day = _day(published)
         common = max(COMMON_MIN_STORIES, COMMON_SHARE * self._counted)
@@ -490,7 +498,7 @@ class StoryIndex:
         known = sorted(query_weights, key=query_weights.__getitem__, reverse=True)
         selective = [f for f in known if kind(f) != "k"][:PREFIX_FEATURES]
         selective += [f for f in known if kind(f) == "k"][:PREFIX_FEATURES]
-        days = sorted(range(day - reach, day + reach + 1), key=lambda d: (abs(d - day), d))
+        days = [day + offset for offset in _nearest_first(reach)]
         keys: set[str] = set()
         for f in selective:
             postings = self._postings.get(f)
@@ -503,6 +511,8 @@ class StoryIndex:
                         found += len(listed)
                         if found >= FEATURE_CANDIDATES:
                             break
+        if among is not None:
+            keys &= among
         near = []  # (key, story) within the window
         for key in keys:
             story = self._stories[key]
