@@ -5,7 +5,8 @@ story features and topic matches; pure and CPU-bound, ~15-25 ms a page) runs in
 the crawl process for the first POOL_AFTER_PAGES pages of a run; a bigger run then
 starts a process pool (one worker per CPU) in the background and hands extraction to it
 once its workers are warm (its fork server loads trafilatura, the language model and
-datasketch once, `crawler.preload`, and forks each worker with them), so both cores work. Small incremental runs never pay the workers' start-up. Storing
+datasketch once, `crawler.preload`, and forks each worker with them), so both cores
+work. Small incremental runs never pay the workers' start-up. Storing
 (`Processor.store`, one transaction per article) runs in the reactor thread, one page
 at a time, so each page's duplicate lookup (in the database, `storage.duplicates`) sees
 every page stored before it. A page that fails to process is

@@ -174,9 +174,8 @@ def find_author(objects: list[dict[str, Any]], metas: dict[str, str],
             found = ", ".join(clean_text(str(n)) for n in names if n and str(n).strip())
             if found:
                 return found
-    for get in (lambda: metas.get("author"), lambda: metas.get("article:author"),
-                lambda: metas.get("dc.creator"), fallback):
-        name = clean_text(get())
+    for key in ("author", "article:author", "dc.creator", None):
+        name = clean_text(metas.get(key) if key else fallback())
         if len(name) >= 3 and not name.startswith(("http://", "https://")):
             return name
     return None
