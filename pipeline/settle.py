@@ -14,6 +14,11 @@ Of the articles an earlier pass placed, only those a change can reach are matche
 again (`Placed.kept`): whose story changed in this pass, or that a changed story
 would now accept. The others keep their story, so a routine crawl's pass costs its
 new articles and what they touch, not the days of archive since the oldest of them.
+The one thing this does not follow is the IDF's drift: a late report counts one more
+story in the 30 days after it, which could tip a close decision it does not otherwise
+touch; that decision stays as it was (`--settle-since` matches everything again).
+With the IDF held still, routine passes group articles exactly as passes matching
+everything again (tests/integration/test_story_context.py).
 
 What was mailed stays put: articles of a story already in a sent digest keep it (new
 articles can still join it). Other stories may gain, lose or exchange articles as
