@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, defer, selectinload
 
 from veille.storage.models import Article, Story, TopicMatchRow
 from veille.storage.timestamps import as_utc
@@ -137,9 +137,14 @@ def list_stories(
     limit: int | None = None,
 ) -> list[StoryView]:
     """Stories newest first; with `topics`, only stories flagged for one of them."""
+    # what a view shows, no more: an article's MinHash and story features (the largest
+    # columns after its text, the features decoded from JSON) and the story's features
+    # are the pipeline's, not a reader's
+    articles = selectinload(Story.articles).options(defer(Article.minhash), defer(Article.features))
     stmt = select(Story).options(
-        selectinload(Story.articles).selectinload(Article.outlet),
-        selectinload(Story.articles).selectinload(Article.topics),
+        defer(Story.features),
+        articles.selectinload(Article.outlet),
+        articles.selectinload(Article.topics),
     )
     if topics is not None:
         # Tested story by story (EXISTS): the window's index picks the few stories and the
