@@ -1,12 +1,13 @@
 """The one adapter from Scrapy to the pipeline: a fetched `RawPage` → `Processor` → counts.
 
 Extraction (`pipeline.extract.extract`, then `pipeline.prepare.prepare`: hashes, MinHash,
-story features and topic matches; pure and CPU-bound, ~15-25 ms a page) runs in
-the crawl process for the first POOL_AFTER_PAGES pages of a run; a bigger run then
-starts a process pool (one worker per CPU) in the background and hands extraction to it
-once its workers are warm (its fork server loads trafilatura, the language model and
-datasketch once, `crawler.preload`, and forks each worker with them), so both cores
-work. Small incremental runs never pay the workers' start-up. Storing
+story features and topic matches; pure and CPU-bound, ~10-20 ms a page) runs in the
+crawl process in a small run. A run that queues POOL_AFTER_PAGES article requests starts
+a process pool (one worker per CPU; `crawler.spiders.context`, in a thread) and hands it
+every page from then on, queued while the workers warm up (their fork server loads
+trafilatura, the language model and datasketch once, `crawler.preload`, and forks each
+worker with them): both cores work, and the crawl process need not load the extractor's
+models. Small incremental runs never pay the workers' start-up. Storing
 (`Processor.store`, one transaction per article) runs in the reactor thread, one page
 at a time, so each page's duplicate lookup (in the database, `storage.duplicates`) sees
 every page stored before it. A page that fails to process is
@@ -154,7 +155,7 @@ class PageProcessor:
         template = self.processor.template(page.outlet)  # as this run's stored pages left it
         if self.pool is None and self.workers > 1 and self.pages == POOL_AFTER_PAGES:
             self._start_pool()  # a big run: worth the workers' start-up
-        if self.pool is not None and all(f.done() for f in self._warming):
+        if self.pool is not None:  # queued while its workers warm up
             try:
                 return await asyncio.wrap_future(self.pool.submit(_extract, page, None, template))
             except BrokenProcessPool:
