@@ -8,9 +8,11 @@ lines not seen for PRUNE_DAYS go, and an outlet keeps at most MAX_LINES rows.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -70,16 +72,22 @@ def record_lines(session: Session, outlet_id: int, fingerprints: Iterable[str], 
     fps = sorted(set(fingerprints))
     pages = session.scalar(select(Outlet.template_pages).where(Outlet.id == outlet_id).with_for_update())
     if fps:
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = insert(TemplateLine).values(
-            [{"outlet_id": outlet_id, "fingerprint": fp, "pages": 1, "since": pages or 0,
-              "last_seen": now} for fp in fps])
-        session.execute(stmt.on_conflict_do_update(
-            index_elements=["outlet_id", "fingerprint"],
-            set_={"pages": TemplateLine.pages + 1, "last_seen": stmt.excluded.last_seen}))
+        session.execute(_upsert(session.get_bind().dialect.name),
+                        [{"outlet_id": outlet_id, "fingerprint": fp, "pages": 1, "since": pages or 0,
+                          "last_seen": now} for fp in fps])
     session.execute(update(Outlet).where(Outlet.id == outlet_id)
                     .values(template_pages=Outlet.template_pages + 1))
+
+
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    """One statement for every page, run over its lines (executemany): a VALUES list as
+    long as each page's lines was a new statement to compile on every page."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(TemplateLine)
+    return stmt.on_conflict_do_update(
+        index_elements=["outlet_id", "fingerprint"],
+        set_={"pages": TemplateLine.pages + 1, "last_seen": stmt.excluded.last_seen})
 
 
 def prune_lines(session: Session, outlet: str, now: datetime) -> int:
