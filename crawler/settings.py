@@ -25,6 +25,7 @@ from veille.crawler.middlewares import (
     RobotsTxtMiddleware,
     SharedPaceMiddleware,
 )
+from veille.crawler.pace import DelayFromResponse
 from veille.crawler.pipelines import ProcessorPipeline
 from veille.pipeline.config import CrawlConfig
 
@@ -108,7 +109,9 @@ def build_settings(crawl: CrawlConfig, *, log_level: str = "INFO") -> dict[str, 
             AddressGuardMiddleware: 65,  # before robots.txt is fetched
             ChallengeMiddleware: 560,  # answers seen before RetryMiddleware
         },
-        "EXTENSIONS": {"scrapy.extensions.logstats.LogStats": None},
+        # a site's delay runs from its last answer, so the site sees requests a delay apart
+        # even when the reactor thread wrote one late (crawler.pace)
+        "EXTENSIONS": {"scrapy.extensions.logstats.LogStats": None, DelayFromResponse: 0},
         "TELNETCONSOLE_ENABLED": False,
         "REMOTE_CONTROL_ENABLED": False,  # Scrapy >= 2.19 opens a control port otherwise
         "STATS_DUMP": False,

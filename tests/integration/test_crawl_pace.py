@@ -1,7 +1,7 @@
 """Politeness and parallelism of one crawl of several outlets, read from the replay server's log.
 
-Each outlet is its own spider with its own download slot: its requests go exactly
-`download_delay` apart (never sooner), and no outlet waits on another, so every outlet's
+Each outlet is its own spider with its own download slot: its requests reach the site at
+least `download_delay` apart (never sooner), and no outlet waits on another, so every outlet's
 first request arrives before any outlet's second. The facts are about the order and
 spacing of requests per host as the server saw them, never about how long the crawl took.
 
@@ -23,9 +23,6 @@ from veille.crawler.replay import ReplayServer
 
 OUTLETS = ["bladi", "le360"]
 DELAY = 1.0  # Scrapy's default jitter would space requests 0.5-1.5 s apart: some far below
-# what the server sees is when each request arrived, not when the downloader sent it: a
-# request whose write waited on a busy reactor thread moves by that much
-ARRIVAL_SLACK = 0.1 * DELAY
 
 
 def test_each_site_is_paced_by_its_delay_and_no_site_waits_on_another(
@@ -39,8 +36,10 @@ def test_each_site_is_paced_by_its_delay_and_no_site_waits_on_another(
     arrivals = {o: sorted(e.at for e in log if e.outlet == o) for o in OUTLETS}
     assert all(len(times) >= 4 for times in arrivals.values()), {o: len(t) for o, t in arrivals.items()}
     gaps = {o: [b - a for a, b in zip(t, t[1:], strict=False)] for o, t in arrivals.items()}
-    # never sooner than the delay (Scrapy's default jitter would allow 0.5x)
-    assert min(min(g) for g in gaps.values()) >= DELAY - ARRIVAL_SLACK, gaps
+    # never sooner than the delay as the site saw it: not even by the few hundred ms a
+    # request can spend waiting for a busy reactor to write it (crawler.pace), nor by
+    # Scrapy's default jitter (0.5x)
+    assert min(min(g) for g in gaps.values()) >= DELAY, gaps
     # every outlet started before any outlet made its second request
     assert max(t[0] for t in arrivals.values()) < min(t[1] for t in arrivals.values())
 
