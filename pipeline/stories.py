@@ -113,6 +113,13 @@ def _compile_aliases() -> tuple[dict[Phrase, str], int]:
 
 
 _ALIAS_INDEX, _ALIAS_MAX = _compile_aliases()
+# first token → lengths of the aliases it opens, longest first: most tokens open none,
+# and are passed over without slicing the text once per possible length
+_ALIAS_LENGTHS: dict[str, tuple[int, ...]] = {
+    first: tuple(sorted({len(p) for p in _ALIAS_INDEX if p[0] == first}, reverse=True))
+    for first in {p[0] for p in _ALIAS_INDEX}
+}
+_normalize_word = functools.lru_cache(maxsize=1 << 16)(normalize)  # a text repeats its words
 
 
 def kind(feature: Feature) -> str:
@@ -132,11 +139,12 @@ def _alias_at(folded: Sequence[str], i: int) -> tuple[str, int] | None:
 
     `folded` are the text's tokens translated with _ALIAS_FOLD.
     """
-    for n in range(min(_ALIAS_MAX, len(folded) - i), 0, -1):
-        ident = _ALIAS_INDEX.get(tuple(folded[i : i + n]))
-        if ident:
-            return ident, n
     tok = folded[i]
+    for n in _ALIAS_LENGTHS.get(tok, ()):
+        if n <= len(folded) - i:
+            ident = _ALIAS_INDEX.get(tuple(folded[i : i + n]))
+            if ident:
+                return ident, n
     if ARABIC_RE.match(tok):
         for k in (1, 2):  # بطنجة → طنجة, وبطنجة → طنجة
             if all(c in CLITICS for c in tok[:k]) and len(tok) - k >= MIN_VARIANT:
@@ -156,9 +164,9 @@ def _entities(text: str) -> set[str]:
         for pos, word in enumerate(_WORD_RE.findall(sentence)):
             if word[0].isupper():
                 if pos:
-                    capitalised.add(normalize(word))
+                    capitalised.add(_normalize_word(word))
             elif word[0].islower():
-                lower.add(normalize(word))
+                lower.add(_normalize_word(word))
     return {
         w for w in capitalised - lower if len(w) >= 3 and w not in STOP_WORDS and w not in NAME_PARTS
     }
