@@ -225,8 +225,8 @@ def run(workdir: Path, outlets: int = OUTLETS, per_outlet: int = PER_OUTLET,
         Figure("outlets100", "shortest interval between two requests to one site", None if gap is None
                else round(gap, 2), "s", delay, "s download_delay", None if gap is None else round(gap / delay, 3)
                if delay else None, "≥ 0.95", gap is not None and delay > 0 and gap >= 0.95 * delay,
-               "as the replay server saw them arrive: Scrapy spaces a site's requests by download_delay "
-               "when it dispatches them, and a busy reactor thread delays the write of one more than the next; "
+               "as the replay server saw them arrive (a site's delay runs from its last answer, "
+               "crawler.pace); "
                "timeline: " + ", ".join(f"{k} {v:g} s" for k, v in timeline.items())),
         Figure("outlets100", "peak RSS of the crawl's process tree", round(crawl.peak_rss / 2**20), "MiB",
                note=f"{crawl.cpu_seconds:.1f} CPU s in {wall:.1f} s wall"),
