@@ -80,11 +80,12 @@ class Outcome:
 @dataclass
 class Decision:
     """What to do with a page (`decide`): its outcome (`article_id` NEW for the article
-    the plan inserts), the writes, and the earliest publication whose story may change."""
+    the plan inserts), the writes, and the original whose story may change (its words or
+    date changed, or NEW: it takes over a copy's story; the story pass matches it again)."""
 
     outcome: Outcome
     plan: Plan = field(default_factory=Plan)
-    changed: datetime | None = None
+    changed: int | None = None
 
 
 def _matches_json(matches: Sequence[TopicMatch]) -> list[tuple[str, float, list[dict[str, object]]]]:
@@ -92,11 +93,6 @@ def _matches_json(matches: Sequence[TopicMatch]) -> list[tuple[str, float, list[
         (m.topic, m.score, [{"term": h.term, "field": h.field, "count": h.count} for h in m.matched])
         for m in matches
     ]
-
-
-def _earliest(*dates: datetime | None) -> datetime | None:
-    known = [as_utc(d) for d in dates if d is not None]
-    return min(known) if known else None
 
 
 def original_of(mine_republishes: bool, art: Article, root: StoredArticle, theirs_republishes: bool) -> bool:
@@ -151,7 +147,7 @@ def decide(page: RawPage, prep: Prepared, known: Known, outlet_id: int, near: in
                         pages=[PageRecord(url, outlet_id, "article", NEW, content_hash=digest)],
                         bands=(NEW, band_keys(prep.signature)), touch=_touch(known, root.story_id, art))
             return Decision(Outcome("new", url, NEW, root.story_id, "original of a copy stored earlier", topics),
-                            plan, as_utc(art.published))
+                            plan, changed=NEW)  # placed in the copy's story: matched again
         plan = Plan(insert=_new_article(page, prep, outlet_id, root.story_id, root.id),
                     topics=(NEW, _matches_json(prep.matches)), pages=[PageRecord(url, outlet_id, "article", NEW, content_hash=digest)],
                     touch=_touch(known, root.story_id, art))
@@ -193,14 +189,12 @@ def _update(d: Decision, row: StoredArticle, prep: Prepared, known: Known) -> No
     values: dict[str, object] = {"title": art.title, "text": art.text, "content_hash": prep.content_hash,
                                  "minhash": prep.signature_bytes, "author": art.author or row.author,
                                  "updated_at": utcnow()}
-    published = row.published
     new, old = as_utc(art.published), as_utc(row.published)
     if new is not None and (old is None or new <= old):  # first publication, as the page states it
         values.update(published=new, published_offset=offset_minutes(art.published))
-        published = new
     if row.duplicate_of_id is None:  # its story may change with its words
         values["features"] = list(prep.features)
-        d.changed = _earliest(d.changed, published)
+        d.changed = row.id
     d.plan.change = ArticleChange(row.id, values)
     d.plan.topics = (row.id, _matches_json(prep.matches))
     d.plan.bands = (row.id, band_keys(prep.signature))
@@ -222,7 +216,7 @@ def _fold_update(page: RawPage, prep: Prepared, root: StoredArticle, outlet_id: 
             PageRecord(root.url, outlet_id, "duplicate", root.id, "later version of this article"),
             PageRecord(page.url, outlet_id, "article", root.id, content_hash=digest)])
         return Decision(Outcome("updated", page.url, root.id, root.story_id, "earlier URL of a stored article",
-                                prep.topics), plan, mine)
+                                prep.topics), plan, changed=root.id)
     if mine and theirs and mine != theirs:
         newer = mine > theirs
     else:  # same day or undated: the longer version is the update
@@ -323,8 +317,9 @@ class Processor:
             learnt = lines is not None and outcome.kind in {"new", "duplicate"}  # a page not counted yet
             if learnt and lines is not None:
                 tq.record_lines(s, outlet_id, lines, utcnow())
-        if decision.changed is not None and decision.plan.change is not None:
-            self.changed.add(decision.plan.change.id)
+        changed = new_id if decision.changed == NEW else decision.changed
+        if changed is not None:
+            self.changed.add(changed)
         if learnt and lines is not None and page.outlet in self._templates:
             self._templates[page.outlet].learn(lines, extracted.article.title)
             if outcome.article_id is not None:

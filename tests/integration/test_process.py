@@ -328,6 +328,7 @@ def test_a_copy_dated_days_before_the_stored_one_is_its_original(tmp_path: Path,
     assert proc.store(raw(late), late).kind == "new"
     outcome = proc.store(raw(early), early)
     assert (outcome.kind, outcome.reason) == ("new", "original of a copy stored earlier")
+    assert proc.changed == {outcome.article_id}  # it takes the copy's story: matched again
     proc.settle()
     with db.transaction() as s:
         rows = {a.url: a for a in s.scalars(select(Article))}
