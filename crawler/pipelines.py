@@ -21,6 +21,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -126,6 +127,7 @@ class PageProcessor:
         self.pages = 0
         self.pool: Executor | None = None
         self._warming: list[Future[bool]] = []
+        self._pool_lock = threading.Lock()
         self.aliases: list[ClaimedAlias] = []
         self.leases = 0  # item pipelines storing through it: one per outlet's crawler
 
@@ -140,12 +142,20 @@ class PageProcessor:
         if self.leases == 0:
             self._stop_pool()
 
-    def _start_pool(self) -> None:
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["veille.crawler.preload"])  # workers start warm
-        self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_worker_init,
-                                        initargs=(list(self.processor.topics), os.getpid()))
-        self._warming = [self.pool.submit(_ready) for _ in range(self.workers)]
+    def start_pool(self) -> None:
+        """Start the extraction workers, once: a big run is worth their start-up. Called
+        from the thread `CrawlContext.queued_articles` starts, and from the reactor thread
+        at POOL_AFTER_PAGES pages; the pool is assigned under a lock before the workers
+        are forked (the fork server's imports take seconds), so neither caller waits on
+        the other nor starts a second pool."""
+        with self._pool_lock:
+            if self.pool is not None or self.workers <= 1:
+                return
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["veille.crawler.preload"])  # workers start warm
+            pool = self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_worker_init,
+                                                   initargs=(list(self.processor.topics), os.getpid()))
+        self._warming = [pool.submit(_ready) for _ in range(self.workers)]
 
     async def extract(self, page: RawPage) -> Any:
         page, note = cap_page(page)  # before it is pickled to a worker, too
@@ -153,8 +163,8 @@ class PageProcessor:
             log.warning("%s: %s", page.url, note, extra={"outlet": page.outlet, "url": page.url})
         self.pages += 1
         template = self.processor.template(page.outlet)  # as this run's stored pages left it
-        if self.pool is None and self.workers > 1 and self.pages == POOL_AFTER_PAGES:
-            self._start_pool()  # a big run: worth the workers' start-up
+        if self.pool is None and self.pages == POOL_AFTER_PAGES:
+            self.start_pool()
         if self.pool is not None:  # queued while its workers warm up
             try:
                 return await asyncio.wrap_future(self.pool.submit(_extract, page, None, template))

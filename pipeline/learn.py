@@ -75,7 +75,6 @@ class Evidence:
         self._snapshot = None
         self.add_title(title)
 
-
     def _read_pending(self) -> None:
         """The stored counts of the lines learnt that the evidence did not hold: after the
         pages' transactions committed, so they include them (a line pruned meanwhile is
@@ -86,7 +85,6 @@ class Evidence:
             if n >= MIN_PAGES:
                 self.frequent[fp] = (n, since)
         self._pending.clear()
-
 
 
 def _stored_lines(db: Database, outlet: str, fingerprints: Iterable[str]) -> list[tuple[str, int, int]]:

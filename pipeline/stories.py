@@ -100,25 +100,23 @@ Feature = str
 _ALIAS_FOLD = str.maketrans({"ط": "ت", "ص": "س", "ض": "د", "ظ": "ز", "ث": "ت", "ذ": "د", "ق": "ك"})
 
 
-def _compile_aliases() -> tuple[dict[Phrase, str], int]:
-    """Folded token sequence → feature, for NAMES (x:) and NOTIONS (c:)."""
+def _compile_aliases() -> tuple[dict[Phrase, str], dict[str, tuple[int, ...]]]:
+    """Folded token sequence → feature, for NAMES (x:) and NOTIONS (c:); and first token
+    → lengths of the aliases it opens, longest first: most tokens open none, and are
+    passed over without slicing the text once per possible length."""
     table: dict[Phrase, str] = {}
+    lengths: defaultdict[str, set[int]] = defaultdict(set)
     for prefix, aliases in (("x:", NAMES), ("c:", NOTIONS)):
         for ident, names in aliases.items():
             for name in names:
                 phrase = tuple(t.translate(_ALIAS_FOLD) for t in tokens(name))
                 if phrase:
                     table.setdefault(phrase, prefix + ident)
-    return table, max(len(p) for p in table)
+                    lengths[phrase[0]].add(len(phrase))
+    return table, {first: tuple(sorted(ns, reverse=True)) for first, ns in lengths.items()}
 
 
-_ALIAS_INDEX, _ALIAS_MAX = _compile_aliases()
-# first token → lengths of the aliases it opens, longest first: most tokens open none,
-# and are passed over without slicing the text once per possible length
-_ALIAS_LENGTHS: dict[str, tuple[int, ...]] = {
-    first: tuple(sorted({len(p) for p in _ALIAS_INDEX if p[0] == first}, reverse=True))
-    for first in {p[0] for p in _ALIAS_INDEX}
-}
+_ALIAS_INDEX, _ALIAS_LENGTHS = _compile_aliases()
 _normalize_word = functools.lru_cache(maxsize=1 << 16)(normalize)  # a text repeats its words
 
 

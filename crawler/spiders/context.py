@@ -145,7 +145,7 @@ class OutletTally:
 def _start_pool(pages: PageProcessor) -> None:
     """Start the extraction workers (in a thread); a run that ended first refuses them."""
     try:
-        pages._start_pool()
+        pages.start_pool()
     except RuntimeError as exc:  # shut down meanwhile: the pages went to the reactor thread
         log.debug("extraction workers not started: %s", exc)
 

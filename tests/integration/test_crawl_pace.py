@@ -19,7 +19,10 @@ import pytest
 
 from tests.conftest import FIXTURE_OUTLETS, replay_config, write_config
 from veille.crawl import run_crawl_subprocess
+from veille.crawler.pipelines import PageProcessor
 from veille.crawler.replay import ReplayServer
+from veille.crawler.spiders.context import CrawlContext
+from veille.storage.db import Database
 
 OUTLETS = ["bladi", "le360"]
 DELAY = 1.0  # Scrapy's default jitter would space requests 0.5-1.5 s apart: some far below
@@ -44,20 +47,24 @@ def test_each_site_is_paced_by_its_delay_and_no_site_waits_on_another(
     assert max(t[0] for t in arrivals.values()) < min(t[1] for t in arrivals.values())
 
 
-def test_a_run_that_queues_many_articles_starts_its_workers_at_once(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _run_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, pool_after: int,
+               workers: int) -> tuple[Database, PageProcessor, CrawlContext]:
+    """A run's database, page processor and context, with no crawl around them."""
     import veille.crawler.pipelines as pipelines
-    from veille.crawler.spiders.context import CrawlContext
     from veille.pipeline.config import config_from_dict
-    from veille.storage.db import Database
 
     monkeypatch.delenv("VEILLE_DATABASE_URL", raising=False)
-    monkeypatch.setattr(pipelines, "POOL_AFTER_PAGES", 4)
+    monkeypatch.setattr(pipelines, "POOL_AFTER_PAGES", pool_after)
     cfg = config_from_dict({"database": {"url": f"sqlite:///{tmp_path / 'v.db'}"},
                             "outlets": [{"name": "bladi", "url": "http://127.0.0.1:1/", "language": "fr"}]})
     db = Database(cfg.database.url)
-    pages = pipelines.PageProcessor(db, cfg, workers=2)
-    context = CrawlContext(cfg, db, pages)
+    pages = pipelines.PageProcessor(db, cfg, workers=workers)
+    return db, pages, CrawlContext(cfg, db, pages)
+
+
+def test_a_run_that_queues_many_articles_starts_its_workers_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db, pages, context = _run_parts(tmp_path, monkeypatch, pool_after=4, workers=2)
     try:
         context.queued_articles(3)
         assert pages.pool is None  # not worth the workers yet
@@ -95,19 +102,8 @@ def test_a_run_that_queues_many_articles_starts_its_workers_at_once(
 
 
 def test_a_single_worker_run_never_starts_a_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import veille.crawler.pipelines as pipelines
-    from veille.crawler.spiders.context import CrawlContext
-    from veille.pipeline.config import config_from_dict
-    from veille.storage.db import Database
-
-    monkeypatch.delenv("VEILLE_DATABASE_URL", raising=False)
-    monkeypatch.setattr(pipelines, "POOL_AFTER_PAGES", 1)
-    cfg = config_from_dict({"database": {"url": f"sqlite:///{tmp_path / 'v.db'}"},
-                            "outlets": [{"name": "bladi", "url": "http://127.0.0.1:1/", "language": "fr"}]})
-    db = Database(cfg.database.url)
-    pages = pipelines.PageProcessor(db, cfg, workers=1)
+    db, pages, context = _run_parts(tmp_path, monkeypatch, pool_after=1, workers=1)
     pages.open()
-    context = CrawlContext(cfg, db, pages)
     try:
         context.queued_articles(100)
         assert context._pool_starter is None and pages.pool is None

@@ -76,13 +76,10 @@ def _state(db: Database) -> tuple[dict[str, int | None], list[tuple[object, ...]
     return placed, rows
 
 
-@pytest.mark.parametrize(("seed", "events", "words", "passes", "late"),
-                         [(1, 70, 60, 12, 0.1), (2, 70, 60, 12, 0.1), (3, 70, 60, 12, 0.1),
-                          (4, 700, 20, 40, 0.01)])  # a dense archive: common words, routine passes
-def test_passes_reading_less_context_place_as_reading_all(
-        dbs: tuple[Database, Database], seed: int, events: int, words: int, passes: int, late: float,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    ours, reference = dbs
+def _batches(seed: int, events: int, words: int, passes: int,
+             late: float) -> list[list[tuple[str, list[str], datetime]]]:
+    """The articles of `_articles` in `passes` crawls by date, a `late` share of them
+    stored 2 to 5 crawls after their date."""
     arts = sorted(_articles(seed, events, words=words), key=lambda a: a[2])
     rng = random.Random(seed)
     delayed = set(rng.sample(range(len(arts)), int(len(arts) * late)))  # stored weeks after their date
@@ -90,6 +87,17 @@ def test_passes_reading_less_context_place_as_reading_all(
     for i, art in enumerate(arts):
         slot = min(passes - 1, int(passes * i / len(arts)) + (rng.randint(2, 5) if i in delayed else 0))
         batches[slot].append(art)
+    return batches
+
+
+@pytest.mark.parametrize(("seed", "events", "words", "passes", "late"),
+                         [(1, 70, 60, 12, 0.1), (2, 70, 60, 12, 0.1), (3, 70, 60, 12, 0.1),
+                          (4, 700, 20, 40, 0.01)])  # a dense archive: common words, routine passes
+def test_passes_reading_less_context_place_as_reading_all(
+        dbs: tuple[Database, Database], seed: int, events: int, words: int, passes: int, late: float,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    ours, reference = dbs
+    batches = _batches(seed, events, words, passes, late)
     real_context = settle._context
     for n, batch in enumerate(batches):
         for db, context in ((ours, real_context), (reference, _reference_context)):
@@ -136,13 +144,7 @@ def test_passes_matching_only_what_changed_group_as_passes_matching_all(
     decision only the IDF's drift would flip stays as it was."""
     monkeypatch.setattr(StoryIndex, "weights", _flat_weights)
     ours, reference = dbs
-    arts = sorted(_articles(seed, events, words=words), key=lambda a: a[2])
-    rng = random.Random(seed)
-    delayed = set(rng.sample(range(len(arts)), int(len(arts) * late)))
-    batches: list[list[tuple[str, list[str], datetime]]] = [[] for _ in range(passes)]
-    for i, art in enumerate(arts):
-        slot = min(passes - 1, int(passes * i / len(arts)) + (rng.randint(2, 5) if i in delayed else 0))
-        batches[slot].append(art)
+    batches = _batches(seed, events, words, passes, late)
     rematched = examined = moved = 0
     for n, batch in enumerate(batches):
         _store(ours, batch)
