@@ -12,9 +12,9 @@ import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -56,27 +56,39 @@ def load_evidence(session: Session, outlet: str, now: datetime, min_pages: int =
 
 def line_counts(session: Session, outlet: str, fingerprints: Iterable[str]) -> list[tuple[str, int, int]]:
     """(fingerprint, pages, since) of those of the outlet's lines that are stored, by the
-    unique (outlet_id, fingerprint): the rare lines a crawl's pages carried."""
+    unique (outlet_id, fingerprint): the rare lines a crawl's pages carried (one statement
+    built once: a crawl asks after most pages it stores)."""
     out: list[tuple[str, int, int]] = []
     fps = sorted(set(fingerprints))
+    conn = session.connection()
     for i in range(0, len(fps), _CHUNK):
-        stmt = (select(TemplateLine.fingerprint, TemplateLine.pages, TemplateLine.since)
-                .join(Outlet, Outlet.id == TemplateLine.outlet_id)
-                .where(Outlet.name == outlet, TemplateLine.fingerprint.in_(fps[i : i + _CHUNK])))
-        out.extend((fp, n, since) for fp, n, since in session.execute(stmt))
+        out.extend((fp, n, since) for fp, n, since in conn.execute(
+            _LINE_COUNTS, {"outlet": outlet, "fps": fps[i : i + _CHUNK]}))
     return out
 
 
 def record_lines(session: Session, outlet_id: int, fingerprints: Iterable[str], now: datetime) -> None:
-    """Count one more page of the outlet, carrying these lines (each once)."""
+    """Count one more page of the outlet, carrying these lines (each once). The outlet's
+    count goes up first, in the statement that reads it (and locks its row on PostgreSQL,
+    so writers count pages one at a time): a line new here is `since` the pages before."""
     fps = sorted(set(fingerprints))
-    pages = session.scalar(select(Outlet.template_pages).where(Outlet.id == outlet_id).with_for_update())
+    conn = session.connection()
+    counted = conn.execute(_COUNT_PAGE, {"outlet": outlet_id}).scalar()
     if fps:
-        session.execute(_upsert(session.get_bind().dialect.name),
-                        [{"outlet_id": outlet_id, "fingerprint": fp, "pages": 1, "since": pages or 0,
-                          "last_seen": now} for fp in fps])
-    session.execute(update(Outlet).where(Outlet.id == outlet_id)
-                    .values(template_pages=Outlet.template_pages + 1))
+        since = counted - 1 if counted is not None else 0
+        conn.execute(_upsert(conn.dialect.name),
+                     [{"outlet_id": outlet_id, "fingerprint": fp, "pages": 1, "since": since,
+                       "last_seen": now} for fp in fps])
+
+
+# Built once on the tables (Core): a crawl runs them for every page it stores.
+_LINES, _OUTLETS = cast(Table, TemplateLine.__table__), cast(Table, Outlet.__table__)
+_LINE_COUNTS = (select(_LINES.c.fingerprint, _LINES.c.pages, _LINES.c.since)
+                .join(_OUTLETS, _OUTLETS.c.id == _LINES.c.outlet_id)
+                .where(_OUTLETS.c.name == bindparam("outlet"),
+                       _LINES.c.fingerprint.in_(bindparam("fps", expanding=True))))
+_COUNT_PAGE = (update(_OUTLETS).where(_OUTLETS.c.id == bindparam("outlet"))
+               .values(template_pages=_OUTLETS.c.template_pages + 1).returning(_OUTLETS.c.template_pages))
 
 
 @functools.cache
@@ -84,10 +96,10 @@ def _upsert(dialect: str) -> Any:
     """One statement for every page, run over its lines (executemany): a VALUES list as
     long as each page's lines was a new statement to compile on every page."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(TemplateLine)
+    stmt = insert(_LINES)
     return stmt.on_conflict_do_update(
         index_elements=["outlet_id", "fingerprint"],
-        set_={"pages": TemplateLine.pages + 1, "last_seen": stmt.excluded.last_seen})
+        set_={"pages": _LINES.c.pages + 1, "last_seen": stmt.excluded.last_seen})
 
 
 def prune_lines(session: Session, outlet: str, now: datetime) -> int:
