@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
@@ -41,7 +41,6 @@ from veille.storage import pages as page_store
 from veille.storage import story_pass as pass_store
 from veille.storage import templates as tq
 from veille.storage.db import Database
-from veille.storage.models import Article as ArticleRow
 from veille.storage.page_path import (
     NEW,
     ArticleChange,
@@ -64,6 +63,7 @@ log = logging.getLogger(__name__)
 OutcomeKind = Literal["new", "updated", "duplicate", "unchanged", "skipped"]
 INDEX_DAYS = 30  # how far back (first seen) a stored original can be found as a copy's original
 RETRIES = 3
+RESTRIP_CHUNK = 500  # articles read (and written back) per transaction when stripping again
 SETTLE_EVERY = 300.0  # seconds between story passes while a crawl stores (pipeline.settle)
 
 
@@ -346,24 +346,29 @@ class Processor:
 
         learnt, self._learnt = self._learnt, []
         changed = 0
-        for outlet, article_id in learnt:
-            template = self.template(outlet)
+        for start in range(0, len(learnt), RESTRIP_CHUNK):
+            chunk = learnt[start : start + RESTRIP_CHUNK]
+            # before the transaction: a snapshot may read (or first load) the outlet's evidence
+            templates = {outlet: self.template(outlet) for outlet, _ in chunk}
             with self.db.transaction() as s:
-                row = s.get(ArticleRow, article_id)
-                if row is None or row.outlet.name != outlet:
-                    continue
-                text, dropped = strip(row.title, row.text, template)
-                if not dropped:
-                    continue
-                prep = prepare(Article(row.url, outlet, row.title, text, row.published_stated, row.author,
-                                       row.site_name, row.language, row.final_url), self.topics)
-                row.text, row.content_hash, row.minhash = text, prep.content_hash, prep.signature_bytes
-                if row.duplicate_of_id is None:
-                    row.features = list(prep.features)
-                    self.changed.add(row.id)
-                article_store.replace_topic_matches(s, row, _matches_json(prep.matches))
-                dup_store.replace_bands(s, {row.id: band_keys(prep.signature)})
-            changed += 1
+                rows = article_store.stored_texts(s, [i for _, i in chunk])
+                for outlet, article_id in chunk:
+                    row = rows.get(article_id)
+                    if row is None or row.outlet != outlet:
+                        continue
+                    text, dropped = strip(row.title, row.text, templates[outlet])
+                    if not dropped:
+                        continue
+                    prep = prepare(Article(row.url, outlet, row.title, text, row.published, row.author,
+                                           row.site_name, row.language, row.final_url), self.topics)
+                    original = row.duplicate_of_id is None
+                    article_store.set_text(s, row.id, text, prep.content_hash, prep.signature_bytes,
+                                           list(prep.features) if original else None, _matches_json(prep.matches))
+                    dup_store.replace_bands(s, {row.id: band_keys(prep.signature)})
+                    if original:
+                        self.changed.add(row.id)
+                    rows[article_id] = replace(row, text=text)  # met again: strip what is stored now
+                    changed += 1
         return changed
 
     def restrip_unplaced(self) -> int:

@@ -5,11 +5,12 @@ Callers own the transaction (`Database.transaction()`); nothing here commits.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from veille.storage.models import (
@@ -17,6 +18,22 @@ from veille.storage.models import (
     Outlet,
     TopicMatchRow,
 )
+from veille.storage.timestamps import stated
+
+Matches = Iterable[tuple[str, float, list[dict[str, Any]]]]  # (topic, score, matched terms)
+
+# Built once on the tables (Core): the page path and the re-strip run them per article.
+_A, _O, _T = (cast(Table, m.__table__) for m in (Article, Outlet, TopicMatchRow))
+INSERT_TOPICS = insert(_T)
+DELETE_TOPICS = delete(_T).where(_T.c.article_id == bindparam("article"))
+_RESTRIP_ROWS = select(
+    _A.c.id, _O.c.name, _A.c.url, _A.c.final_url, _A.c.title, _A.c.text, _A.c.published, _A.c.published_offset,
+    _A.c.author, _A.c.site_name, _A.c.language, _A.c.duplicate_of_id,
+).join(_O, _O.c.id == _A.c.outlet_id).where(_A.c.id.in_(bindparam("ids", expanding=True)))
+_SET_TEXT = update(_A).where(_A.c.id == bindparam("article")).values(
+    text=bindparam("new_text", type_=_A.c.text.type), content_hash=bindparam("new_hash", type_=_A.c.content_hash.type),
+    minhash=bindparam("new_minhash", type_=_A.c.minhash.type))
+_SET_TEXT_FEATURES = _SET_TEXT.values(features=bindparam("new_features", type_=_A.c.features.type))
 
 
 def article_by_url(session: Session, url: str) -> Article | None:
@@ -52,6 +69,56 @@ def replace_topic_matches(
     article.topics.clear()
     session.flush()
     article.topics.extend(topic_match_rows(matches))
+
+
+@dataclass(frozen=True)
+class StoredText:
+    """What stripping a stored article again needs of it (`stored_texts`)."""
+
+    id: int
+    outlet: str
+    url: str
+    final_url: str | None
+    title: str
+    text: str
+    published: datetime | None  # as the page stated it (its offset)
+    author: str | None
+    site_name: str | None
+    language: str | None
+    duplicate_of_id: int | None
+
+
+def stored_texts(session: Session, ids: Sequence[int]) -> dict[int, StoredText]:
+    """The articles of `ids` that exist, by id, in one statement per 500."""
+    out: dict[int, StoredText] = {}
+    wanted = sorted(set(ids))
+    conn = session.connection()
+    for i in range(0, len(wanted), 500):
+        for (id_, outlet, url, final_url, title, body, published, offset, author, site_name, language,
+             duplicate_of) in conn.execute(_RESTRIP_ROWS, {"ids": wanted[i : i + 500]}):
+            out[id_] = StoredText(id_, outlet, url, final_url, title, body, stated(published, offset), author,
+                                  site_name, language, duplicate_of)
+    return out
+
+
+def set_text(session: Session, article_id: int, text: str, content_hash: str, minhash: bytes | None,
+             features: list[str] | None, matches: Matches) -> None:
+    """Store an article's text again (stripped anew) with what follows from it: hash,
+    MinHash, the story features when given (originals), and its topic matches."""
+    values: dict[str, Any] = {"article": article_id, "new_text": text, "new_hash": content_hash,
+                              "new_minhash": minhash, "new_features": features}
+    session.connection().execute(_SET_TEXT if features is None else _SET_TEXT_FEATURES, values)
+    replace_topics(session, article_id, matches, new=False)
+
+
+def replace_topics(session: Session, article_id: int, matches: Matches, *, new: bool) -> None:
+    """The article's topic matches become `matches` (a `new` article has none to drop)."""
+    conn = session.connection()
+    if not new:
+        conn.execute(DELETE_TOPICS, {"article": article_id})
+    rows = [{"article_id": article_id, "topic": t, "score": score, "matched": matched} for t, score, matched in matches]
+    if rows:
+        conn.execute(INSERT_TOPICS, rows)
 
 
 def outlet_article_counts(session: Session, since: datetime) -> dict[str, int]:

@@ -203,3 +203,41 @@ def test_veille_extract_shows_the_template_lines_and_why(replayed: Any, tmp_path
         "generic: heading of a related or most-read list", "generic: listed under 'Les plus lus cette semaine'",
         "generic: listed under 'Sujets associés :'"}
     assert "Chamal Press — l’actualité du Nord, sans détour" in generic["text"]
+
+
+def test_stripping_again_rewrites_all_that_follows_from_the_text(db_url: str) -> None:
+    """The articles stored before a line was known to be template lose it when the run's
+    evidence is complete (`Processor.restrip`), and everything stored from their text
+    follows: hash, MinHash and its LSH bands, story features, topic matches. The others
+    are left as they were."""
+    from veille.pipeline.dedup import band_keys
+    from veille.pipeline.prepare import prepare
+    from veille.storage.models import ArticleBand
+
+    proc = _processor(db_url)
+    extra = (FOLLOW, TEASER)
+    for i in range(MIN_PAGES + 2):
+        proc.store(_page(a := _article(i, *extra)), a)
+    with proc.db.transaction() as s:
+        before = {r.id: (r.text, r.content_hash) for r in s.scalars(select(ArticleRow).order_by(ArticleRow.id))}
+        flagged_before = set(s.scalars(select(TopicMatchRow.article_id)))
+    assert proc.restrip() == MIN_PAGES
+    with proc.db.transaction() as s:
+        rows = list(s.scalars(select(ArticleRow).order_by(ArticleRow.id)))
+        topics = {(m.article_id, m.topic, m.score) for m in s.scalars(select(TopicMatchRow))}
+        bands = {(b.article_id, b.band) for b in s.scalars(select(ArticleBand))}
+        restripped = {r.id for r in rows if r.text != before[r.id][0]}
+        assert len(restripped) == MIN_PAGES and all(FOLLOW not in r.text and TEASER not in r.text for r in rows)
+        assert proc.changed == restripped
+        for r in rows:
+            prep = prepare(Article(r.url, OUTLET, r.title, r.text, r.published_stated, r.author, r.site_name,
+                                   r.language, r.final_url), proc.topics)
+            assert (r.content_hash, r.minhash, r.features) == (prep.content_hash, prep.signature_bytes,
+                                                               list(prep.features))
+            assert {(t, sc) for a, t, sc in topics if a == r.id} == {(m.topic, m.score) for m in prep.matches}
+            assert {b for a, b in bands if a == r.id} == set(band_keys(prep.signature))
+    assert flagged_before >= restripped and not {a for a, _, _ in topics} & restripped  # the teaser flagged them
+    assert proc.restrip() == 0  # nothing learnt since
+
+
+TEASER = "Hammouchi reçoit le directeur de la DGSI : la coopération sécuritaire Maroc–France"
