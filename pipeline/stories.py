@@ -284,7 +284,7 @@ def article_features(title: str, text: str, language: str | None = None) -> list
 
 
 def _day(when: datetime | date) -> int:
-    return when.toordinal() if not isinstance(when, datetime) else when.date().toordinal()
+    return when.toordinal()  # a datetime's is its date's (in its own time zone)
 
 
 def _distance(a: datetime | date, b: datetime | date) -> timedelta:
@@ -308,9 +308,13 @@ class _Entry:
 
     def __init__(self, features: frozenset[str]) -> None:
         self.features = features
-        groups: defaultdict[str, list[str]] = defaultdict(list)
-        for f in features:
-            groups[namespace(f)].append(f)
+        groups: dict[str, list[str]] = {}
+        for f in features:  # namespace(f), inlined: a pass builds thousands of entries
+            ns = f[: f.index(":", 2)] if f[0] == "k" else f[0]
+            if ns in groups:
+                groups[ns].append(f)
+            else:
+                groups[ns] = [f]
         self.groups = {ns: tuple(fs) for ns, fs in groups.items()}
 
 
@@ -319,6 +323,7 @@ class _Story:
     features: set[str] = field(default_factory=set)
     entries: list[_Entry] = field(default_factory=list)
     dates: list[datetime | date] = field(default_factory=list)
+    days: set[int] = field(default_factory=set)  # the ordinal days of `dates`
     counted: bool = True  # its features count in the IDF (until `forget_before` retires it)
     opener: tuple[str, str] = ("", "")  # (birth, first article's key): breaks ties between equals
 
@@ -366,6 +371,8 @@ class StoryIndex:
         self._postings: defaultdict[str, defaultdict[int, set[str]]] = defaultdict(
             lambda: defaultdict(set)
         )
+        self._watched: set[str] = set()  # stories `could_take` tests (changed in a pass)
+        self._watched_by_feature: defaultdict[str, set[str]] = defaultdict(set)
         self.comparisons = 0  # entries scored so far (for benchmarks and tests)
 
     def __len__(self) -> int:
@@ -395,20 +402,25 @@ class StoryIndex:
             for f in new:
                 self._df[f] += 1
         story.features |= new
+        if story_key in self._watched:
+            for f in new:
+                self._watched_by_feature[f].add(story_key)
         if feats and all(e.features != feats for e in story.entries):
             story.entries.append(_Entry(feats))
             if len(story.entries) > MAX_ENTRIES:
                 del story.entries[1]  # keep the first article and the latest ones
-        days = {_day(d) for d in story.dates}
+        days = story.days
         if published is not None and published not in story.dates:
             story.dates.append(published)
         if published is not None and _day(published) not in days:
-            days.add(_day(published))
-            for f in story.features:
-                self._postings[f][_day(published)].add(story_key)
+            day = _day(published)
+            for f in story.features - new:  # the new ones are listed on every day below
+                self._postings[f][day].add(story_key)
+            days.add(day)
         for f in new:
+            postings = self._postings[f]
             for d in days:
-                self._postings[f][d].add(story_key)
+                postings[d].add(story_key)
 
     def add_counted(self, story_key: str, features: Iterable[str], born: datetime | date) -> None:
         """Count a story in the IDF only: born `born`, with these features, and too long
@@ -472,25 +484,39 @@ class StoryIndex:
             return []
         return self._rank(query, self._near(query, published))
 
-    def could_take(self, features: Iterable[str], published: datetime | date, stories: set[str]) -> bool:
-        """Whether one of `stories` is among this article's candidates and would accept
+    def watch(self, story_key: str) -> None:
+        """Mark a story as changed in this pass: `could_take` tests articles against it."""
+        if story_key in self._watched:
+            return
+        self._watched.add(story_key)
+        story = self._stories.get(story_key)
+        for f in () if story is None else story.features:
+            self._watched_by_feature[f].add(story_key)
+
+    def watched(self, story_key: str) -> bool:
+        return story_key in self._watched
+
+    def could_take(self, features: Iterable[str], published: datetime | date) -> bool:
+        """Whether a watched story is among this article's candidates and would accept
         it: the story pass's test for an article placed by an earlier pass, whose match
         can only change if a story it can join changed (`assign_stories`)."""
         query = frozenset(features)
-        if not query or not stories:
+        if not query or not self._watched:
             return False
         common = max(COMMON_MIN_STORIES, COMMON_SHARE * self._counted)
         day, reach = _day(published), self.window.days + 1
-        days = range(day - reach, day + reach + 1)
         listed = (f for f in query if 0 < self._df.get(f, 0) <= common)
-        if not any(self._listed(f, stories, days) for f in listed):
+        if not any(self._listed(f, day - reach, day + reach) for f in listed):
             return False  # no selective feature of the article lists a changed story near it
-        return any(c.accepted for c in self._rank(query, self._near(query, published, stories)))
+        return any(c.accepted for c in self._rank(query, self._near(query, published, self._watched)))
 
-    def _listed(self, feature: str, stories: set[str], days: range) -> bool:
-        """Whether one of `stories` is listed under `feature` on one of `days`."""
-        postings = self._postings.get(feature)
-        return postings is not None and any(not stories.isdisjoint(postings.get(d, ())) for d in days)
+    def _listed(self, feature: str, lo: int, hi: int) -> bool:
+        """Whether a watched story is listed under `feature` on a day in [lo, hi]: it
+        has the feature and an article that day (what `_postings` records), looked up
+        from the few watched stories instead of the feature's postings."""
+        stories = self._stories
+        return any(lo <= d <= hi for key in self._watched_by_feature.get(feature, ())
+                   for d in stories[key].days)
 
     def _near(self, query: frozenset[str], published: datetime | date,
               among: set[str] | None = None) -> list[tuple[str, _Story]]:
@@ -634,13 +660,12 @@ def assign_stories(articles: Iterable[Placed], *, df_days: int = DF_DAYS,
     merged: dict[str, list[str]] = {}
     born: dict[str, datetime] = {}
     out: dict[str, str] = {}
-    changed: set[str] = set()  # stories whose articles differ from the earlier pass's
     for art in sorted(articles, key=lambda a: (a.published, a.key)):
         index.forget_before(art.published)
         if art.fixed and art.story is not None:
             story = art.story
-        elif (art.kept and art.story is not None and art.story not in changed
-              and not index.could_take(art.features, art.published, changed)):
+        elif (art.kept and art.story is not None and not index.watched(art.story)
+              and not index.could_take(art.features, art.published)):
             story = art.story
             if tally is not None:
                 tally["kept"] += 1
@@ -653,9 +678,9 @@ def assign_stories(articles: Iterable[Placed], *, df_days: int = DF_DAYS,
             else:
                 story = NEW + art.key
             if not art.kept or story != art.story:
-                changed.add(story)
+                index.watch(story)  # its articles differ from the earlier pass's
                 if art.story is not None:
-                    changed.add(art.story)
+                    index.watch(art.story)
             if tally is not None:
                 tally["rematched"] += 1
         merged[story] = list(dict.fromkeys([*merged.get(story, ()), *art.features]))[
