@@ -30,7 +30,13 @@ measure on the 10k archive of the same run. With `--profile-sizes` a second craw
 copy of the archive runs under py-spy with every SQL statement recorded, and the plans
 SQLite chooses for them (`EXPLAIN QUERY PLAN`) go to bench/archive_sql.txt.
 
-`python -m bench.archive [--sizes 10000,100000,1000000] [--postgres]`.
+History length and daily volume are measured apart: the sizes above all span a year, so
+they grow the daily volume (27, 274, 2,740 articles a day); a size written `N@Ky` spans K
+years instead (`100000@10y` has the 10k archive's daily volume over ten years). Such an
+archive's measures are also given as ratios to the one-year archive of the same daily
+volume (`<measure>_history_ratio`): what a longer history alone costs.
+
+`python -m bench.archive [--sizes 10000,100000,1000000,100000@10y] [--postgres]`.
 """
 
 from __future__ import annotations
@@ -91,6 +97,32 @@ PROFILE_TXT = ROOT / "bench" / "archive_profile.txt"
 MEASURES = ("crawl_wall", "crawl_cpu", "crawl_rss", "settle", "stories", "status", "digest", "search")
 SKIP_REASONS = ("not an article: listing", "not an article: video", "no text", "too short",
                 "not an article: tag page")
+
+
+@dataclass(frozen=True, order=True)
+class Spec:
+    """An archive to build: `articles` stored over `years` years up to now."""
+
+    articles: int
+    years: int = 1
+
+    @property
+    def label(self) -> str:
+        return str(self.articles) if self.years == 1 else f"{self.articles}-{self.years}y"
+
+    @property
+    def span(self) -> timedelta:
+        return self.years * YEAR
+
+
+def parse_specs(text: str) -> tuple[Spec, ...]:
+    """`10000,1000000@10y` -> the archives to build (a bare size spans one year)."""
+    specs = []
+    for item in (t.strip() for t in text.split(",")):
+        if item:
+            n, _, years = item.partition("@")
+            specs.append(Spec(int(n), int(years.rstrip("y")) if years else 1))
+    return tuple(specs)
 
 
 # ---------------------------------------------------------------- the pool
@@ -610,6 +642,7 @@ class SizeResult:
     notes: list[str] = field(default_factory=list)
     crawl: dict[str, Any] = field(default_factory=dict)
     config: Path | None = None  # the archive's config, while its database is there
+    years: int = 1  # the history it spans
 
 
 def new_corpus(root: Path, end: datetime, pages: int = NEW_PAGES, seed: int = 23) -> Path:
@@ -623,7 +656,7 @@ def new_corpus(root: Path, end: datetime, pages: int = NEW_PAGES, seed: int = 23
 
 
 def measure(workdir: Path, url: str, n: int, build_stats: BuildStats, corpus: Path, warm: Path,
-            profile: bool = False, backend: str = "sqlite") -> SizeResult:
+            profile: bool = False, backend: str = "sqlite", years: int = 1) -> SizeResult:
     """A first crawl (what a crawl does once after the build: back-fill the search
     index, bound the run history...), then the routine crawl and the reading commands
     on the archive at `url`."""
@@ -631,8 +664,9 @@ def measure(workdir: Path, url: str, n: int, build_stats: BuildStats, corpus: Pa
 
     from veille.crawler.replay import ReplayServer
 
-    res = SizeResult(build_stats.articles, backend, build_stats.as_dict())
-    tag = f"{backend}-{n}"
+    res = SizeResult(build_stats.articles, backend, build_stats.as_dict(), years=years)
+    label = Spec(n, years).label
+    tag = f"{backend}-{label}"
     digest = {"topics": [t["name"] for t in repo_topics()], "to": DIGEST_TO}
 
     def config(srv: Any, name: str) -> Path:
@@ -649,7 +683,7 @@ def measure(workdir: Path, url: str, n: int, build_stats: BuildStats, corpus: Pa
     with ReplayServer(corpus) as srv:
         cfg_path = config(srv, "archive")
         if profile and backend == "sqlite":
-            _profile_crawl(workdir, url, n, cfg_path, srv)
+            _profile_crawl(workdir, url, n, cfg_path, srv, label)
         settle_out = workdir / f"settle-{tag}.json"
         settle_out.unlink(missing_ok=True)
         log(f"archive {n:,} ({backend}): routine crawl of {NEW_PAGES} new pages")
@@ -678,7 +712,7 @@ def measure(workdir: Path, url: str, n: int, build_stats: BuildStats, corpus: Pa
     res.values.update(web_timings(cfg_path, res.notes))
     res.values["db_bytes"] = db_bytes(url)
     if profile and backend == "sqlite":
-        _profile_commands(workdir, url, n, list(commands.values()), cfg_path)
+        _profile_commands(workdir, url, n, list(commands.values()), cfg_path, label)
     return res
 
 
@@ -718,14 +752,15 @@ def interleave(results: list[SizeResult], rounds: int = INTERLEAVE_ROUNDS) -> No
                 record_command(res, name, timed_command([*args, "--config", str(res.config)], repeats=1))
 
 
-def _profile_commands(workdir: Path, url: str, n: int, commands: list[list[str]], cfg_path: Path) -> None:
+def _profile_commands(workdir: Path, url: str, n: int, commands: list[list[str]], cfg_path: Path,
+                      label: str) -> None:
     """Each reading command once more with its SQL recorded: bench/archive_sql.txt."""
     import sys
 
     from sqlalchemy.engine import make_url
 
     for args in commands:
-        sql_out = workdir / f"sql-{n}-{args[0]}.json"
+        sql_out = workdir / f"sql-{label}-{args[0]}.json"
         run = run_child([sys.executable, "-m", "bench.archive_probe", "--sql-out", str(sql_out), "--",
                          *args, "--config", str(cfg_path)])
         if sql_out.exists():
@@ -786,7 +821,7 @@ def web_timings(cfg_path: Path, notes: list[str]) -> dict[str, float | None]:
     return out
 
 
-def _profile_crawl(workdir: Path, url: str, n: int, cfg_file: Path, srv: Any) -> None:
+def _profile_crawl(workdir: Path, url: str, n: int, cfg_file: Path, srv: Any, label: str) -> None:
     """The routine crawl on a copy of the archive under py-spy, every SQL statement
     recorded; writes sections of bench/archive_sql.txt and bench/archive_profile.txt."""
     import sys
@@ -796,17 +831,17 @@ def _profile_crawl(workdir: Path, url: str, n: int, cfg_file: Path, srv: Any) ->
     from bench import profile as prof
 
     src = Path(make_url(url).database or "")
-    copy = workdir / f"profile-{n}.db"
+    copy = workdir / f"profile-{label}.db"
     shutil.copyfile(src, copy)
     import yaml
 
     pcfg = dict(yaml.safe_load(cfg_file.read_text(encoding="utf-8")), database={"url": f"sqlite:///{copy}"})
-    cfg_path = write_config(workdir / f"profile-{n}.yaml", pcfg)
-    sql_out = workdir / f"sql-{n}.json"
+    cfg_path = write_config(workdir / f"profile-{label}.yaml", pcfg)
+    sql_out = workdir / f"sql-{label}.json"
     spy = prof.py_spy()
     cmd = [sys.executable, "-m", "bench.archive_probe", "--sql-out", str(sql_out), "--",
            "crawl", "--config", str(cfg_path)]
-    out = workdir / f"profile-{n}.txt"
+    out = workdir / f"profile-{label}.txt"
     if spy:
         cmd = [spy, "record", "--subprocesses", "--nonblocking", "-f", "raw", "-r", str(prof.RATE),
                "-o", str(out), "--", *cmd]
@@ -819,7 +854,7 @@ def _profile_crawl(workdir: Path, url: str, n: int, cfg_file: Path, srv: Any) ->
     if spy and out.exists():
         _, text = prof.summarize(out, "py-spy", NEW_PAGES, run.seconds)
         _append(PROFILE_TXT, f"\n######## archive of {n:,} articles: routine crawl of {NEW_PAGES} pages\n\n{text}")
-    for p in workdir.glob(f"profile-{n}.db*"):
+    for p in workdir.glob(f"profile-{label}.db*"):
         p.unlink()
 
 
@@ -867,20 +902,31 @@ def entries_from(results: list[SizeResult]) -> list[dict[str, Any]]:
     """The `archive` section of results.json: per archive its absolute values and each
     measure's ratio to the same measure on the smallest SQLite archive of this run (whose
     values go along as `baseline`, so entries of several runs can sit side by side)."""
-    sqlite_sizes = [x.articles for x in results if x.backend == "sqlite"]
-    base = next((r for r in results if r.backend == "sqlite" and r.articles == min(sqlite_sizes)), None)
+    sqlite_sizes = [x.articles for x in results if x.backend == "sqlite" and x.years == 1]
+    base = next((r for r in results if r.backend == "sqlite" and r.years == 1
+                 and r.articles == min(sqlite_sizes)), None)
+    measures = (*MEASURES, "db_bytes", *CPU_OF.values())
     when = datetime.now(UTC).isoformat(timespec="seconds")
     entries: list[dict[str, Any]] = []
     for r in results:
         entry: dict[str, Any] = {"articles": r.articles, "backend": r.backend, "measured": when,
+                                 "years": r.years, "per_day": round(r.articles / (365 * r.years), 1),
                                  "baseline_articles": base.articles if base else None}
-        for m in (*MEASURES, "db_bytes", *CPU_OF.values()):
+        for m in measures:
             value, b = r.values.get(m), base.values.get(m) if base else None
             entry[m] = value
             entry["db_bytes_ratio" if m == "db_bytes" else f"{m}_ratio"] = (
                 None if value is None or not b else round(value / b, 3))
         entry.update({k: v for k, v in r.values.items() if k not in entry})
-        entry["baseline"] = {m: base.values.get(m) for m in (*MEASURES, "db_bytes", *CPU_OF.values())} if base else {}
+        entry["baseline"] = {m: base.values.get(m) for m in measures} if base else {}
+        same_volume = next((x for x in results if r.years > 1 and x.backend == r.backend and x.years == 1
+                            and x.articles * r.years == r.articles), None)
+        if same_volume is not None:  # what the longer history alone costs
+            entry["history_baseline_articles"] = same_volume.articles
+            entry["history_baseline"] = {m: same_volume.values.get(m) for m in measures}
+            for m in measures:
+                value, b = r.values.get(m), same_volume.values.get(m)
+                entry[f"{m}_history_ratio"] = None if value is None or not b else round(value / b, 3)
         entry.update(build=r.build, crawl=r.crawl, notes=r.notes)
         entries.append(entry)
     return entries
@@ -889,9 +935,16 @@ def entries_from(results: list[SizeResult]) -> list[dict[str, Any]]:
 def merge_entries(previous: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The entries of this run, and those of an earlier run for archives not measured now
     (each keeps the baseline of its own run)."""
-    done = {(e["backend"], e["articles"]) for e in new}
-    kept = [e for e in previous if (e.get("backend"), e.get("articles")) not in done]
-    return sorted(kept + new, key=lambda e: (e["backend"] != "sqlite", e["backend"], e["articles"]))
+    done = {(e["backend"], e["articles"], e.get("years", 1)) for e in new}
+    kept = [e for e in previous if (e.get("backend"), e.get("articles"), e.get("years", 1)) not in done]
+    return sorted(kept + new, key=lambda e: (e["backend"] != "sqlite", e["backend"], e.get("years", 1),
+                                             e["articles"]))
+
+
+def archive_name(e: dict[str, Any]) -> str:
+    """"sqlite 1,000,000" or "sqlite 1,000,000 over 10 years"."""
+    years = e.get("years", 1)
+    return f"{e['backend']} {e['articles']:,}" + (f" over {years} years" if years > 1 else "")
 
 
 def figures_from(entries: list[dict[str, Any]]) -> list[Figure]:
@@ -899,9 +952,11 @@ def figures_from(entries: list[dict[str, Any]]) -> list[Figure]:
     the web view's and `veille stories`' absolute milliseconds."""
     figures: list[Figure] = []
     for e in entries:
-        if e.get("baseline_articles") == e["articles"] and e["backend"] == "sqlite":
+        years = e.get("years", 1)
+        if e.get("baseline_articles") == e["articles"] and e["backend"] == "sqlite" and years == 1:
             continue
-        at_1m = e["articles"] >= 1_000_000 and e["backend"] == "sqlite"
+        at_1m = e["articles"] >= 1_000_000 and e["backend"] == "sqlite" and years == 1
+        name = archive_name(e)
         base = e.get("baseline") or {}
         for m in (*MEASURES, "db_bytes"):
             value, b = e.get(m), base.get(m)
@@ -917,10 +972,18 @@ def figures_from(entries: list[dict[str, Any]]) -> list[Figure]:
             if m == "crawl_wall":
                 notes += e.get("notes") or []
             figures.append(Figure(
-                "archive", f"{e['backend']} {e['articles']:,}: {m.replace('_', ' ')}", round(value / scale, 3),
+                "archive", f"{name}: {m.replace('_', ' ')}", round(value / scale, 3),
                 unit, None if b is None else round(b / scale, 3), f"at {e.get('baseline_articles') or 0:,}",
                 None if rt is None else round(rt, 3), target, (rt is not None and rt <= 1.2) if target else None,
                 "; ".join(notes)))
+            hb = (e.get("history_baseline") or {}).get(m)
+            hr = ratio(value, hb)
+            if hr is not None:
+                figures.append(Figure(
+                    "archive", f"{name}: {m.replace('_', ' ')}, against the same daily volume over 1 year",
+                    round(value / scale, 3), unit, round(hb / scale, 3),
+                    f"at {e['history_baseline_articles']:,} over 1 year", round(hr, 3), "", None,
+                    "what the longer history alone costs"))
     for e in entries:
         for key, label in (("web_list_ms", "web story list (GET /)"), ("web_search_ms", "web search"),
                            ("stories", "veille stories --json")):
@@ -929,7 +992,7 @@ def figures_from(entries: list[dict[str, Any]]) -> list[Figure]:
                 continue
             ms = value if key.endswith("_ms") else 1000 * value
             at_100k = e["articles"] == 100_000 and key.startswith("web")
-            figures.append(Figure("archive", f"{e['backend']} {e['articles']:,}: {label}", round(ms, 1), "ms",
+            figures.append(Figure("archive", f"{archive_name(e)}: {label}", round(ms, 1), "ms",
                                   target="≤ 100 ms at 100k (issue #15)" if at_100k else "",
                                   met=ms <= 100 if at_100k else None,
                                   note="median of 5 requests to `veille serve`" if key.startswith("web")
@@ -937,9 +1000,11 @@ def figures_from(entries: list[dict[str, Any]]) -> list[Figure]:
     return figures
 
 
-def run(workdir: Path, sizes: tuple[int, ...] = DEFAULT_SIZES, postgres: bool = False,
+def run(workdir: Path, sizes: tuple[int | Spec, ...] = DEFAULT_SIZES, postgres: bool = False,
         profile_sizes: tuple[int, ...] = PROFILE_SIZES, extra: dict[str, Any] | None = None) -> list[Figure]:
-    """Build each archive (in `workdir`), measure, report."""
+    """Build each archive (in `workdir`), measure, report. A size is a number of articles
+    over a year or a `Spec` (articles over years); only one-year archives are profiled."""
+    specs = sorted(s if isinstance(s, Spec) else Spec(s) for s in sizes)
     workdir.mkdir(parents=True, exist_ok=True)
     pool = make_pool(cache=workdir / "pool.pickle")
     end = datetime.now(UTC).replace(microsecond=0)
@@ -950,18 +1015,20 @@ def run(workdir: Path, sizes: tuple[int, ...] = DEFAULT_SIZES, postgres: bool = 
             path.write_text(f"# Written by `python -m bench.archive` ({datetime.now(UTC):%Y-%m-%d}): the routine "
                             "crawl of bench/archive.py on a copy of each archive.\n", encoding="utf-8")
     results: list[SizeResult] = []
-    for n in sorted(sizes):
-        path = workdir / f"archive-{n}.db"
-        for p in workdir.glob(f"archive-{n}.db*"):
+    for spec in specs:
+        n = spec.articles
+        path = workdir / f"archive-{spec.label}.db"
+        for p in workdir.glob(f"archive-{spec.label}.db*"):
             p.unlink()
-        log(f"archive {n:,}: building")
-        stats = build(f"sqlite:///{path}", n, pool=pool, end=end)
+        log(f"archive {n:,} over {spec.years} year(s): building")
+        stats = build(f"sqlite:///{path}", n, pool=pool, end=end, span=spec.span)
         log(f"archive {n:,}: built in {stats.seconds:.0f} s, {path.stat().st_size / 2**20:.0f} MiB")
-        results.append(measure(workdir, f"sqlite:///{path}", n, stats, corpus, warm, profile=n in profile_sizes))
+        results.append(measure(workdir, f"sqlite:///{path}", n, stats, corpus, warm,
+                               profile=n in profile_sizes and spec.years == 1, years=spec.years))
     interleave(results)
-    for n in sizes:
-        if n >= 1_000_000:
-            for p in workdir.glob(f"archive-{n}.db*"):
+    for spec in specs:
+        if spec.articles >= 1_000_000:
+            for p in workdir.glob(f"archive-{spec.label}.db*"):
                 p.unlink()  # several GB
     if postgres:
         try:
@@ -1003,7 +1070,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m bench.archive", description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)),
-                    help="archive sizes, comma-separated (default %(default)s; 1000000 takes long)")
+                    help="archive sizes, comma-separated, N or N@Ky for K years (default %(default)s; "
+                         "1000000 takes long)")
     ap.add_argument("--postgres", action="store_true", help="also PostgreSQL at 100,000 (needs its binaries)")
     ap.add_argument("--profile-sizes", default=",".join(map(str, PROFILE_SIZES)),
                     help="sizes whose crawl is also profiled (py-spy, SQL plans); '' for none")
@@ -1013,7 +1081,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--merge", action="store_true",
                     help="keep the results file's entries of archives not measured now (e.g. 1M alone, later)")
     args = ap.parse_args(argv)
-    sizes = tuple(int(s) for s in args.sizes.split(",") if s.strip())
+    sizes = parse_specs(args.sizes)
     profile_sizes = tuple(int(s) for s in args.profile_sizes.split(",") if s.strip())
     t0 = time.perf_counter()
     extra: dict[str, Any] = {}

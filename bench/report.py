@@ -104,18 +104,25 @@ def archive_markdown(data: dict[str, Any]) -> str:
              "|---|" + "---:|" * len(ARCHIVE_COLUMNS)]
     for e in data.get("archive", []):
         cells = []
+        history = e.get("history_baseline_articles")  # a longer history: against the same daily volume
+        base = e.get("history_baseline") if history else e.get("baseline")
         for key, _ in ARCHIVE_COLUMNS:
             value = e.get(key)
-            r = e.get("db_bytes_ratio" if key == "db_bytes" else f"{key}_ratio")
+            suffix = "_history_ratio" if history else "_ratio"
+            r = e.get(("db_bytes" if key == "db_bytes" else key) + suffix)
             if value is None:
                 cells.append("—")
                 continue
-            cells.append(_shown(key, value) if e["articles"] == e.get("baseline_articles") and e["backend"] == "sqlite"
+            is_base = e["articles"] == e.get("baseline_articles") and e["backend"] == "sqlite" and not history
+            cells.append(_shown(key, value) if is_base
                          else f"{_shown(key, value)} (×{r:.2f} of {_shown(key, b)})"
-                         if r is not None and (b := (e.get("baseline") or {}).get(key)) is not None
+                         if r is not None and (b := (base or {}).get(key)) is not None
                          else _shown(key, value))
-        lines.append(f"| {e['backend']} {e['articles']:,} ({e.get('measured', '')[11:16]}) | "
-                     + " | ".join(cells) + " |")
+        years = e.get("years", 1)
+        name = f"{e['backend']} {e['articles']:,}" + (
+            f" over {years} years, {e.get('per_day', 0):,.0f}/day (against {history:,} over 1 year)"
+            if years > 1 and history else f" over {years} years" if years > 1 else "")
+        lines.append(f"| {name} ({e.get('measured', '')[11:16]}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -6,6 +6,7 @@ import sqlite3
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -99,3 +100,37 @@ def test_duplicate_index_and_births_are_as_crawls_leave_them(archive: tuple[Path
     wrong = _rows(db, "select s.id from stories s where s.born is null or s.born != (select min(a.published) "
                       "from articles a where a.story_id = s.id and a.duplicate_of_id is null)")
     assert wrong == []
+
+
+def test_specs_name_history_apart_from_size() -> None:
+    from bench.archive import Spec, parse_specs
+
+    assert parse_specs("10000, 1000000@10y,100000@2") == (Spec(10_000), Spec(1_000_000, 10), Spec(100_000, 2))
+    assert Spec(100_000, 10).label == "100000-10y" and Spec(100_000).label == "100000"
+    assert Spec(5, 3).span == timedelta(days=3 * 365)
+
+
+def _result(n: int, years: int, crawl: float) -> Any:
+    from bench.archive import SizeResult
+
+    return SizeResult(n, "sqlite", {}, values={"crawl_wall": crawl, "settle": crawl / 10}, years=years)
+
+
+def test_a_longer_history_is_compared_with_the_same_daily_volume() -> None:
+    from bench.archive import entries_from, figures_from, merge_entries
+    from bench.report import archive_markdown
+
+    entries = entries_from([_result(10_000, 1, 4.0), _result(100_000, 1, 6.0), _result(100_000, 10, 4.4)])
+    long = next(e for e in entries if e["years"] == 10)
+    assert long["per_day"] == round(100_000 / 3650, 1)
+    assert long["crawl_wall_ratio"] == 1.1  # against the 10k archive of one year, as every entry
+    assert long["history_baseline_articles"] == 10_000 and long["crawl_wall_history_ratio"] == 1.1
+    short = next(e for e in entries if e["articles"] == 100_000 and e["years"] == 1)
+    assert "history_baseline_articles" not in short and short["crawl_wall_ratio"] == 1.5
+    names = [f.name for f in figures_from(entries)]
+    assert "sqlite 100,000 over 10 years: crawl wall, against the same daily volume over 1 year" in names
+    merged = merge_entries(entries, [e for e in entries if e["years"] == 1])
+    assert sorted((e["articles"], e["years"]) for e in merged) == [(10_000, 1), (100_000, 1), (100_000, 10)]
+    table = archive_markdown({"archive": entries})
+    row = next(line for line in table.splitlines() if "over 10 years" in line)
+    assert "against 10,000 over 1 year" in row and "4.40 s (×1.10 of 4.00 s)" in row
