@@ -14,10 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Connection, CursorResult, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import ClauseElement
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,43 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+_DRIVER_SQL: dict[tuple[ClauseElement, str], tuple[str, tuple[str, ...] | None]] = {}
+
+
+def run_compiled(conn: Connection, stmt: ClauseElement,
+                 params: dict[str, Any] | list[dict[str, Any]]) -> CursorResult[Any]:
+    """Run a statement built once on the tables, compiled once per dialect, at the driver
+    level: for the few statements a crawl sends for every page, where SQLAlchemy's work per
+    execution (keying, processing each parameter and row) cost more than the statement.
+    Only for statements whose parameters and columns need no type conversion (integers,
+    strings, bytes; a caller converts anything else once, see `bind_value`); a list of
+    parameter sets runs as one executemany."""
+    key = (stmt, conn.dialect.name)
+    if key not in _DRIVER_SQL:
+        compiled = stmt.compile(dialect=conn.dialect)
+        order = tuple(compiled.positiontup or ()) if conn.dialect.positional else None
+        _DRIVER_SQL[key] = (str(compiled), order)
+    sql, order = _DRIVER_SQL[key]
+    if order is None:
+        return conn.exec_driver_sql(sql, params)  # type: ignore[arg-type]
+    if isinstance(params, list):
+        return conn.exec_driver_sql(sql, [tuple(p[n] for n in order) for p in params])
+    return conn.exec_driver_sql(sql, tuple(params[n] for n in order))
+
+
+def bind_value(conn: Connection, column: Any, value: Any) -> Any:
+    """`value` as the driver takes it for `column` (its type's conversion, e.g. an aware
+    datetime to SQLite's text), for `run_compiled`."""
+    key = (column, conn.dialect.name)
+    if key not in _BIND:
+        _BIND[key] = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    process = _BIND[key]
+    return process(value) if process is not None else value
+
+
+_BIND: dict[tuple[Any, str], Any] = {}
 
 
 def make_engine(url: str) -> Engine:

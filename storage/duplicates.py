@@ -12,29 +12,48 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from veille.storage.db import bind_value, run_compiled
 from veille.storage.models import Article, ArticleBand
 
 _BANDS, _ARTICLES = cast(Table, ArticleBand.__table__), cast(Table, Article.__table__)
+BANDS = 25  # keys a page brings (pipeline.dedup.BANDS); other counts take the expanding IN
+_BAND_NAMES = tuple(f"band{i}" for i in range(BANDS))
+# the crawl sends these for every page it stores: built once, compiled once, run at the
+# driver level (storage.db.run_compiled); a page's bands are BANDS distinct keys, so the
+# IN list has a fixed length (padded with its last key if two bands ever collide)
 _CANDIDATES = select(_ARTICLES.c.id, _ARTICLES.c.minhash).where(
+    _ARTICLES.c.id.in_(select(_BANDS.c.article_id).where(_BANDS.c.band.in_([bindparam(n) for n in _BAND_NAMES]))),
+    _ARTICLES.c.first_seen >= bindparam("since"),
+    _ARTICLES.c.minhash.is_not(None),
+)
+_CANDIDATES_ANY = select(_ARTICLES.c.id, _ARTICLES.c.minhash).where(
     _ARTICLES.c.id.in_(select(_BANDS.c.article_id).where(_BANDS.c.band.in_(bindparam("bands", expanding=True)))),
     _ARTICLES.c.first_seen >= bindparam("since"),
     _ARTICLES.c.minhash.is_not(None),
 )
+_INSERT = insert(_BANDS)
 
 
 def candidates(session: Session, keys: Sequence[int], since: datetime) -> list[tuple[int, bytes]]:
     """(article id, MinHash bytes) of the articles first seen since `since` that share a
-    band with `keys`: by the band's primary key, then each candidate by its id (one
-    statement built once: the crawl sends it for every page)."""
+    band with `keys`: by the band's primary key, then each candidate by its id."""
     if not keys:
         return []
-    rows = session.connection().execute(_CANDIDATES, {"bands": sorted(set(keys)), "since": since})
-    return [(i, m) for i, m in rows if m is not None]
+    conn = session.connection()
+    wanted = sorted(set(keys))
+    if len(wanted) > BANDS:  # not a page's bands: SQLAlchemy's expanding IN
+        rows: Iterable[Any] = conn.execute(_CANDIDATES_ANY, {"bands": wanted, "since": since})
+    else:
+        wanted += wanted[-1:] * (BANDS - len(wanted))
+        params: dict[str, Any] = dict(zip(_BAND_NAMES, wanted, strict=True))
+        params["since"] = bind_value(conn, _ARTICLES.c.first_seen, since)
+        rows = run_compiled(conn, _CANDIDATES, params)
+    return [(i, bytes(m)) for i, m in rows if m is not None]
 
 
 def replace_bands(session: Session, bands: dict[int, Sequence[int]], *, new: bool = False) -> None:
@@ -48,7 +67,7 @@ def replace_bands(session: Session, bands: dict[int, Sequence[int]], *, new: boo
         conn.execute(delete(_BANDS).where(_BANDS.c.article_id.in_(list(bands))))
     rows = [{"band": k, "article_id": a} for a, keys in bands.items() for k in dict.fromkeys(keys)]
     if rows:
-        conn.execute(insert(_BANDS), rows)
+        run_compiled(conn, _INSERT, rows)
 
 
 def prune_bands(session: Session, since: datetime) -> int:

@@ -88,3 +88,29 @@ def test_a_database_from_before_the_bands_is_indexed_once(db_url: str) -> None:
         assert dup_store.band_count(s, [first.article_id or 0]) > 0
         assert set(s.scalars(select(ArticleBand.article_id))) == {first.article_id}
     db.dispose()
+
+
+def test_candidates_are_looked_up_by_any_number_of_band_keys(db_url: str) -> None:
+    """A page's bands (BANDS keys, the statement compiled once), fewer (two bands that
+    collide) or more: each lookup finds the articles sharing a key, first seen in the window."""
+    from veille.pipeline import dedup
+
+    assert dup_store.BANDS == dedup.BANDS  # the fixed-length statement fits a page's bands
+    db = Database(db_url)
+    art = _original()
+    first = Processor(db, _config(db_url)).store(_raw(art), art)
+    assert first.article_id is not None
+    since = datetime.now(UTC) - timedelta(days=1)
+    with db.transaction() as s:
+        keys = list(s.scalars(select(ArticleBand.band).where(ArticleBand.article_id == first.article_id)))
+        assert len(keys) == dedup.BANDS
+        others = [k + 1 if k + 1 not in keys else k - 1 for k in keys]  # no article's band
+        found = {n: dup_store.candidates(s, ks, since) for n, ks in
+                 {"page": keys, "one": keys[:1], "collide": [keys[3], *others[:20], keys[3]],
+                  "more": [*others, keys[-1], *[o + 2 for o in others]], "none": others, "empty": []}.items()}
+        late = dup_store.candidates(s, keys, datetime.now(UTC) + timedelta(days=1))
+    minhash = dedup.signature_bytes(dedup.minhash(art.text))
+    assert found == {"page": [(first.article_id, minhash)], "one": [(first.article_id, minhash)],
+                     "collide": [(first.article_id, minhash)], "more": [(first.article_id, minhash)],
+                     "none": [], "empty": []}
+    assert late == []  # first seen before the window
