@@ -171,13 +171,19 @@ def band_keys(sig: Signature) -> list[int]:
     which matches nothing (and would otherwise share every band with every empty text)."""
     if sig.size == 0:
         return []
-    raw = sig.hashvalues.astype("<u8").tobytes()
+    return list(_band_keys(sig.hashvalues.astype("<u8").tobytes()))
+
+
+@functools.lru_cache(maxsize=64)
+def _band_keys(raw: bytes) -> tuple[int, ...]:
+    """`band_keys` of a signature's bytes, kept for the last few: storing a page asks for
+    them to look its candidates up and again to index it."""
     width = 8 * ROWS
-    return [
+    return tuple(
         int.from_bytes(hashlib.blake2b(bytes((band,)) + raw[band * width:(band + 1) * width],
                                        digest_size=8).digest(), "little", signed=True)
         for band in range(BANDS)
-    ]
+    )
 
 
 def best_copy(sig: Signature, stored: Iterable[tuple[int, bytes]]) -> int | None:

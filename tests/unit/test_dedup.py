@@ -241,6 +241,21 @@ def test_stored_bands_are_the_in_memory_index_bands() -> None:
     assert not set(band_keys(a)) & set(band_keys(minhash(UNRELATED["guardia"][1])))
 
 
+
+def test_band_keys_are_stable_and_each_call_gets_its_own_list() -> None:
+    """The keys are a pure function of the hash values (stored keys must stay comparable):
+    a signature rebuilt from its bytes has them, and a caller may change what it got."""
+    import hashlib
+
+    sig = minhash(LONG)
+    keys = band_keys(sig)
+    raw = sig.hashvalues.astype("<u8").tobytes()
+    assert keys == [int.from_bytes(hashlib.blake2b(bytes((b,)) + raw[b * 8 * ROWS:(b + 1) * 8 * ROWS],
+                                                   digest_size=8).digest(), "little", signed=True)
+                    for b in range(BANDS)]
+    keys.clear()
+    assert band_keys(signature_from_bytes(signature_bytes(sig))) == band_keys(sig) != []
+
 def test_best_copy_among_band_candidates_answers_as_the_index(index: DuplicateIndex) -> None:
     stored = {"long": minhash(LONG), "short": minhash(SHORT)}
     stored.update((key, minhash(text)) for key, (_, text) in UNRELATED.items())
