@@ -12,13 +12,14 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, CursorResult, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-_DRIVER_SQL: dict[tuple[ClauseElement, str], tuple[str, tuple[str, ...] | None]] = {}
+_DRIVER_SQL: dict[tuple[ClauseElement, str], tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
 
 
 def run_compiled(conn: Connection, stmt: ClauseElement,
@@ -88,19 +89,24 @@ def run_compiled(conn: Connection, stmt: ClauseElement,
     level: for the few statements a crawl sends for every page, where SQLAlchemy's work per
     execution (keying, processing each parameter and row) cost more than the statement.
     Only for statements whose parameters and columns need no type conversion (integers,
-    strings, bytes; a caller converts anything else once, see `bind_value`); a list of
-    parameter sets runs as one executemany."""
+    strings, bytes; a caller converts anything else once, see `bind_value`), an INSERT
+    made `inline()` (no RETURNING of its key added); a list of parameter sets runs as one
+    executemany."""
     key = (stmt, conn.dialect.name)
     if key not in _DRIVER_SQL:
-        compiled = stmt.compile(dialect=conn.dialect)
+        compiled = cast(SQLCompiler, stmt.compile(dialect=conn.dialect))
+        sql = str(compiled)
         order = tuple(compiled.positiontup or ()) if conn.dialect.positional else None
-        _DRIVER_SQL[key] = (str(compiled), order)
-    sql, order = _DRIVER_SQL[key]
-    if order is None:
-        return conn.exec_driver_sql(sql, params)  # type: ignore[arg-type]
-    if isinstance(params, list):
-        return conn.exec_driver_sql(sql, [tuple(p[n] for n in order) for p in params])
-    return conn.exec_driver_sql(sql, tuple(params[n] for n in order))
+        constants = {name: b.value for name, b in compiled.binds.items()  # e.g. the 1 of `pages + 1`
+                     if not b.required and (name in order if order is not None else f"%({name})s" in sql)}
+        _DRIVER_SQL[key] = (sql, order, constants)
+    sql, order, constants = _DRIVER_SQL[key]
+    sets = [{**constants, **p} for p in params] if isinstance(params, list) else [{**constants, **params}]
+    if order is not None:
+        rows: list[Any] = [tuple(p[n] for n in order) for p in sets]
+    else:
+        rows = sets
+    return conn.exec_driver_sql(sql, rows if isinstance(params, list) else rows[0])
 
 
 def bind_value(conn: Connection, column: Any, value: Any) -> Any:

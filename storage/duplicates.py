@@ -36,7 +36,7 @@ _CANDIDATES_ANY = select(_ARTICLES.c.id, _ARTICLES.c.minhash).where(
     _ARTICLES.c.first_seen >= bindparam("since"),
     _ARTICLES.c.minhash.is_not(None),
 )
-_INSERT = insert(_BANDS)
+_INSERT = insert(_BANDS).inline()
 
 
 def candidates(session: Session, keys: Sequence[int], since: datetime) -> list[tuple[int, bytes]]:

@@ -18,6 +18,7 @@ from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from veille.storage.db import bind_value, run_compiled
 from veille.storage.models import Article, Outlet, TemplateLine
 
 PRUNE_DAYS = 60
@@ -56,11 +57,17 @@ def load_evidence(session: Session, outlet: str, now: datetime, min_pages: int =
 
 def line_counts(session: Session, outlet: str, fingerprints: Iterable[str]) -> list[tuple[str, int, int]]:
     """(fingerprint, pages, since) of those of the outlet's lines that are stored, by the
-    unique (outlet_id, fingerprint): the rare lines a crawl's pages carried (one statement
-    built once: a crawl asks after most pages it stores)."""
+    unique (outlet_id, fingerprint): the rare lines a crawl's pages carried (a crawl asks
+    after most pages it stores, for a few lines: a fixed IN list, padded with its last
+    line, compiled once and run at the driver level; more lines in chunks of _CHUNK)."""
     out: list[tuple[str, int, int]] = []
     fps = sorted(set(fingerprints))
     conn = session.connection()
+    if 0 < len(fps) <= _FEW:
+        params: dict[str, Any] = dict(zip(_FEW_NAMES, fps + fps[-1:] * (_FEW - len(fps)), strict=True))
+        params["outlet"] = outlet
+        rows: Iterable[Any] = run_compiled(conn, _FEW_LINE_COUNTS, params)
+        return [(fp, n, since) for fp, n, since in rows]
     for i in range(0, len(fps), _CHUNK):
         out.extend((fp, n, since) for fp, n, since in conn.execute(
             _LINE_COUNTS, {"outlet": outlet, "fps": fps[i : i + _CHUNK]}))
@@ -73,20 +80,27 @@ def record_lines(session: Session, outlet_id: int, fingerprints: Iterable[str], 
     so writers count pages one at a time): a line new here is `since` the pages before."""
     fps = sorted(set(fingerprints))
     conn = session.connection()
-    counted = conn.execute(_COUNT_PAGE, {"outlet": outlet_id}).scalar()
+    counted = run_compiled(conn, _COUNT_PAGE, {"outlet": outlet_id}).scalar()
     if fps:
         since = counted - 1 if counted is not None else 0
-        conn.execute(_upsert(conn.dialect.name),
-                     [{"outlet_id": outlet_id, "fingerprint": fp, "pages": 1, "since": since,
-                       "last_seen": now} for fp in fps])
+        seen = bind_value(conn, _LINES.c.last_seen, now)
+        run_compiled(conn, _upsert(conn.dialect.name),
+                     [{"outlet": outlet_id, "fp": fp, "since": since, "seen": seen} for fp in fps])
 
 
-# Built once on the tables (Core): a crawl runs them for every page it stores.
+# Built once on the tables (Core): a crawl runs them for every page it stores, at the
+# driver level (storage.db.run_compiled) but for the expanding IN.
 _LINES, _OUTLETS = cast(Table, TemplateLine.__table__), cast(Table, Outlet.__table__)
+_FEW = 16  # lines a page's read-back usually stays under
+_FEW_NAMES = tuple(f"fp{i}" for i in range(_FEW))
 _LINE_COUNTS = (select(_LINES.c.fingerprint, _LINES.c.pages, _LINES.c.since)
                 .join(_OUTLETS, _OUTLETS.c.id == _LINES.c.outlet_id)
                 .where(_OUTLETS.c.name == bindparam("outlet"),
                        _LINES.c.fingerprint.in_(bindparam("fps", expanding=True))))
+_FEW_LINE_COUNTS = (select(_LINES.c.fingerprint, _LINES.c.pages, _LINES.c.since)
+                    .join(_OUTLETS, _OUTLETS.c.id == _LINES.c.outlet_id)
+                    .where(_OUTLETS.c.name == bindparam("outlet"),
+                           _LINES.c.fingerprint.in_([bindparam(n) for n in _FEW_NAMES])))
 _COUNT_PAGE = (update(_OUTLETS).where(_OUTLETS.c.id == bindparam("outlet"))
                .values(template_pages=_OUTLETS.c.template_pages + 1).returning(_OUTLETS.c.template_pages))
 
@@ -96,7 +110,8 @@ def _upsert(dialect: str) -> Any:
     """One statement for every page, run over its lines (executemany): a VALUES list as
     long as each page's lines was a new statement to compile on every page."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(_LINES)
+    stmt = insert(_LINES).values(outlet_id=bindparam("outlet"), fingerprint=bindparam("fp"), pages=1,
+                                 since=bindparam("since"), last_seen=bindparam("seen")).inline()
     return stmt.on_conflict_do_update(
         index_elements=["outlet_id", "fingerprint"],
         set_={"pages": _LINES.c.pages + 1, "last_seen": stmt.excluded.last_seen})

@@ -241,3 +241,27 @@ def test_stripping_again_rewrites_all_that_follows_from_the_text(db_url: str) ->
 
 
 TEASER = "Hammouchi reçoit le directeur de la DGSI : la coopération sécuritaire Maroc–France"
+
+
+def test_stored_line_counts_are_read_back_for_any_number_of_lines(db_url: str) -> None:
+    """A page's few lines (one statement of a fixed length, padded) or many (in chunks):
+    the stored (fingerprint, pages, since) of those stored, nothing for the others."""
+    db = Database(db_url)
+    now = datetime.now(UTC)
+    stored = [f"{i:016x}" for i in range(700)]
+    with db.transaction() as s:
+        from veille.storage.pages import ensure_outlet
+
+        outlet_id = ensure_outlet(s, OUTLET)
+        st.record_lines(s, outlet_id, stored[:400], now)
+        st.record_lines(s, outlet_id, stored[200:700:2], now)
+    twice = set(stored[200:700:2])
+    expected = {fp: ((i < 400) + (fp in twice), 0 if i < 400 else 1) for i, fp in enumerate(stored)
+                if i < 400 or fp in twice}
+    unknown = [f"{i:016x}" for i in range(10_000, 10_600)]
+    with db.transaction() as s:
+        for n in (0, 1, 15, 16, 17, 600):
+            asked = stored[390 : 390 + n] + unknown[:n]
+            got = st.line_counts(s, OUTLET, asked)
+            assert sorted(got) == sorted((fp, *expected[fp]) for fp in stored[390 : 390 + n] if fp in expected), n
+        assert st.line_counts(s, "another-outlet", stored[:3]) == []
