@@ -7,11 +7,17 @@ a process pool (one worker per CPU; `crawler.spiders.context`, in a thread) and 
 every page from then on, queued while the workers warm up (their fork server loads
 trafilatura, the language model and datasketch once, `crawler.preload`, and forks each
 worker with them): both cores work, and the crawl process need not load the extractor's
-models. Small incremental runs never pay the workers' start-up. Storing
-(`Processor.store`, one transaction per article) runs in the reactor thread, one page
-at a time, so each page's duplicate lookup (in the database, `storage.duplicates`) sees
-every page stored before it. A page that fails to process is
-counted and logged with its URL; nothing is half-written (the transaction rolls back).
+models. Small incremental runs never pay the workers' start-up.
+
+Everything that touches the `Processor` (its outlets' templates, storing: one transaction
+per article, the periodic story pass, folding redirects) runs in one writer thread, one
+job at a time in the order the pages came: each page's duplicate lookup (in the database,
+`storage.duplicates`) sees every page stored before it, the Processor (not thread-safe)
+is only ever used from that thread, and SQLite has one writer in this process. The
+reactor thread only hands pages over and counts outcomes: a page being stored (~10 ms,
+more with its template) no longer holds up every outlet's next request. A page that fails
+to process is counted and logged with its URL; nothing is half-written (the transaction
+rolls back).
 """
 
 from __future__ import annotations
@@ -22,11 +28,12 @@ import multiprocessing
 import os
 import signal
 import threading
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from veille.crawler.items import ClaimedAlias, Redirected
 from veille.crawler.lifeline import die_with_parent, exit_with
@@ -46,6 +53,7 @@ if TYPE_CHECKING:
     from veille.storage.db import Database
 
 log = logging.getLogger("crawler")
+T = TypeVar("T")
 
 POOL_AFTER_PAGES = 50
 HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
@@ -117,7 +125,8 @@ def _extract(page: RawPage, topics: Sequence[TopicConfig] | None = None,
 
 
 class PageProcessor:
-    """Extract (in worker processes) and store (here) pages; one per crawl run."""
+    """Extract (in worker processes) and store (in this process's writer thread) pages;
+    one per crawl run."""
 
     def __init__(self, db: Database, cfg: Config, workers: int | None = None) -> None:
         from veille.pipeline.process import Processor
@@ -130,6 +139,12 @@ class PageProcessor:
         self._pool_lock = threading.Lock()
         self.aliases: list[ClaimedAlias] = []
         self.leases = 0  # item pipelines storing through it: one per outlet's crawler
+        # the one thread that uses the Processor (see the module); started on first use
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="veille-store")
+
+    async def in_writer(self, job: Callable[..., T], *args: Any) -> T:
+        """Run `job(*args)` in the writer thread, after every job handed to it before."""
+        return await asyncio.wrap_future(self._writer.submit(job, *args))
 
     def open(self) -> None:
         """An outlet's item pipeline starts handing pages to this processor."""
@@ -162,16 +177,42 @@ class PageProcessor:
         if note:
             log.warning("%s: %s", page.url, note, extra={"outlet": page.outlet, "url": page.url})
         self.pages += 1
-        template = self.processor.template(page.outlet)  # as this run's stored pages left it
         if self.pool is None and self.pages == POOL_AFTER_PAGES:
             self.start_pool()
-        if self.pool is not None:  # queued while its workers warm up
+        if (pool := self.pool) is not None:  # queued while its workers warm up
             try:
-                return await asyncio.wrap_future(self.pool.submit(_extract, page, None, template))
+                return await asyncio.wrap_future(await self.in_writer(self._submit, pool, page))
             except BrokenProcessPool:
                 log.warning("extraction workers died; extracting in the crawl process from now on")
                 self.workers, self.pool = 1, None
-        return _extract(page, self.processor.topics, template)
+        return await self.in_writer(self._extract_here, page)
+
+    def _submit(self, pool: Executor, page: RawPage) -> Future[Any]:
+        """Hand a page to the workers with its outlet's template as this run's stored pages
+        left it (the writer's to read). In the writer thread, not the reactor's: while the
+        pool starts, `submit` waits for its lock as long as the fork server imports the
+        extractor (seconds), and every outlet's downloads would wait with it."""
+        return pool.submit(_extract, page, None, self.processor.template(page.outlet))
+
+    def _extract_here(self, page: RawPage) -> Any:
+        """A small run's extraction, in the writer thread (off the reactor's)."""
+        return _extract(page, self.processor.topics, self.processor.template(page.outlet))
+
+    def _store(self, page: RawPage, extracted: Any, alias: str | None) -> Any:
+        """Store a page (and fold the URL that redirected to it), then run the periodic
+        story pass if it is due: the writer's job."""
+        if isinstance(extracted, Extracted):
+            outcome = self.processor.store(page, extracted.prepared, extracted.lines)
+        else:
+            outcome = self.processor.store(page, extracted)
+        if alias is not None:
+            self.fold_alias(page, alias, outcome)
+        try:
+            self.processor.settle_if_due()
+        except Exception as exc:  # the pass at the end of the run tries again
+            log.warning("stories: periodic pass failed, retried at the end of the run: %s: %s",
+                        type(exc).__name__, exc)
+        return outcome
 
     async def handle(self, page: RawPage, tally: OutletTally, alias: str | None = None) -> None:
         reason = non_html_reason(page)
@@ -181,23 +222,13 @@ class PageProcessor:
                 extracted: Any = Skipped(page.url, reason)
             else:
                 extracted = await self.extract(page)
-            if isinstance(extracted, Extracted):
-                outcome = self.processor.store(page, extracted.prepared, extracted.lines)
-            else:
-                outcome = self.processor.store(page, extracted)
-            if alias is not None:
-                self.fold_alias(page, alias, outcome)
+            outcome = await self.in_writer(self._store, page, extracted, alias)
         except Exception as exc:  # one bad page never stops the run
             log.debug("processing %s failed", page.url, exc_info=True)
             tally.error(page.url, f"processing failed: {type(exc).__name__}: {exc}")
             return
         if reason is None:
             tally.record(outcome.kind, outcome.reason)
-        try:
-            self.processor.settle_if_due()
-        except Exception as exc:  # the pass at the end of the run tries again
-            log.warning("stories: periodic pass failed, retried at the end of the run: %s: %s",
-                        type(exc).__name__, exc)
 
     def fold_alias(self, page: RawPage, alias: str, outcome: Any) -> None:
         """Settle the URL that redirected to `page` as a duplicate of what `page` became."""
@@ -231,6 +262,10 @@ class PageProcessor:
                             extra={"outlet": a.outlet, "url": a.alias})
 
     def close(self) -> None:
+        """The run's end: the writer finishes what it was handed (a forced stop may leave
+        jobs queued: each is one page's whole transaction), aliases are folded, the
+        workers stop."""
+        self._writer.shutdown(wait=True)
         self.settle_aliases()
         self._stop_pool()
 

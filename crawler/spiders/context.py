@@ -2,8 +2,10 @@
 
 One `CrawlContext` per run, handed to each `OutletSpider` as a spider argument (no
 module globals). Everything here runs in the reactor thread, so nothing is locked; the
-Rich progress thread only reads integers, and the thread that starts the extraction
-workers of a big run (`queued_articles`) touches only the PageProcessor's pool.
+Rich progress thread only reads integers, the thread that starts the extraction workers
+of a big run (`queued_articles`) touches only the PageProcessor's pool, and an outlet's
+validators are saved in the run's writer thread (`close_outlet`) once its spider closed,
+when nothing else touches its tally.
 
 An `OutletTally` becomes the `OutletCounts` saved in the crawl-run record. Status rule:
 *blocked* when a discovery source answered 403 / a bot challenge, or when article pages
@@ -227,6 +229,16 @@ class CrawlContext:
         if v.last_modified:
             headers["If-Modified-Since"] = v.last_modified
         return headers
+
+    async def close_outlet(self, tally: OutletTally, finished: bool) -> None:
+        """An outlet's spider closed: save its sources' validators. In the run's writer
+        thread when there is one (`PageProcessor.in_writer`), after the outlet's pages: a
+        transaction per outlet closing would hold up the other outlets' requests, and on
+        SQLite a second writing thread would contend with the pages being stored."""
+        if self.pages is not None:
+            await self.pages.in_writer(self.save_validators, tally, finished)
+        else:
+            self.save_validators(tally, finished)
 
     def save_validators(self, tally: OutletTally, finished: bool) -> None:
         """Remember sources' validators; forget them when their entries were not all fetched.

@@ -366,9 +366,9 @@ class OutletSpider(scrapy.Spider):
         if now - self._idle_since < frontier.idle:
             raise DontCloseSpider
 
-    def closed(self, reason: str) -> None:
+    async def closed(self, reason: str) -> None:
         self.tally.close_reason = reason
-        self.context.save_validators(self.tally, finished=reason == "finished")
+        await self.context.close_outlet(self.tally, finished=reason == "finished")
 
 
 def _ctype(response: Response) -> str:
