@@ -171,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.process_entry = argv is None  # the console script (or -m): this process ends with the command
     from veille.logs import setup_logging
 
     quiet = args.command in {"stories", "extract", "status", "topics", "outlets", "search"}  # their output is the point
@@ -278,7 +279,12 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     index_after_crawl(cfg.database.url)  # what the crawl stored becomes searchable
     if args.json:
         print(json.dumps(summary.as_dict(), ensure_ascii=False))
-    return EXIT_OK if summary.status in {"ok", "interrupted"} else EXIT_FAILED
+    code = EXIT_OK if summary.status in {"ok", "interrupted"} else EXIT_FAILED
+    if args.process_entry:  # the program itself, not a call: skip the interpreter's teardown
+        from veille.crawler.run import end_crawl_process
+
+        end_crawl_process(code)
+    return code
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import sys
 import threading
 import time
@@ -34,7 +35,7 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.console import Console
 
@@ -273,6 +274,24 @@ def tune_gc_for_a_crawl() -> None:
     frequent gen-0 collections cost ~12% of throughput (bench/)."""
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
+
+
+def end_crawl_process(code: int) -> NoReturn:
+    """For the entry point of a crawl process (`veille crawl` run as a program), never a
+    library call: once the run is recorded and its output written, exit at once.
+
+    Everything that must outlive the run was committed and closed before (the run record,
+    the search index, the database's connections, the extraction workers); what is left
+    is the interpreter tearing down a big crawl's objects and modules (ORM, lxml, Twisted),
+    0.4-0.9 s after the 100-outlet bench with nothing to save. Logs and stdout are flushed
+    first, so the daemon and `veille.child` get every line."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader gone, a closed stream: nothing to keep
+            pass
+    os._exit(code)
 
 
 def _keep_scrapy_quiet() -> None:

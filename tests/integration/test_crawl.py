@@ -311,6 +311,32 @@ def test_max_pages_per_outlet_bounds_a_run_and_the_next_run_continues(
     assert len(set(seen)) == 6  # the second run fetched three others, none twice
 
 
+def test_the_crawl_program_exits_at_once_with_its_output_and_logs_whole(
+        bladi: tuple[ReplayServer, Path]) -> None:
+    """`veille crawl` run as a program skips the interpreter's teardown once the run is
+    recorded (crawler.run.end_crawl_process): its exit code, its JSON summary on stdout and
+    every log line up to the last (the search index, after the run record) still arrive."""
+    import json
+
+    srv, tmp = bladi
+    data = replay_config(srv, tmp / "v.db", max_pages_per_outlet=2, timeout=SAFE_TIMEOUT)
+    config = write_config(tmp / "config.yaml", data)
+    done = subprocess.run([sys.executable, "-m", "veille.cli", "crawl", "--config", str(config), "--quiet",
+                           "--json", "-v", "--log-format", "json"],
+                          cwd=PROJECT_ROOT, env=without_env_overrides(), capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout)
+    assert summary["status"] == "ok" and summary["totals"]["new"] >= 1
+    logged = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    assert any(e.get("logger") == "veille.search" and "indexed" in e for e in logged)
+    db = Database(data["database"]["url"])
+    with db.transaction() as s:
+        run = s.scalars(select(CrawlRun)).one()
+        assert run.status == "ok" and run.finished_at is not None
+    db.dispose()
+
+
 def test_sigterm_stops_gracefully_and_in_flight_pages_commit(bladi: tuple[ReplayServer, Path]) -> None:
     srv, tmp = bladi
     newest = max(expected_of("bladi")["articles"], key=lambda a: a["published"])
