@@ -11,6 +11,7 @@ Callers own the transaction (`Database.transaction()`); nothing here commits.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from veille.storage import duplicates as dup_store
 from veille.storage.articles import make_copies_of
+from veille.storage.db import bind_value, run_compiled
 from veille.storage.models import Article, Outlet, Page, Story, TopicMatchRow
 from veille.storage.timestamps import utcnow
 
@@ -143,7 +145,7 @@ def load_known(session: Session, url: str, content_hash: str, bands: Sequence[in
     Near-copy candidates (by `bands`, first seen since `since`) are read only when no
     stored article has this URL or this text: otherwise nothing would use them."""
     conn = session.connection()
-    page = conn.execute(_PAGE, {"url": url}).first()
+    page = run_compiled(conn, _PAGE, {"url": url}).first()
     page_hash, page_article = (page[0], page[1]) if page else (None, None)
     found = [StoredArticle(*row) for row in conn.execute(
         _BY_KEYS, {"url": url, "hash": content_hash, "page_article": page_article})]
@@ -206,27 +208,27 @@ def apply_plan(session: Session, plan: Plan) -> int | None:
 
 
 def record_pages(session: Session, pages: Sequence[PageRecord]) -> None:
-    """Insert or refresh page rows (one upsert statement, cached once per dialect):
-    kind, article, reason, fetched now; the content hash when one is given."""
+    """Insert or refresh page rows (one upsert statement, compiled once per dialect and
+    run at the driver level): kind, article, reason, fetched now; the content hash when
+    one is given."""
     if not pages:
         return
-    now = utcnow()
-    rows = list({p.url: {"url": p.url, "outlet_id": p.outlet_id, "kind": p.kind, "article_id": p.article_id,
-                         "reason": p.reason, "content_hash": p.content_hash, "fetched_at": now}
+    conn = session.connection()
+    now = bind_value(conn, _P.c.fetched_at, utcnow())
+    rows = list({p.url: {"url": p.url, "outlet": p.outlet_id, "kind": p.kind, "article": p.article_id,
+                         "reason": p.reason, "hash": p.content_hash, "now": now}
                  for p in pages}.values())
-    session.connection().execute(_page_upsert(session.get_bind().dialect.name), rows)
+    run_compiled(conn, _page_upsert(conn.dialect.name), rows)
 
 
-_UPSERTS: dict[str, Any] = {}
-
-
+@functools.cache
 def _page_upsert(dialect: str) -> Any:
-    if dialect not in _UPSERTS:
-        make = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = make(Page)
-        _UPSERTS[dialect] = stmt.on_conflict_do_update(index_elements=["url"], set_={
-            "kind": stmt.excluded.kind, "article_id": stmt.excluded.article_id, "reason": stmt.excluded.reason,
-            "fetched_at": stmt.excluded.fetched_at,
-            "content_hash": func.coalesce(stmt.excluded.content_hash, Page.content_hash),
-        })
-    return _UPSERTS[dialect]
+    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = make(_P).values(url=bindparam("url"), outlet_id=bindparam("outlet"), kind=bindparam("kind"),
+                           article_id=bindparam("article"), reason=bindparam("reason"),
+                           content_hash=bindparam("hash"), fetched_at=bindparam("now")).inline()
+    return stmt.on_conflict_do_update(index_elements=["url"], set_={
+        "kind": stmt.excluded.kind, "article_id": stmt.excluded.article_id, "reason": stmt.excluded.reason,
+        "fetched_at": stmt.excluded.fetched_at,
+        "content_hash": func.coalesce(stmt.excluded.content_hash, _P.c.content_hash),
+    })
