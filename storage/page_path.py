@@ -145,7 +145,7 @@ def load_known(session: Session, url: str, content_hash: str, bands: Sequence[in
     Near-copy candidates (by `bands`, first seen since `since`) are read only when no
     stored article has this URL or this text: otherwise nothing would use them."""
     conn = session.connection()
-    page = run_compiled(conn, _PAGE, {"url": url}).first()
+    page: Any = run_compiled(conn, _PAGE, {"url": url}).first()
     page_hash, page_article = (page[0], page[1]) if page else (None, None)
     found = [StoredArticle(*row) for row in conn.execute(
         _BY_KEYS, {"url": url, "hash": content_hash, "page_article": page_article})]
