@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -134,7 +134,14 @@ _BY_KEYS = _STORED.where(or_(_A.c.url == bindparam("url"), _A.c.content_hash == 
 _BY_IDS = _STORED.where(_A.c.id.in_(bindparam("ids", expanding=True))).order_by(_A.c.id)
 _PAGE = select(_P.c.content_hash, _P.c.article_id).where(_P.c.url == bindparam("url"))
 _STORY_DATES = select(_S.c.id, _S.c.published).where(_S.c.id.in_(bindparam("ids", expanding=True)))
-_INSERT_ARTICLE = insert(_A).returning(_A.c.id)
+_NEW_COLUMNS = tuple(f.name for f in fields(NewArticle))
+_CONVERTED = ("published", "minhash", "features")  # columns whose type converts the value (bind_value)
+# every column named (no column default runs at the driver level): first_seen, updated_at
+# and versions as their defaults would set them
+_INSERT_ARTICLE = insert(_A).values(
+    {**{c: bindparam(f"v_{c}") for c in _NEW_COLUMNS},
+     "first_seen": bindparam("v_now"), "updated_at": bindparam("v_now"), "versions": 1},
+).returning(_A.c.id)
 _INSERT_TOPICS = insert(_T)
 _DELETE_TOPICS = delete(_T).where(_T.c.article_id == bindparam("article"))
 
@@ -171,7 +178,7 @@ def apply_plan(session: Session, plan: Plan) -> int | None:
     conn = session.connection()
     new_id: int | None = None
     if plan.insert is not None:
-        new_id = conn.execute(_INSERT_ARTICLE, vars(plan.insert)).scalar_one()
+        new_id = run_compiled(conn, _INSERT_ARTICLE, _article_params(conn, plan.insert)).scalar_one()
 
     def ref(article_id: int | None) -> int | None:
         return new_id if article_id == NEW else article_id
@@ -205,6 +212,16 @@ def apply_plan(session: Session, plan: Plan) -> int | None:
             values.update(published=t.published, published_offset=t.published_offset, title=t.title)
         conn.execute(update(_S).where(_S.c.id == t.story_id).values(**values))
     return new_id
+
+
+def _article_params(conn: Connection, new: NewArticle) -> dict[str, Any]:
+    """`new` as the driver takes it for `_INSERT_ARTICLE`."""
+    values = vars(new)
+    params = {f"v_{c}": values[c] for c in _NEW_COLUMNS}
+    for c in _CONVERTED:
+        params[f"v_{c}"] = bind_value(conn, _A.c[c], values[c])
+    params["v_now"] = bind_value(conn, _A.c.first_seen, utcnow())
+    return params
 
 
 def record_pages(session: Session, pages: Sequence[PageRecord]) -> None:
