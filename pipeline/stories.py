@@ -50,10 +50,11 @@ from __future__ import annotations
 
 import functools
 import heapq
+import itertools
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -302,12 +303,23 @@ def _nearest_first(reach: int) -> tuple[int, ...]:
 
 
 class _Entry:
-    """An article's (or a story snapshot's) features, grouped by namespace once."""
+    """An article's (or a story snapshot's) features, grouped by namespace once, when
+    first scored: most entries of a pass never are."""
 
-    __slots__ = ("features", "groups")
+    __slots__ = ("features", "_groups")
 
     def __init__(self, features: frozenset[str]) -> None:
         self.features = features
+        self._groups: dict[str, tuple[str, ...]] | None = None
+
+    @property
+    def groups(self) -> dict[str, tuple[str, ...]]:
+        if self._groups is None:
+            self._groups = self._group(self.features)
+        return self._groups
+
+    @staticmethod
+    def _group(features: frozenset[str]) -> dict[str, tuple[str, ...]]:
         groups: dict[str, list[str]] = {}
         for f in features:  # namespace(f), inlined: a pass builds thousands of entries
             ns = f[: f.index(":", 2)] if f[0] == "k" else f[0]
@@ -315,7 +327,7 @@ class _Entry:
                 groups[ns].append(f)
             else:
                 groups[ns] = [f]
-        self.groups = {ns: tuple(fs) for ns, fs in groups.items()}
+        return {ns: tuple(fs) for ns, fs in groups.items()}
 
 
 @dataclass
@@ -368,9 +380,7 @@ class StoryIndex:
         self._df: Counter[str] = Counter()  # counted stories having each feature
         self._counted = 0  # stories in the IDF
         self._births: list[tuple[int, str]] = []  # heap of (first day, story) of counted stories
-        self._postings: defaultdict[str, defaultdict[int, set[str]]] = defaultdict(
-            lambda: defaultdict(set)
-        )
+        self._postings: dict[str, dict[int, set[str]]] = {}  # feature -> day -> stories
         self._watched: set[str] = set()  # stories `could_take` tests (changed in a pass)
         self._watched_by_feature: defaultdict[str, set[str]] = defaultdict(set)
         self.comparisons = 0  # entries scored so far (for benchmarks and tests)
@@ -412,15 +422,24 @@ class StoryIndex:
         days = story.days
         if published is not None and published not in story.dates:
             story.dates.append(published)
+        postings = self._postings
         if published is not None and _day(published) not in days:
             day = _day(published)
             for f in story.features - new:  # the new ones are listed on every day below
-                self._postings[f][day].add(story_key)
+                by_day = postings.setdefault(f, {})
+                if day in by_day:
+                    by_day[day].add(story_key)
+                else:
+                    by_day[day] = {story_key}
             days.add(day)
         for f in new:
-            postings = self._postings[f]
+            listed = postings.get(f)
+            by_day = postings[f] = {} if listed is None else listed
             for d in days:
-                postings[d].add(story_key)
+                if d in by_day:
+                    by_day[d].add(story_key)
+                else:
+                    by_day[d] = {story_key}
 
     def add_counted(self, story_key: str, features: Iterable[str], born: datetime | date) -> None:
         """Count a story in the IDF only: born `born`, with these features, and too long
@@ -429,10 +448,19 @@ class StoryIndex:
         the cost: no postings, no entries."""
         if story_key in self._stories:
             raise ValueError(f"story {story_key} is known already")
-        story = self._stories[story_key] = _Story(features=set(features))
-        self._counted += 1
-        heapq.heappush(self._births, (_day(born), story_key))
-        self._df.update(story.features)
+        self.add_counted_many([(story_key, features, born)])
+
+    def add_counted_many(self, stories: Iterable[tuple[str, Iterable[str], datetime | date]]) -> None:
+        """`add_counted` of many stories, counted in one go (a pass counts thousands)."""
+        counted: list[set[str]] = []
+        for story_key, features, born in stories:
+            if story_key in self._stories:
+                raise ValueError(f"story {story_key} is known already")
+            story = self._stories[story_key] = _Story(features=set(features))
+            self._counted += 1
+            heapq.heappush(self._births, (_day(born), story_key))
+            counted.append(story.features)
+        self._df.update(itertools.chain.from_iterable(counted))
 
     def forget_before(self, when: datetime | date) -> None:
         """Take stories born more than `df_days` before `when` out of the IDF.
@@ -505,18 +533,51 @@ class StoryIndex:
             return False
         common = max(COMMON_MIN_STORIES, COMMON_SHARE * self._counted)
         day, reach = _day(published), self.window.days + 1
-        listed = (f for f in query if 0 < self._df.get(f, 0) <= common)
-        if not any(self._listed(f, day - reach, day + reach) for f in listed):
-            return False  # no selective feature of the article lists a changed story near it
-        return any(c.accepted for c in self._rank(query, self._near(query, published, self._watched)))
+        listed = [f for f in query if 0 < self._df.get(f, 0) <= common]
+        watched = {key for f in listed for key in self._listed(f, day - reach, day + reach)}
+        stories = self._stories
+        # what acceptance needs of an entry, checked on all the story's features first
+        watched = {key for key in watched if self._may_accept(query & stories[key].features)}
+        if watched:
+            weights = self.weights(query)
+            by_ns: defaultdict[str, float] = defaultdict(float)
+            for f in query:
+                by_ns[namespace(f)] += weights[f]
+            watched = {key for key in watched
+                       if any(self._may_reach(query, by_ns, e, weights) for e in stories[key].entries)}
+        if not watched:
+            return False  # no changed story near it shares a selective feature and enough others
+        accepting = {c.story for c in self._rank(query, [(k, stories[k]) for k in watched]) if c.accepted}
+        # one that would accept it: is it among the article's candidates (the per-feature cap)?
+        return bool(accepting) and bool(self._near(query, published, accepting))
 
-    def _listed(self, feature: str, lo: int, hi: int) -> bool:
-        """Whether a watched story is listed under `feature` on a day in [lo, hi]: it
-        has the feature and an article that day (what `_postings` records), looked up
+    def _listed(self, feature: str, lo: int, hi: int) -> Iterator[str]:
+        """The watched stories listed under `feature` on a day in [lo, hi]: those that
+        have the feature and an article that day (what `_postings` records), looked up
         from the few watched stories instead of the feature's postings."""
         stories = self._stories
-        return any(lo <= d <= hi for key in self._watched_by_feature.get(feature, ())
-                   for d in stories[key].days)
+        for key in self._watched_by_feature.get(feature, ()):
+            if any(lo <= d <= hi for d in stories[key].days):
+                yield key
+
+    def _may_reach(self, query: frozenset[str], query_by_ns: dict[str, float], entry: _Entry,
+                   weights: dict[str, float]) -> bool:
+        """Whether `_score` could accept this entry: its similarity is at most what it
+        would be if the entry had no feature but the shared ones, which costs the shared
+        features' weights only (a few), not the entry's (eighty)."""
+        shared = query & entry.features
+        if not self._may_accept(shared):
+            return False
+        w_query = sum(query_by_ns[ns] for ns in query_by_ns.keys() & entry.groups.keys())
+        w_shared = sum(map(weights.__getitem__, shared))
+        bound = 2.0 * w_shared / (w_query + w_shared) if w_query + w_shared else 0.0
+        return bound >= min(self.threshold, self.cross_threshold) - 1e-9  # sums in another order
+
+    def _may_accept(self, shared: frozenset[str]) -> bool:
+        """Whether features shared with a story are enough for an entry of it to accept:
+        an entry shares at most these (`_score`)."""
+        return (len(shared) >= self.min_shared
+                and sum(1 for f in shared if f[0] in SPECIFIC_KINDS) >= MIN_SHARED_SPECIFIC)
 
     def _near(self, query: frozenset[str], published: datetime | date,
               among: set[str] | None = None) -> list[tuple[str, _Story]]:
@@ -655,8 +716,7 @@ def assign_stories(articles: Iterable[Placed], *, df_days: int = DF_DAYS,
         that a free one joined, or NEW + key of the article that opened it.
     """
     index = StoryIndex(df_days=df_days)
-    for key, features, birth in counted:
-        index.add_counted(key, features, birth)
+    index.add_counted_many(counted)
     merged: dict[str, list[str]] = {}
     born: dict[str, datetime] = {}
     out: dict[str, str] = {}

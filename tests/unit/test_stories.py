@@ -222,3 +222,36 @@ def test_fixed_articles_keep_their_story_and_free_ones_join_it() -> None:
     assert out["https://a.ma/fr"] == "42"
     assert out["https://b.ma/ar"] == "42"  # a free article's old story is not kept
     assert out["https://a.ma/road"] == NEW + "https://a.ma/road"  # nor is a wrong one
+
+
+def _random_features(rng: random.Random) -> list[str]:
+    """A report drawn from a small vocabulary, so that stories share many features."""
+    names = [f"x:n{i}" for i in rng.sample(range(12), rng.randint(1, 4))]
+    dates = [f"d:06-{d:02d}" for d in rng.sample(range(1, 9), rng.randint(0, 2))]
+    numbers = [f"n:{n}" for n in rng.sample(range(10, 30), rng.randint(0, 3))]
+    words = [f"k:{rng.choice(('lat', 'ar'))}:w{i}" for i in rng.sample(range(40), rng.randint(2, 12))]
+    return names + dates + numbers + words
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_could_take_prefilters_never_change_its_answer(seed: int) -> None:
+    """`could_take` skips watched stories on necessary conditions of acceptance (shared
+    features, a bound on the similarity) before ranking: it answers as ranking every
+    watched candidate would."""
+    rng = random.Random(seed)
+    index = StoryIndex()
+    keys = [f"s{i}" for i in range(60)]
+    for i in range(400):
+        when = T0 + timedelta(hours=rng.randint(0, 24 * 20))
+        index.add(rng.choice(keys), _random_features(rng), when, opener=f"a{i}")
+    for key in rng.sample(keys, 15):
+        index.watch(key)
+    watched = {k for k in keys if index.watched(k)}
+    answers = []
+    for _ in range(300):
+        query = frozenset(_random_features(rng))
+        when = T0 + timedelta(hours=rng.randint(0, 24 * 20))
+        reference = any(c.accepted for c in index._rank(query, index._near(query, when, watched)))
+        answers.append(reference)
+        assert index.could_take(query, when) == reference
+    assert any(answers) and not all(answers)  # both answers occur: the test can fail
