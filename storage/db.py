@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -120,6 +120,23 @@ def bind_value(conn: Connection, column: Any, value: Any) -> Any:
 
 
 _BIND: dict[tuple[Any, str], Any] = {}
+
+
+def result_converter(conn: Connection, column: Any) -> Callable[[Any], Any]:
+    """What turns the driver's value of `column` into its type's (e.g. SQLite's text into an
+    aware datetime), for rows read with `run_compiled`."""
+    key = (column, conn.dialect.name)
+    if key not in _RESULT:
+        process = column.type.dialect_impl(conn.dialect).result_processor(conn.dialect, None)
+        _RESULT[key] = process if process is not None else _same
+    return _RESULT[key]
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+_RESULT: dict[tuple[Any, str], Callable[[Any], Any]] = {}
 
 
 def make_engine(url: str) -> Engine:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from veille.storage import duplicates as dup_store
 from veille.storage.articles import make_copies_of
-from veille.storage.db import bind_value, run_compiled
+from veille.storage.db import bind_value, result_converter, run_compiled
 from veille.storage.models import Article, Outlet, Page, Story, TopicMatchRow
 from veille.storage.timestamps import utcnow
 
@@ -154,8 +154,9 @@ def load_known(session: Session, url: str, content_hash: str, bands: Sequence[in
     conn = session.connection()
     page: Any = run_compiled(conn, _PAGE, {"url": url}).first()
     page_hash, page_article = (page[0], page[1]) if page else (None, None)
-    found = [StoredArticle(*row) for row in conn.execute(
-        _BY_KEYS, {"url": url, "hash": content_hash, "page_article": page_article})]
+    published = result_converter(conn, _A.c.published)
+    found = [StoredArticle(*row[:9], published(row[9]), row[10]) for row in run_compiled(
+        conn, _BY_KEYS, {"url": url, "hash": content_hash, "page_article": page_article})]
     articles = {a.id: a for a in found}
     by_url = next((a for a in found if a.url == url), None)
     by_hash = next((a for a in found if a.content_hash == content_hash), None)
