@@ -107,6 +107,16 @@ def min_gap(entries: list[Any]) -> float | None:
     return min(gaps) if gaps else None
 
 
+def mean_gap(entries: list[Any]) -> float | None:
+    """The mean time between consecutive requests to one outlet: the delay plus what each
+    request waited beyond it (the answer's latency, a busy crawl process)."""
+    by_outlet: dict[str, list[float]] = {}
+    for e in entries:
+        by_outlet.setdefault(e.outlet, []).append(e.at)
+    gaps = [b - a for ts in by_outlet.values() for a, b in zip(sorted(ts), sorted(ts)[1:], strict=False)]
+    return sum(gaps) / len(gaps) if gaps else None
+
+
 def logged_phases(stderr: str, spawned_at: datetime) -> dict[str, tuple[float, float]]:
     """phase -> (seconds after spawn when it ended, its length), from the crawl's JSON log."""
     out: dict[str, tuple[float, float]] = {}
@@ -124,7 +134,9 @@ def logged_phases(stderr: str, spawned_at: datetime) -> dict[str, tuple[float, f
 def _timeline(times: list[float], phases: dict[str, tuple[float, float]], wall: float) -> dict[str, float]:
     """Where the wall time went: start-up (spawn → first request), requests (first → last),
     the pages still in hand after the last request, the story pass, and the rest (run
-    record, search index, process exit)."""
+    record, search index, process exit); that rest split, when the crawl logs it, into the
+    run record (`run_record`) and what follows it (`after_run_record`: the search index,
+    the summary, the process's exit)."""
     if not times:
         return {}
     first, last = min(times), max(times)
@@ -136,6 +148,10 @@ def _timeline(times: list[float], phases: dict[str, tuple[float, float]], wall: 
     if settle_end is not None:
         out["story_pass"] = settle
         out["after_story_pass"] = wall - settle_end
+    record_end, record = phases.get("run record", (None, 0.0))
+    if record_end is not None:
+        out["run_record"] = record
+        out["after_run_record"] = wall - record_end
     return {k: round(v, 2) for k, v in out.items()}
 
 
@@ -168,6 +184,7 @@ def run(workdir: Path, outlets: int = OUTLETS, per_outlet: int = PER_OUTLET,
             per_outlet_requests[e.outlet] = per_outlet_requests.get(e.outlet, 0) + 1
         times = [e.at - spawned for e in srv.access_log]
         gap = min_gap(srv.access_log)
+        gap_mean = mean_gap(srv.access_log)
         wanted = {o: {canonical_url(srv.base(o) + a["path"]) or "" for a in arts}
                   for o, arts in expected_articles(root).items()}
     db_state = _stored(db)
@@ -207,6 +224,7 @@ def run(workdir: Path, outlets: int = OUTLETS, per_outlet: int = PER_OUTLET,
         "first_article_s_max": round(max(waits), 2) if waits else None,
         "outlets_without_article": never, "exit": crawl.code, "crawl_settings": crawl_cfg,
         "timeline_s": timeline, "min_request_gap_s": None if gap is None else round(gap, 3),
+        "mean_request_gap_s": None if gap_mean is None else round(gap_mean, 3),
     }
     if extra is not None:
         extra["outlets100"] = data
@@ -226,7 +244,7 @@ def run(workdir: Path, outlets: int = OUTLETS, per_outlet: int = PER_OUTLET,
                else round(gap, 2), "s", delay, "s download_delay", None if gap is None else round(gap / delay, 3)
                if delay else None, "≥ 0.95", gap is not None and delay > 0 and gap >= 0.95 * delay,
                "as the replay server saw them arrive (a site's delay runs from its last answer, "
-               "crawler.pace); "
+               f"crawler.pace); mean interval {gap_mean or 0:.3f} s; "
                "timeline: " + ", ".join(f"{k} {v:g} s" for k, v in timeline.items())),
         Figure("outlets100", "peak RSS of the crawl's process tree", round(crawl.peak_rss / 2**20), "MiB",
                note=f"{crawl.cpu_seconds:.1f} CPU s in {wall:.1f} s wall"),

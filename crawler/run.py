@@ -180,12 +180,14 @@ def run_crawl(cfg: Config, outlets: Sequence[str] | None = None, *, progress: bo
         if frontier is not None:
             frontier.close()
         counts = {name: t.final_counts() for name, t in context.tallies.items()}
+        recording = time.monotonic()
         unrecorded = record.finish(counts, status, message)
         if unrecorded:  # said on its own line by the caller
             status = "failed"
         elif (untidy := record.tidy(cfg.database.keep_runs_days)) is not None:
             log.warning("%s", untidy)
         db.dispose()
+        _phase("run record", recording)
     summary = CrawlSummary(run_id, status, counts, message, time.monotonic() - started)
     if progress:
         print_summary(summary, console)

@@ -44,7 +44,7 @@ def test_many_outlets_each_get_their_articles(tmp_path: Path) -> None:
 def test_the_timeline_splits_the_wall_time_at_the_requests_and_the_logged_phases() -> None:
     import json
 
-    from bench.outlets100 import _timeline, logged_phases, min_gap
+    from bench.outlets100 import _timeline, logged_phases, mean_gap, min_gap
     from veille.crawler.replay import AccessEntry
 
     spawned = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -60,6 +60,12 @@ def test_the_timeline_splits_the_wall_time_at_the_requests_and_the_logged_phases
     assert phases == {"crawl": (11.5, 10.0), "story pass": (13.0, 1.5)}
     assert _timeline([2.0, 10.0, 5.0], phases, 14.0) == {
         "startup": 2.0, "requests": 8.0, "after_last_request": 1.5, "story_pass": 1.5, "after_story_pass": 1.0}
+    # the rest after the story pass, split at the run record when the crawl logs it
+    phases["run record"] = (13.4, 0.3)
+    assert _timeline([2.0, 10.0, 5.0], phases, 14.0) == {
+        "startup": 2.0, "requests": 8.0, "after_last_request": 1.5, "story_pass": 1.5, "after_story_pass": 1.0,
+        "run_record": 0.3, "after_run_record": 0.6}
     log = [AccessEntry("a", "GET", "/", 200, False, "ua", at) for at in (0.0, 1.0, 2.5)]
     log += [AccessEntry("b", "GET", "/", 200, False, "ua", at) for at in (0.1, 0.9)]
     assert min_gap(log) == pytest.approx(0.8)  # b's, not a (0.0) to b (0.1)
+    assert mean_gap(log) == pytest.approx((1.0 + 1.5 + 0.8) / 3)
