@@ -155,8 +155,9 @@ def load_known(session: Session, url: str, content_hash: str, bands: Sequence[in
     page: Any = run_compiled(conn, _PAGE, {"url": url}).first()
     page_hash, page_article = (page[0], page[1]) if page else (None, None)
     published = result_converter(conn, _A.c.published)
-    found = [StoredArticle(*row[:9], published(row[9]), row[10]) for row in run_compiled(
-        conn, _BY_KEYS, {"url": url, "hash": content_hash, "page_article": page_article})]
+    rows: Sequence[Any] = run_compiled(conn, _BY_KEYS, {"url": url, "hash": content_hash,
+                                                       "page_article": page_article}).all()
+    found = [StoredArticle(*_as_stored(row, published)) for row in rows]
     articles = {a.id: a for a in found}
     by_url = next((a for a in found if a.url == url), None)
     by_hash = next((a for a in found if a.content_hash == content_hash), None)
@@ -172,6 +173,11 @@ def load_known(session: Session, url: str, content_hash: str, bands: Sequence[in
     if story_ids:
         stories.update((i, p) for i, p in conn.execute(_STORY_DATES, {"ids": sorted(story_ids)}))
     return Known(page_hash, page_article, by_url, by_hash, near, articles, stories)
+
+
+def _as_stored(row: Any, published: Any) -> tuple[Any, ...]:
+    """A `_STORED` row read at the driver level, its publication date converted."""
+    return (*row[:9], published(row[9]), row[10])
 
 
 def apply_plan(session: Session, plan: Plan) -> int | None:
