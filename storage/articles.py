@@ -24,8 +24,8 @@ Matches = Iterable[tuple[str, float, list[dict[str, Any]]]]  # (topic, score, ma
 
 # Built once on the tables (Core): the page path and the re-strip run them per article.
 _A, _O, _T = (cast(Table, m.__table__) for m in (Article, Outlet, TopicMatchRow))
-INSERT_TOPICS = insert(_T)
-DELETE_TOPICS = delete(_T).where(_T.c.article_id == bindparam("article"))
+_INSERT_TOPICS = insert(_T)
+_DELETE_TOPICS = delete(_T).where(_T.c.article_id == bindparam("article"))
 _RESTRIP_ROWS = select(
     _A.c.id, _O.c.name, _A.c.url, _A.c.final_url, _A.c.title, _A.c.text, _A.c.published, _A.c.published_offset,
     _A.c.author, _A.c.site_name, _A.c.language, _A.c.duplicate_of_id,
@@ -115,10 +115,10 @@ def replace_topics(session: Session, article_id: int, matches: Matches, *, new: 
     """The article's topic matches become `matches` (a `new` article has none to drop)."""
     conn = session.connection()
     if not new:
-        conn.execute(DELETE_TOPICS, {"article": article_id})
+        conn.execute(_DELETE_TOPICS, {"article": article_id})
     rows = [{"article_id": article_id, "topic": t, "score": score, "matched": matched} for t, score, matched in matches]
     if rows:
-        conn.execute(INSERT_TOPICS, rows)
+        conn.execute(_INSERT_TOPICS, rows)
 
 
 def outlet_article_counts(session: Session, since: datetime) -> dict[str, int]:

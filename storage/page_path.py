@@ -17,14 +17,14 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from veille.storage import duplicates as dup_store
-from veille.storage.articles import make_copies_of
+from veille.storage.articles import make_copies_of, replace_topics
 from veille.storage.db import bind_value, result_converter, run_compiled
-from veille.storage.models import Article, Outlet, Page, Story, TopicMatchRow
+from veille.storage.models import Article, Outlet, Page, Story
 from veille.storage.timestamps import utcnow
 
 NEW = -1  # in a Plan, the id of the article it inserts
@@ -124,7 +124,7 @@ class Plan:
 # The page path's statements, built once on the tables (Core): a crawl sends them for
 # every page, and building, keying and routing an ORM statement each time cost more than
 # running it.
-_A, _O, _P, _S, _T = (cast(Table, m.__table__) for m in (Article, Outlet, Page, Story, TopicMatchRow))
+_A, _O, _P, _S = (cast(Table, m.__table__) for m in (Article, Outlet, Page, Story))
 _STORED = select(
     _A.c.id, _A.c.url, _A.c.outlet_id, _O.c.name, _A.c.story_id, _A.c.duplicate_of_id,
     _A.c.content_hash, _A.c.title, func.length(_A.c.text), _A.c.published, _A.c.author,
@@ -142,8 +142,6 @@ _INSERT_ARTICLE = insert(_A).values(
     {**{c: bindparam(f"v_{c}") for c in _NEW_COLUMNS},
      "first_seen": bindparam("v_now"), "updated_at": bindparam("v_now"), "versions": 1},
 ).returning(_A.c.id)
-_INSERT_TOPICS = insert(_T)
-_DELETE_TOPICS = delete(_T).where(_T.c.article_id == bindparam("article"))
 
 
 def load_known(session: Session, url: str, content_hash: str, bands: Sequence[int],
@@ -199,12 +197,8 @@ def apply_plan(session: Session, plan: Plan) -> int | None:
         conn.execute(update(_A).where(_A.c.id == plan.change.id).values(**change))
     if plan.topics is not None:
         article_id = ref(plan.topics[0])
-        if plan.topics[0] != NEW:  # a new row has nothing to replace
-            conn.execute(_DELETE_TOPICS, {"article": article_id})
-        rows = [{"article_id": article_id, "topic": t, "score": score, "matched": matched}
-                for t, score, matched in plan.topics[1]]
-        if rows:
-            conn.execute(_INSERT_TOPICS, rows)
+        assert article_id is not None
+        replace_topics(session, article_id, plan.topics[1], new=plan.topics[0] == NEW)
     if plan.pages:
         record_pages(session, [PageRecord(p.url, p.outlet_id, p.kind, ref(p.article_id), p.reason,
                                           p.content_hash) for p in plan.pages])
