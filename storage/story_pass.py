@@ -8,11 +8,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session, aliased
 
+from veille.storage.db import bind_value, result_converter, run_compiled
 from veille.storage.models import (
     Article,
     DigestItem,
@@ -65,6 +66,22 @@ def _chunks(ids: Iterable[int]) -> Iterable[list[int]]:
     items = sorted(set(ids))
     for i in range(0, len(items), _CHUNK):
         yield items[i : i + _CHUNK]
+
+
+_A, _S = (cast(Table, m.__table__) for m in (Article, Story))
+# The pass's three bulk reads (tens of thousands of rows in a busy month): run at the
+# driver level, each row converted by its column types, without the ORM's work per row.
+_PASS_COLUMNS = (_A.c.id, _A.c.url, _A.c.story_id, _A.c.features, _A.c.published)
+_DATED_SINCE = select(*_PASS_COLUMNS).where(_A.c.duplicate_of_id.is_(None), _A.c.published >= bindparam("lo"))
+_BORN_BETWEEN = select(_S.c.id, _S.c.features, _S.c.born).where(_S.c.born >= bindparam("lo"),
+                                                                  _S.c.born < bindparam("hi"))
+
+
+def _pass_rows(session: Session, rows: Iterable[Any]) -> list[PassRow]:
+    """PassRows of driver-level rows (`run_compiled`), converted by the columns' types."""
+    conn = session.connection()
+    features, published = result_converter(conn, _A.c.features), result_converter(conn, _A.c.published)
+    return [PassRow(i, url, story, features(f), published(p)) for i, url, story, f, p in rows]
 
 
 def _originals() -> Any:
@@ -130,7 +147,9 @@ def story_pass_rows(session: Session, start: datetime, context_from: datetime) -
 
 def dated_since(session: Session, start: datetime) -> list[PassRow]:
     """Dated originals published since `start`: the articles a pass may move."""
-    return [PassRow(*row) for row in session.execute(_originals().where(Article.published >= start))]
+    session.flush()  # read below the ORM
+    conn = session.connection()
+    return _pass_rows(session, run_compiled(conn, _DATED_SINCE, {"lo": bind_value(conn, _A.c.published, start)}))
 
 
 def stories_published_between(session: Session, lo: datetime, hi: datetime) -> set[int]:
@@ -156,18 +175,24 @@ def births(session: Session, story_ids: Iterable[int]) -> dict[int, datetime | N
 
 def story_rows(session: Session, story_ids: Iterable[int], lo: datetime, hi: datetime) -> list[PassRow]:
     """Dated originals of these stories published in [lo, hi)."""
+    session.flush()  # read below the ORM
     out: list[PassRow] = []
     for chunk in _chunks(story_ids):
-        stmt = _originals().where(Article.story_id.in_(chunk), Article.published >= lo, Article.published < hi)
-        out.extend(PassRow(*row) for row in session.execute(stmt))
+        stmt = select(*_PASS_COLUMNS).where(_A.c.duplicate_of_id.is_(None), _A.c.story_id.in_(chunk),
+                                            _A.c.published >= lo, _A.c.published < hi)
+        out.extend(PassRow(*row) for row in session.connection().execute(stmt))  # converted by Core
     return out
 
 
 def stories_born_between(session: Session, lo: datetime, hi: datetime) -> list[tuple[int, list[str], datetime]]:
     """(id, features, birth) of the stories whose first original was published in
     [lo, hi), as the last pass left them (`stories.born`, `stories.features`)."""
-    stmt = select(Story.id, Story.features, Story.born).where(Story.born >= lo, Story.born < hi)
-    return [(i, list(f or ()), b) for i, f, b in session.execute(stmt) if b is not None]
+    session.flush()  # read below the ORM
+    conn = session.connection()
+    features, born = result_converter(conn, _S.c.features), result_converter(conn, _S.c.born)
+    bounds = {"lo": bind_value(conn, _S.c.born, lo), "hi": bind_value(conn, _S.c.born, hi)}
+    rows = cast(Iterable[tuple[int, Any, Any]], run_compiled(conn, _BORN_BETWEEN, bounds))
+    return [(i, list(features(f) or ()), born(b)) for i, f, b in rows if b is not None]
 
 
 def reopen_horizon(session: Session, start: datetime, limit: int) -> datetime | None:
