@@ -408,38 +408,47 @@ class StoryIndex:
                 heapq.heappush(self._births, (_day(published), story_key))
         feats = frozenset(features)
         new = feats - story.features
-        if story.counted:
-            for f in new:
-                self._df[f] += 1
-        story.features |= new
-        if story_key in self._watched:
-            for f in new:
-                self._watched_by_feature[f].add(story_key)
-        if feats and all(e.features != feats for e in story.entries):
+        if new:
+            if story.counted:
+                df = self._df
+                for f in new:
+                    df[f] = df.get(f, 0) + 1
+            story.features |= new
+            if story_key in self._watched:
+                for f in new:
+                    self._watched_by_feature[f].add(story_key)
+        h = hash(feats)  # a frozenset keeps its hash: most snapshots differ by it already
+        if feats and all(hash(e.features) != h or e.features != feats for e in story.entries):
             story.entries.append(_Entry(feats))
             if len(story.entries) > MAX_ENTRIES:
                 del story.entries[1]  # keep the first article and the latest ones
         days = story.days
-        if published is not None and published not in story.dates:
-            story.dates.append(published)
         postings = self._postings
-        if published is not None and _day(published) not in days:
+        if published is not None:
+            if published not in story.dates:
+                story.dates.append(published)
             day = _day(published)
-            for f in story.features - new:  # the new ones are listed on every day below
-                by_day = postings.setdefault(f, {})
-                if day in by_day:
-                    by_day[day].add(story_key)
-                else:
-                    by_day[day] = {story_key}
-            days.add(day)
-        for f in new:
-            listed = postings.get(f)
-            by_day = postings[f] = {} if listed is None else listed
-            for d in days:
-                if d in by_day:
-                    by_day[d].add(story_key)
-                else:
-                    by_day[d] = {story_key}
+            if day not in days:
+                for f in story.features - new if new else story.features:  # new ones: below
+                    by_day = postings.get(f)
+                    if by_day is None:
+                        postings[f] = {day: {story_key}}
+                    elif day in by_day:
+                        by_day[day].add(story_key)
+                    else:
+                        by_day[day] = {story_key}
+                days.add(day)
+        if new and days:  # listed on every day of the story
+            for f in new:
+                by_day = postings.get(f)
+                if by_day is None:
+                    postings[f] = {d: {story_key} for d in days}
+                    continue
+                for d in days:
+                    if d in by_day:
+                        by_day[d].add(story_key)
+                    else:
+                        by_day[d] = {story_key}
 
     def add_counted(self, story_key: str, features: Iterable[str], born: datetime | date) -> None:
         """Count a story in the IDF only: born `born`, with these features, and too long
@@ -497,8 +506,12 @@ class StoryIndex:
         return {f: kinds(f[0], 1.0) * log((n + 1) / (df(f, 0) + 1)) for f in features}
 
     def match(self, features: Iterable[str], published: datetime | date | None) -> str | None:
-        """The story this article belongs to, or None for a new story."""
-        for cand in self.candidates(features, published):
+        """The story this article belongs to, or None for a new story: the first accepted
+        of `candidates`, ranked among those that could accept it only (`_reachable`)."""
+        query = frozenset(features)
+        if published is None or not query:
+            return None
+        for cand in self._rank(query, self._reachable(query, self._near(query, published))):
             if cand.accepted:
                 return cand.story
         return None
@@ -538,16 +551,10 @@ class StoryIndex:
         stories = self._stories
         # what acceptance needs of an entry, checked on all the story's features first
         watched = {key for key in watched if self._may_accept(query & stories[key].features)}
-        if watched:
-            weights = self.weights(query)
-            by_ns: defaultdict[str, float] = defaultdict(float)
-            for f in query:
-                by_ns[namespace(f)] += weights[f]
-            watched = {key for key in watched
-                       if any(self._may_reach(query, by_ns, e, weights) for e in stories[key].entries)}
-        if not watched:
+        reachable = self._reachable(query, [(k, stories[k]) for k in watched])
+        if not reachable:
             return False  # no changed story near it shares a selective feature and enough others
-        accepting = {c.story for c in self._rank(query, [(k, stories[k]) for k in watched]) if c.accepted}
+        accepting = {c.story for c in self._rank(query, reachable) if c.accepted}
         # one that would accept it: is it among the article's candidates (the per-feature cap)?
         return bool(accepting) and bool(self._near(query, published, accepting))
 
@@ -559,6 +566,18 @@ class StoryIndex:
         for key in self._watched_by_feature.get(feature, ()):
             if any(lo <= d <= hi for d in stories[key].days):
                 yield key
+
+    def _reachable(self, query: frozenset[str], near: list[tuple[str, _Story]]) -> list[tuple[str, _Story]]:
+        """Those of `near` with an entry `_score` could accept: a story without one can
+        only rank below every story that accepts, so leaving it unscored changes no match."""
+        if not near:
+            return near
+        weights = self.weights(query)
+        by_ns: defaultdict[str, float] = defaultdict(float)
+        for f in query:
+            by_ns[namespace(f)] += weights[f]
+        return [(key, story) for key, story in near
+                if any(self._may_reach(query, by_ns, e, weights) for e in story.entries)]
 
     def _may_reach(self, query: frozenset[str], query_by_ns: dict[str, float], entry: _Entry,
                    weights: dict[str, float]) -> bool:
