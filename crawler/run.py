@@ -145,6 +145,7 @@ def run_crawl(cfg: Config, outlets: Sequence[str] | None = None, *, progress: bo
             frontier.check()
             frontier.release_orphans()
         context.pages = PageProcessor(db, cfg, workers)
+        context.first_crawls(o.name for o in selected)  # a big first crawl: workers start now
         _quiet_robots_tracebacks()
         settings = build_settings(cfg.crawl)
         settings["LOG_INSTALL_ROOT_HANDLER"] = not logging.getLogger().handlers

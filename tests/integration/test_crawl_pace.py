@@ -124,6 +124,36 @@ def test_a_run_that_queues_many_articles_starts_its_workers_at_once(
         os.kill(pid, 0)  # reaped: gone
 
 
+def test_a_first_crawl_of_many_new_outlets_starts_its_workers_before_any_request(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outlets with nothing stored bring their feeds' worth of new articles: enough of them
+    (POOL_AFTER_PAGES / FIRST_CRAWL_ARTICLES) start the workers before the crawl, so they
+    are warm when the first article arrives; outlets already crawled, or fewer new ones,
+    wait for the article requests as before."""
+    from veille.crawler.spiders.context import FIRST_CRAWL_ARTICLES
+    from veille.storage import pages as page_store
+
+    db, pages, context = _run_parts(tmp_path, monkeypatch, pool_after=10, workers=2)
+    try:
+        enough = 10 // FIRST_CRAWL_ARTICLES
+        with db.transaction() as s:  # crawled before: a page stored
+            for name in [f"known{i}" for i in range(enough)]:
+                page_store.record_page(s, f"http://127.0.0.1:1/{name}", page_store.ensure_outlet(s, name),
+                                       "skipped", reason="listing page")
+        context.first_crawls([f"known{i}" for i in range(enough)] + [f"new{i}" for i in range(enough - 1)])
+        assert context._pool_starter is None and pages.pool is None  # one new outlet short
+        context.first_crawls([f"new{i}" for i in range(enough)])
+        starter = context._pool_starter
+        assert starter is not None
+        starter.join(120)  # a safety net, not an assertion on time
+        assert pages.pool is not None and all(f.result(timeout=120) for f in pages._warming)
+        assert pages.pages == 0 and pages.leases == 0  # before any page, any outlet's pipeline
+    finally:
+        pages.close()
+        db.dispose()
+    assert pages.pool is None
+
+
 def test_a_single_worker_run_never_starts_a_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db, pages, context = _run_parts(tmp_path, monkeypatch, pool_after=1, workers=1)
     pages.open()
