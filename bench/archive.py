@@ -331,7 +331,9 @@ def build(url: str, n: int, *, pool: list[PoolText], seed: int = 7, end: datetim
 
     k = 0
     while article_id < n:
-        when = start + gap * k + timedelta(seconds=rng.uniform(0, gap.total_seconds()))
+        # placed by the articles made so far, not by the stories: story sizes are drawn,
+        # and over ten years their drift from the mean left the archive's last weeks empty
+        when = start + span * (article_id / n) + timedelta(seconds=rng.uniform(0, gap.total_seconds()))
         event = event_list[k % len(event_list)]
         reuse = k // len(event_list)
         k += 1

@@ -134,3 +134,17 @@ def test_a_longer_history_is_compared_with_the_same_daily_volume() -> None:
     table = archive_markdown({"archive": entries})
     row = next(line for line in table.splitlines() if "over 10 years" in line)
     assert "against 10,000 over 1 year" in row and "4.40 s (×1.10 of 4.00 s)" in row
+
+
+def test_a_long_history_reaches_its_end(tmp_path: Path) -> None:
+    """The last weeks of a ten-year archive hold their share of articles (the routine
+    crawl's story pass reads them): stories are placed by the articles made, so the
+    drift of drawn story sizes does not leave the end empty."""
+    pool = make_pool(80, seed=3, cache=tmp_path / "pool.pickle")
+    db = tmp_path / "long.db"
+    n, span = 3000, timedelta(days=3650)
+    build(f"sqlite:///{db}", n, pool=pool, end=END, span=span)
+    last_year = _rows(db, f"select count(*) from articles where published >= '{END - timedelta(days=365):%Y-%m-%d}'")
+    last_month = _rows(db, f"select count(*) from articles where published >= '{END - timedelta(days=30):%Y-%m-%d}'")
+    assert 0.08 * n <= last_year[0][0] <= 0.12 * n
+    assert last_month[0][0] >= 0.5 * n * 30 / 3650
