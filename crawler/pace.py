@@ -11,15 +11,6 @@ dispatched at least a delay after that answer, reaches the site at least a delay
 the previous one, however late either was written. Scrapy's own downloader still does
 the waiting (and AutoThrottle, which adjusts the same slot's delay on the same signal,
 still can only raise it).
-
-That holds when each answer comes before the next request is due. With two requests per
-site allowed at a time, a slow answer (or a crawl process too busy to read it) would let
-Scrapy dispatch the next request a delay after the previous *dispatch*, with the previous
-one maybe written late: the site saw requests 0.25-0.35 s apart in the 100-outlet bench
-on a machine loaded by other work. `PacedDownloader` closes that gap: while a site with a
-delay has a request in flight, its next one waits for the answer (and then for the delay,
-from that answer). A delay thus means one request at a time per site; the per-site
-concurrency matters only for sites crawled without a delay.
 """
 
 from __future__ import annotations
@@ -28,24 +19,11 @@ from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
-from scrapy.core.downloader import Downloader
 
 if TYPE_CHECKING:
     from scrapy import Request
-    from scrapy.core.downloader import Slot
     from scrapy.crawler import Crawler
     from scrapy.http import Response
-
-
-class PacedDownloader(Downloader):
-    """Scrapy's downloader, but a site with a delay never has two requests in flight."""
-
-    def _process_queue(self, slot: Slot) -> None:
-        # Scrapy calls this again when a transfer ends (Downloader._download's finally),
-        # after DelayFromResponse moved the slot's lastseen to the answer
-        if slot.delay and slot.transferring:
-            return
-        super()._process_queue(slot)
 
 
 class DelayFromResponse:

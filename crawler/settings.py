@@ -3,8 +3,7 @@
 Everything politeness and robustness needs is Scrapy's own machinery, switched on and
 sized here: RobotsTxtMiddleware (ROBOTSTXT_OBEY), AutoThrottle, per-domain concurrency
 and delay (exactly `download_delay` between a site's requests, never less: no jitter,
-counted from the site's last answer, one request in flight per site with a delay:
-crawler.pace), RetryMiddleware, DOWNLOAD_TIMEOUT / DOWNLOAD_MAXSIZE, OffsiteMiddleware (the
+counted from the site's last answer: crawler.pace), RetryMiddleware, DOWNLOAD_TIMEOUT / DOWNLOAD_MAXSIZE, OffsiteMiddleware (the
 spider's `allowed_domains`), and CLOSESPIDER_TIMEOUT for the run's wall-clock limit.
 Two settings of our own bound sitemap indexes (`VEILLE_SITEMAP_MAX_DEPTH` levels of index
 below a configured sitemap, `VEILLE_SITEMAP_MAX_REQUESTS` sitemap requests per outlet and
@@ -27,7 +26,7 @@ from veille.crawler.middlewares import (
     RobotsTxtMiddleware,
     SharedPaceMiddleware,
 )
-from veille.crawler.pace import DelayFromResponse, PacedDownloader
+from veille.crawler.pace import DelayFromResponse
 from veille.crawler.pipelines import ProcessorPipeline
 from veille.pipeline.config import CrawlConfig
 
@@ -123,8 +122,6 @@ def build_settings(crawl: CrawlConfig, *, log_level: str = "INFO") -> dict[str, 
         # (aiohttp's web server, 0.1-0.3 s of the crawl's start-up) is not even imported
         "EXTENSIONS": {"scrapy.extensions.logstats.LogStats": None,
                        "scrapy.extensions.remote_control.RemoteControl": None, DelayFromResponse: 0},
-        # ...and a site with a delay has one request in flight at a time (crawler.pace)
-        "DOWNLOADER": PacedDownloader,
         "TELNETCONSOLE_ENABLED": False,
         "REMOTE_CONTROL_ENABLED": False,  # Scrapy >= 2.19 opens a control port otherwise
         "STATS_DUMP": False,

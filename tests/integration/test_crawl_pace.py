@@ -47,29 +47,6 @@ def test_each_site_is_paced_by_its_delay_and_no_site_waits_on_another(
     assert max(t[0] for t in arrivals.values()) < min(t[1] for t in arrivals.values())
 
 
-def test_a_site_with_a_delay_never_has_two_requests_in_flight(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two requests per site are allowed, but with a delay the next one waits for the slow
-    answer, then for the delay from it (crawler.pace.PacedDownloader): dispatched a delay
-    after the previous dispatch instead, it could reach the site sooner than the delay
-    after a request that was written late."""
-    import yaml
-
-    monkeypatch.delenv("VEILLE_DATABASE_URL", raising=False)
-    slow, hang = "/spip.php?page=backend", 1.5  # the feed: sitemaps and articles queue behind it
-    routes = yaml.safe_load((FIXTURE_OUTLETS / "bladi" / "routes.yaml").read_text(encoding="utf-8"))
-    with ReplayServer(FIXTURE_OUTLETS, outlets=["bladi"]) as srv:
-        srv.set_override("bladi", {slow: {**routes[slow], "hang": hang}})
-        data = replay_config(srv, tmp_path / "v.db", outlets=["bladi"], download_delay=DELAY,
-                             concurrency_per_domain=2, autothrottle=False, timeout=120, max_pages_per_outlet=2)
-        assert run_crawl_subprocess(write_config(tmp_path / "c.yaml", data), timeout=600) == 0
-        log = sorted(srv.access_log, key=lambda e: e.at)
-    [i] = [k for k, e in enumerate(log) if e.path == slow]
-    assert i + 1 < len(log), [e.path for e in log]  # something was queued behind the feed
-    # the next request came after the feed's answer (>= hang after its arrival), then a delay
-    assert log[i + 1].at - log[i].at >= hang + DELAY, [(e.path, e.at - log[0].at) for e in log]
-
-
 def _run_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, pool_after: int,
                workers: int) -> tuple[Database, PageProcessor, CrawlContext]:
     """A run's database, page processor and context, with no crawl around them."""
