@@ -450,17 +450,11 @@ class StoryIndex:
                     else:
                         by_day[d] = {story_key}
 
-    def add_counted(self, story_key: str, features: Iterable[str], born: datetime | date) -> None:
-        """Count a story in the IDF only: born `born`, with these features, and too long
-        before every article to come to be matched (the story pass's context beyond the
-        window, `pipeline.settle`). It leaves the IDF as `add` would, at a fraction of
-        the cost: no postings, no entries."""
-        if story_key in self._stories:
-            raise ValueError(f"story {story_key} is known already")
-        self.add_counted_many([(story_key, features, born)])
-
     def add_counted_many(self, stories: Iterable[tuple[str, Iterable[str], datetime | date]]) -> None:
-        """`add_counted` of many stories, counted in one go (a pass counts thousands)."""
+        """Count stories in the IDF only: (key, features, birth) of each, too long before
+        every article to come to be matched (the story pass's context beyond the window,
+        `pipeline.settle`). It leaves the IDF as `add` would, at a fraction of the cost:
+        no postings, no entries; counted in one go (a pass counts thousands)."""
         counted: list[set[str]] = []
         for story_key, features, born in stories:
             if story_key in self._stories:
@@ -718,7 +712,7 @@ def assign_stories(articles: Iterable[Placed], *, df_days: int = DF_DAYS,
 
     `counted` are stories (key, merged features, birth) whose articles are all fixed
     and published too long before every free one to be matched: they only weigh in
-    the IDF (`StoryIndex.add_counted`), so a caller need not read their articles. The
+    the IDF (`StoryIndex.add_counted_many`), so a caller need not read their articles. The
     result is the one their fixed articles would give.
 
     A `kept` article is matched again only if its own story changed in this pass (it
