@@ -109,6 +109,13 @@ def run_compiled(conn: Connection, stmt: ClauseElement,
     return conn.exec_driver_sql(sql, rows if isinstance(params, list) else rows[0])
 
 
+def fixed_in(names: tuple[str, ...], values: list[Any]) -> dict[str, Any]:
+    """Parameters of a fixed-length IN list (`names`, one bind each) for 1..len(names)
+    values, padded with the last one: one compiled statement serves every count up to it
+    (`run_compiled` cannot expand an IN list)."""
+    return dict(zip(names, values + values[-1:] * (len(names) - len(values)), strict=True))
+
+
 def bind_value(conn: Connection, column: Any, value: Any) -> Any:
     """`value` as the driver takes it for `column` (its type's conversion, e.g. an aware
     datetime to SQLite's text), for `run_compiled`."""

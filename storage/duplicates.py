@@ -17,25 +17,28 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from veille.storage.db import bind_value, run_compiled
+from veille.storage.db import bind_value, fixed_in, run_compiled
 from veille.storage.models import Article, ArticleBand
 
 _BANDS, _ARTICLES = cast(Table, ArticleBand.__table__), cast(Table, Article.__table__)
 BANDS = 25  # keys a page brings (pipeline.dedup.BANDS); other counts take the expanding IN
 _BAND_NAMES = tuple(f"band{i}" for i in range(BANDS))
+
+
+def _candidates(bands: Any) -> Any:
+    """The look-up of `candidates`, with `bands` as its IN list."""
+    return select(_ARTICLES.c.id, _ARTICLES.c.minhash).where(
+        _ARTICLES.c.id.in_(select(_BANDS.c.article_id).where(_BANDS.c.band.in_(bands))),
+        _ARTICLES.c.first_seen >= bindparam("since"),
+        _ARTICLES.c.minhash.is_not(None),
+    )
+
+
 # the crawl sends these for every page it stores: built once, compiled once, run at the
 # driver level (storage.db.run_compiled); a page's bands are BANDS distinct keys, so the
 # IN list has a fixed length (padded with its last key if two bands ever collide)
-_CANDIDATES = select(_ARTICLES.c.id, _ARTICLES.c.minhash).where(
-    _ARTICLES.c.id.in_(select(_BANDS.c.article_id).where(_BANDS.c.band.in_([bindparam(n) for n in _BAND_NAMES]))),
-    _ARTICLES.c.first_seen >= bindparam("since"),
-    _ARTICLES.c.minhash.is_not(None),
-)
-_CANDIDATES_ANY = select(_ARTICLES.c.id, _ARTICLES.c.minhash).where(
-    _ARTICLES.c.id.in_(select(_BANDS.c.article_id).where(_BANDS.c.band.in_(bindparam("bands", expanding=True)))),
-    _ARTICLES.c.first_seen >= bindparam("since"),
-    _ARTICLES.c.minhash.is_not(None),
-)
+_CANDIDATES = _candidates([bindparam(n) for n in _BAND_NAMES])
+_CANDIDATES_ANY = _candidates(bindparam("bands", expanding=True))
 _INSERT = insert(_BANDS).inline()
 
 
@@ -49,8 +52,7 @@ def candidates(session: Session, keys: Sequence[int], since: datetime) -> list[t
     if len(wanted) > BANDS:  # not a page's bands: SQLAlchemy's expanding IN
         rows: Iterable[Any] = conn.execute(_CANDIDATES_ANY, {"bands": wanted, "since": since})
     else:
-        wanted += wanted[-1:] * (BANDS - len(wanted))
-        params: dict[str, Any] = dict(zip(_BAND_NAMES, wanted, strict=True))
+        params = fixed_in(_BAND_NAMES, wanted)
         params["since"] = bind_value(conn, _ARTICLES.c.first_seen, since)
         rows = run_compiled(conn, _CANDIDATES, params)
     return [(i, bytes(m)) for i, m in rows if m is not None]

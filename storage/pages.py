@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from veille.storage.models import FeedState, Outlet, Page
@@ -27,6 +27,13 @@ def ensure_outlet(session: Session, name: str, url: str = "", language: str | No
     elif url and (row.url != url or row.language != language):
         row.url, row.language = url, language
     return row.id
+
+
+def outlets_with_pages(session: Session, names: Iterable[str]) -> set[str]:
+    """Those of these outlets that have a page stored: the others are crawled for the
+    first time (one index probe per outlet)."""
+    stmt = select(Outlet.name).where(Outlet.name.in_(list(names)), exists().where(Page.outlet_id == Outlet.id))
+    return set(session.scalars(stmt))
 
 
 def settled_urls(session: Session, urls: Iterable[str]) -> set[str]:

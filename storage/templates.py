@@ -18,7 +18,7 @@ from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from veille.storage.db import bind_value, run_compiled
+from veille.storage.db import bind_value, fixed_in, run_compiled
 from veille.storage.models import Article, Outlet, TemplateLine
 
 PRUNE_DAYS = 60
@@ -64,7 +64,7 @@ def line_counts(session: Session, outlet: str, fingerprints: Iterable[str]) -> l
     fps = sorted(set(fingerprints))
     conn = session.connection()
     if 0 < len(fps) <= _FEW:
-        params: dict[str, Any] = dict(zip(_FEW_NAMES, fps + fps[-1:] * (_FEW - len(fps)), strict=True))
+        params = fixed_in(_FEW_NAMES, fps)
         params["outlet"] = outlet
         rows: Iterable[Any] = run_compiled(conn, _FEW_LINE_COUNTS, params)
         return [(fp, n, since) for fp, n, since in rows]
@@ -93,14 +93,17 @@ def record_lines(session: Session, outlet_id: int, fingerprints: Iterable[str], 
 _LINES, _OUTLETS = cast(Table, TemplateLine.__table__), cast(Table, Outlet.__table__)
 _FEW = 16  # lines a page's read-back usually stays under
 _FEW_NAMES = tuple(f"fp{i}" for i in range(_FEW))
-_LINE_COUNTS = (select(_LINES.c.fingerprint, _LINES.c.pages, _LINES.c.since)
-                .join(_OUTLETS, _OUTLETS.c.id == _LINES.c.outlet_id)
-                .where(_OUTLETS.c.name == bindparam("outlet"),
-                       _LINES.c.fingerprint.in_(bindparam("fps", expanding=True))))
-_FEW_LINE_COUNTS = (select(_LINES.c.fingerprint, _LINES.c.pages, _LINES.c.since)
-                    .join(_OUTLETS, _OUTLETS.c.id == _LINES.c.outlet_id)
-                    .where(_OUTLETS.c.name == bindparam("outlet"),
-                           _LINES.c.fingerprint.in_([bindparam(n) for n in _FEW_NAMES])))
+
+
+def _line_counts(fingerprints: Any) -> Any:
+    """The read-back of `line_counts`, with `fingerprints` as its IN list."""
+    return (select(_LINES.c.fingerprint, _LINES.c.pages, _LINES.c.since)
+            .join(_OUTLETS, _OUTLETS.c.id == _LINES.c.outlet_id)
+            .where(_OUTLETS.c.name == bindparam("outlet"), _LINES.c.fingerprint.in_(fingerprints)))
+
+
+_LINE_COUNTS = _line_counts(bindparam("fps", expanding=True))
+_FEW_LINE_COUNTS = _line_counts([bindparam(n) for n in _FEW_NAMES])
 _COUNT_PAGE = (update(_OUTLETS).where(_OUTLETS.c.id == bindparam("outlet"))
                .values(template_pages=_OUTLETS.c.template_pages + 1).returning(_OUTLETS.c.template_pages))
 

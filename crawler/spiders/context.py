@@ -26,12 +26,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 
 from veille.storage import pages as page_store
 from veille.storage.crawl_runs import OutletCounts
-from veille.storage.models import Outlet, Page
 from veille.storage.timestamps import as_utc
 
 if TYPE_CHECKING:
@@ -200,8 +198,7 @@ class CrawlContext:
         if pages is None or pages.workers <= 1 or len(names) * FIRST_CRAWL_ARTICLES < POOL_AFTER_PAGES:
             return
         with self.db.transaction() as s:
-            known = set(s.scalars(select(Outlet.name).where(
-                Outlet.name.in_(names), exists().where(Page.outlet_id == Outlet.id))))
+            known = page_store.outlets_with_pages(s, names)
         new = len(set(names) - known)
         if new * FIRST_CRAWL_ARTICLES >= POOL_AFTER_PAGES:
             self._start_pool_thread(pages)

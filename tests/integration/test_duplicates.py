@@ -114,3 +114,11 @@ def test_candidates_are_looked_up_by_any_number_of_band_keys(db_url: str) -> Non
                      "collide": [(first.article_id, minhash)], "more": [(first.article_id, minhash)],
                      "none": [], "empty": []}
     assert late == []  # first seen before the window
+
+
+def test_the_fixed_look_up_takes_as_many_keys_as_a_page_has_bands() -> None:
+    """storage.duplicates runs a page's look-up with a fixed IN list of BANDS keys (more
+    fall back to the expanding IN): it must be the number of bands pipeline.dedup makes."""
+    from veille.pipeline.dedup import BANDS
+
+    assert dup_store.BANDS == BANDS
