@@ -8,7 +8,10 @@ requests closer than the delay (0.5 s apart for a 1 s delay in the 100-outlet be
 busy machine). This extension moves the slot's `lastseen` to the moment each response
 arrived: a request reaches the site before its answer leaves it, so the next request,
 dispatched at least a delay after that answer, reaches the site at least a delay after
-the previous one, however late either was written. Scrapy's own downloader still does
+the previous one, however late either was written. One case stays open: with two
+requests to a site in flight (CONCURRENT_REQUESTS_PER_DOMAIN 2), while the first's answer
+is slower than the delay the second may leave a delay after the first was dispatched
+(seen 0.25-0.38 s apart on a loaded machine, bench/README.md). Scrapy's own downloader still does
 the waiting (and AutoThrottle, which adjusts the same slot's delay on the same signal,
 still can only raise it).
 """

@@ -2,9 +2,9 @@
 
 Everything politeness and robustness needs is Scrapy's own machinery, switched on and
 sized here: RobotsTxtMiddleware (ROBOTSTXT_OBEY), AutoThrottle, per-domain concurrency
-and delay (exactly `download_delay` between a site's requests, never less: no jitter,
-counted from the site's last answer: crawler.pace), RetryMiddleware, DOWNLOAD_TIMEOUT / DOWNLOAD_MAXSIZE, OffsiteMiddleware (the
-spider's `allowed_domains`), and CLOSESPIDER_TIMEOUT for the run's wall-clock limit.
+and delay (`download_delay` between a site's requests, no jitter, counted from the
+site's last answer: crawler.pace, which says the one case where two can come closer),
+RetryMiddleware, DOWNLOAD_TIMEOUT / DOWNLOAD_MAXSIZE, OffsiteMiddleware (the spider's `allowed_domains`), and CLOSESPIDER_TIMEOUT for the run's wall-clock limit.
 Two settings of our own bound sitemap indexes (`VEILLE_SITEMAP_MAX_DEPTH` levels of index
 below a configured sitemap, `VEILLE_SITEMAP_MAX_REQUESTS` sitemap requests per outlet and
 crawl; see crawler.spiders.outlet): enough for real outlets, a trap costs at most that. With `crawl.queue`, scrapy-redis's
