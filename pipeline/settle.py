@@ -16,9 +16,13 @@ would now accept. The others keep their story, so a routine crawl's pass costs i
 new articles and what they touch, not the days of archive since the oldest of them.
 The one thing this does not follow is the IDF's drift: a late report counts one more
 story in the 30 days after it, which could tip a close decision it does not otherwise
-touch; that decision stays as it was (`--settle-since` matches everything again).
-With the IDF held still, routine passes group articles exactly as passes matching
-everything again (tests/integration/test_story_context.py).
+touch. So a pass whose new articles are many next to the stories the IDF counts (more
+than DRIFT_SHARE of them: a young archive, a first crawl of many outlets) matches
+everything since its start again, as a pass with `since` does; a routine pass over a
+settled archive moves the IDF by a fraction of that, and leaves such a decision as it
+was (`--settle-since` matches everything again). With the IDF held still, routine
+passes group articles exactly as passes matching everything again
+(tests/integration/test_story_context.py).
 
 What was mailed stays put: articles of a story already in a sent digest keep it (new
 articles can still join it). Other stories may gain, lose or exchange articles as
@@ -42,6 +46,7 @@ from sqlalchemy.orm import Session
 from veille.pipeline.stories import (
     DF_DAYS,
     MAX_STORY_FEATURES,
+    MIN_IDF_STORIES,
     NEW,
     WINDOW_DAYS,
     Placed,
@@ -57,6 +62,7 @@ from veille.storage.timestamps import as_utc
 log = logging.getLogger(__name__)
 
 REOPEN_MAX = 20_000  # placed articles one pass may re-examine (~40 s of matching)
+DRIFT_SHARE = 0.05  # new articles beyond this share of the stories counted: match all again
 
 
 @dataclass
@@ -67,6 +73,7 @@ class SettleReport:
     examined: int = 0  # articles the pass could move
     rematched: int = 0  # of which it matched again (the others kept their story untouched)
     placed: int = 0  # of which had no story yet
+    drifted: bool = False  # the new articles moved the IDF enough to match everything again
     moved: int = 0  # of which changed story
     created: int = 0
     removed: int = 0
@@ -76,7 +83,8 @@ class SettleReport:
             return "stories: nothing to place"
         return (f"stories: {self.examined} articles published since {self.start:%Y-%m-%d} "
                 f"examined, {self.rematched} matched again, {self.placed} placed, {self.moved - self.placed} moved, "
-                f"{self.created} stories opened, {self.removed} removed")
+                f"{self.created} stories opened, {self.removed} removed"
+                + (" (all matched again: many new articles for the stories known)" if self.drifted else ""))
 
 
 def settle_stories(db: Database, since: datetime | None = None, *, changed: Collection[int] = (),
@@ -116,7 +124,8 @@ def _settle(s: Session, since: datetime | None, changed: set[int], reopen_max: i
             start = cap
         rows, counted = _context(s, start, touched)
         sent = pass_store.sent_story_ids(s, {r.story_id for r in rows if r.story_id is not None})
-        first, again = start, as_utc(since)
+        report.drifted = idf_drifts(rows, counted, changed)
+        first, again = start, (start if report.drifted else as_utc(since))
 
         def fixed(r: pass_store.PassRow) -> bool:
             assert r.published is not None
@@ -133,6 +142,16 @@ def _settle(s: Session, since: datetime | None, changed: set[int], reopen_max: i
     if start is not None:
         log.info("%s", report)
     return report
+
+
+def idf_drifts(rows: list[pass_store.PassRow], counted: list[tuple[str, list[str], datetime]],
+               changed: Collection[int]) -> bool:
+    """Whether the articles a pass places or changes are more than DRIFT_SHARE of the
+    stories its IDF counts (at least MIN_IDF_STORIES, as the IDF itself): then every
+    weight moves by about that share, enough to tip a decision no change reaches."""
+    known = len(counted) + len({r.story_id for r in rows if r.story_id is not None})
+    new = sum(1 for r in rows if r.story_id is None) + len(changed)
+    return new > DRIFT_SHARE * max(known, MIN_IDF_STORIES)
 
 
 def _context(s: Session, start: datetime, changed: set[int]) -> tuple[

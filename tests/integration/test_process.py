@@ -14,6 +14,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -105,6 +106,12 @@ def _partition(db: Database) -> tuple[set[frozenset[str]], dict[str, str], set[s
     return {frozenset(g) for g in groups.values()}, folded, flagged
 
 
+def _stable(page: RawPage) -> tuple[str, str]:
+    """A page's place in a shuffled order: outlet and path, not the URL, whose port the
+    replay server draws afresh each run (a seed must mean the same order every run)."""
+    return page.outlet, urlsplit(page.url).path
+
+
 def _key(exp: dict[str, Any]) -> str:
     return f"{exp['outlet']}:{exp['path']}"
 
@@ -186,11 +193,14 @@ def test_runs_that_bring_earlier_reports_later_end_with_the_same_stories(
     tmp_path: Path, pages: Any
 ) -> None:
     """Three crawls, each storing a random third of the pages: each pass re-examines
-    from the earliest new article, and the end is what one crawl makes of them all."""
+    from the earliest new article, and the end is what one crawl makes of them all.
+    Each third is many new articles for the few stories known, so each pass matches
+    everything again (`settle.idf_drifts`); without that, this order ends with two
+    Arabic reports of different events in one story, merged under the first third's IDF."""
     fetched, _, extra = pages
     reference = _partition(_process(f"sqlite:///{tmp_path / 'one.db'}", extra["config"], fetched))
     url = f"sqlite:///{tmp_path / 'three.db'}"
-    order = sorted(fetched, key=lambda p: p.url)
+    order = sorted(fetched, key=_stable)
     random.Random(5).shuffle(order)
     thirds = [order[i::3] for i in range(3)]
     db = Database(url)
@@ -207,7 +217,7 @@ def test_a_mailed_story_keeps_its_articles(tmp_path: Path, pages: Any) -> None:
     inbox never loses an article, whatever the later pass would rather do."""
     fetched, _, extra = pages
     url = f"sqlite:///{tmp_path / 'v.db'}"
-    order = sorted(fetched, key=lambda p: p.url)
+    order = sorted(fetched, key=_stable)
     random.Random(3).shuffle(order)
     db = _process(url, extra["config"], order[::2])
     with db.transaction() as s:

@@ -18,7 +18,14 @@ from sqlalchemy import func, select
 
 from veille import cli
 from veille.crawl import run_crawl_subprocess
-from veille.pipeline.settle import pin_mailed, refresh_stories, settle_stories
+from veille.pipeline.settle import (
+    DRIFT_SHARE,
+    idf_drifts,
+    pin_mailed,
+    refresh_stories,
+    settle_stories,
+)
+from veille.pipeline.stories import MIN_IDF_STORIES
 from veille.storage import articles as article_store
 from veille.storage import digests as digest_store
 from veille.storage import pages as page_store
@@ -130,6 +137,37 @@ def test_a_second_pass_changes_nothing(db: Database) -> None:
     assert stories(db) == first
     with db.transaction() as s:
         assert sorted((st.id, st.title, st.published, st.features) for st in s.scalars(select(Story))) == rows
+
+
+def _row(i: int, story: int | None) -> pass_store.PassRow:
+    return pass_store.PassRow(i, f"u{i}", story, ["x:a"], T0)
+
+
+def test_the_idf_drifts_when_new_articles_are_many_for_the_stories_known() -> None:
+    known = [_row(i, i) for i in range(100)]
+    limit = int(DRIFT_SHARE * 100)
+    assert not idf_drifts(known + [_row(100 + i, None) for i in range(limit)], [], ())
+    assert idf_drifts(known + [_row(100 + i, None) for i in range(limit + 1)], [], ())
+    counted = [(str(i), ["x:b"], T0) for i in range(1000)]  # stories weighing in the IDF only
+    assert not idf_drifts([_row(i, None) for i in range(limit + 1)], counted, ())
+    assert idf_drifts(known, [], range(limit + 1))  # articles whose text changed count as new
+    young = int(DRIFT_SHARE * MIN_IDF_STORIES)  # the IDF never counts fewer stories than this
+    assert not idf_drifts([_row(0, 0)] + [_row(1 + i, None) for i in range(young)], [], ())
+    assert idf_drifts([_row(0, 0)] + [_row(1 + i, None) for i in range(young + 1)], [], ())
+
+
+def test_a_young_archive_matches_everything_again_a_settled_one_what_changed(db: Database) -> None:
+    for i in range(40):  # forty stories of their own, a day apart
+        add(db, f"old{i}", [f"x:e{i}", f"x:f{i}", f"n:{i}", f"k:lat:w{i}"], T0 + timedelta(days=i / 2))
+    assert settle_stories(db).drifted
+    add(db, "late", A, T0 + timedelta(days=5))  # one report among forty stories: routine
+    report = settle_stories(db)
+    assert not report.drifted and report.rematched < report.examined
+    for i in range(10):  # a first crawl of a new outlet: ten reports at once
+        add(db, f"new{i}", [f"x:g{i}", f"n:{100 + i}"], T0 + timedelta(days=5, hours=i))
+    report = settle_stories(db)
+    assert report.drifted and report.rematched == report.examined
+    assert "all matched again" in str(report)
 
 
 def test_story_title_and_date_come_from_its_earliest_article(db: Database) -> None:
