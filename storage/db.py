@@ -155,7 +155,8 @@ def make_engine(url: str) -> Engine:
     u = make_url(url)
     kwargs: dict[str, Any] = {"future": True}
     if u.get_backend_name() == "sqlite":
-        if u.database and u.database != ":memory:":
+        # a URI ("file:...?uri=true") names its file itself, and a read-only one must exist
+        if u.database and u.database != ":memory:" and not u.database.startswith("file:"):
             try:
                 Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:

@@ -403,6 +403,7 @@ def test_cli_search_on_a_read_only_database_searches_the_index_as_it_stands(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.delenv("VEILLE_DATABASE_URL", raising=False)
     monkeypatch.delenv("VEILLE_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)  # a URI is no folder to create: none appears where veille runs
     path = tmp_path / "v.db"
     db = Database(f"sqlite:///{path}")
     indexed, _ = add_story(db, "Indexé", [("bladi", "fr", "Hammouchi à Rabat", "")])
@@ -414,6 +415,7 @@ def test_cli_search_on_a_read_only_database_searches_the_index_as_it_stands(
     out = capsys.readouterr()
     assert [st["id"] for st in json.loads(out.out)] == [indexed]
     assert "search index not refreshed: attempt to write a readonly database" in out.err
+    assert not (tmp_path / "file:").exists()
 
 
 def test_cli_reindex_brings_the_index_up_to_date_without_a_query(cli_db: tuple[Database, Path],
