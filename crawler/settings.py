@@ -3,7 +3,8 @@
 Everything politeness and robustness needs is Scrapy's own machinery, switched on and
 sized here: RobotsTxtMiddleware (ROBOTSTXT_OBEY), AutoThrottle, per-domain concurrency
 and delay (`download_delay` between a site's requests, no jitter, counted from the
-site's last answer: crawler.pace, which says the one case where two can come closer),
+site's last answer, and after the last request's answer when it is slow, within a
+bound: crawler.pace),
 RetryMiddleware, DOWNLOAD_TIMEOUT / DOWNLOAD_MAXSIZE, OffsiteMiddleware (the spider's `allowed_domains`), and CLOSESPIDER_TIMEOUT for the run's wall-clock limit.
 Two settings of our own bound sitemap indexes (`VEILLE_SITEMAP_MAX_DEPTH` levels of index
 below a configured sitemap, `VEILLE_SITEMAP_MAX_REQUESTS` sitemap requests per outlet and
@@ -26,7 +27,7 @@ from veille.crawler.middlewares import (
     RobotsTxtMiddleware,
     SharedPaceMiddleware,
 )
-from veille.crawler.pace import DelayFromResponse
+from veille.crawler.pace import DelayFromResponse, PacedDownloader
 from veille.crawler.pipelines import ProcessorPipeline
 from veille.pipeline.config import CrawlConfig
 
@@ -117,7 +118,8 @@ def build_settings(crawl: CrawlConfig, *, log_level: str = "INFO") -> dict[str, 
             "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
         },
         # a site's delay runs from its last answer, so the site sees requests a delay apart
-        # even when the reactor thread wrote one late (crawler.pace)
+        # even when the reactor thread wrote one late (crawler.pace)...
+        "DOWNLOADER": PacedDownloader,  # ...and a slow answer is waited for, within a bound
         # Scrapy imports an extension it then finds disabled: the remote control's module
         # (aiohttp's web server, 0.1-0.3 s of the crawl's start-up) is not even imported
         "EXTENSIONS": {"scrapy.extensions.logstats.LogStats": None,

@@ -13,12 +13,17 @@ and their forkserver is stopped once the crawl is over.
 from __future__ import annotations
 
 import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from tests.conftest import FIXTURE_OUTLETS, replay_config, write_config
 from veille.crawl import run_crawl_subprocess
+from veille.crawler.pace import PENDING_DELAYS
 from veille.crawler.pipelines import PageProcessor
 from veille.crawler.replay import ReplayServer
 from veille.crawler.spiders.context import CrawlContext
@@ -45,6 +50,65 @@ def test_each_site_is_paced_by_its_delay_and_no_site_waits_on_another(
     assert min(min(g) for g in gaps.values()) >= DELAY, gaps
     # every outlet started before any outlet made its second request
     assert max(t[0] for t in arrivals.values()) < min(t[1] for t in arrivals.values())
+
+
+SLOW = "/spip.php?page=backend"  # bladi's feed: its sitemaps and articles queue behind it
+SLOW_DELAY = 2.0  # wide, so a request the busy crawl writes late cannot blur the bounds
+
+
+def _slow_feed(srv: ReplayServer, **how: Any) -> None:
+    routes = yaml.safe_load((FIXTURE_OUTLETS / "bladi" / "routes.yaml").read_text(encoding="utf-8"))
+    srv.set_override("bladi", {SLOW: {**routes[SLOW], **how}})
+
+
+def _bladi_config(srv: ReplayServer, tmp_path: Path, timeout: float) -> Path:
+    data = replay_config(srv, tmp_path / "v.db", outlets=["bladi"], download_delay=SLOW_DELAY,
+                         concurrency_per_domain=2, autothrottle=False, timeout=timeout,
+                         max_pages_per_outlet=2)
+    return write_config(tmp_path / "c.yaml", data)
+
+
+def test_a_slow_answer_is_waited_for_before_the_delay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two requests per site are allowed; the next waits for the slow answer (within
+    PENDING_DELAYS delays of its dispatch), then a delay from it (crawler.pace): sent a
+    delay after the previous dispatch instead, it reaches the site sooner than a delay
+    after a request the busy crawl wrote late. The facts chain (arrival, answer, delay,
+    next arrival), so load cannot make them false; unpaced, the gap is one delay."""
+    monkeypatch.delenv("VEILLE_DATABASE_URL", raising=False)
+    hang = 1.25 * SLOW_DELAY  # answered after its delay, well before the bound
+    assert hang < PENDING_DELAYS * SLOW_DELAY - 1.0
+    with ReplayServer(FIXTURE_OUTLETS, outlets=["bladi"]) as srv:
+        _slow_feed(srv, hang=hang)
+        assert run_crawl_subprocess(_bladi_config(srv, tmp_path, 120), timeout=600) == 0
+        log = sorted(srv.access_log, key=lambda e: e.at)
+    [i] = [k for k, e in enumerate(log) if e.path == SLOW]
+    assert i + 1 < len(log), [e.path for e in log]  # something was queued behind the feed
+    assert log[i + 1].at - log[i].at >= hang + SLOW_DELAY, [(e.path, e.at - log[0].at) for e in log]
+
+
+def test_a_hanging_page_slows_its_site_without_stalling_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The feed is held until the test lets it go: the site's next request comes while it
+    is held (one request at a time stalled the site until the download timeout), and
+    still a delay after it. (That it waited PENDING_DELAYS delays is a matter of when the
+    held request was written, which load blurs: the test above has the waiting.)"""
+    monkeypatch.delenv("VEILLE_DATABASE_URL", raising=False)
+    timeout = 60.0
+    with ReplayServer(FIXTURE_OUTLETS, outlets=["bladi"]) as srv, ThreadPoolExecutor(1) as pool:
+        _slow_feed(srv, hold=True)
+        crawl = pool.submit(run_crawl_subprocess, _bladi_config(srv, tmp_path, timeout), timeout=600)
+        while not crawl.done():  # until a request follows the held feed (the event), or the crawl ends
+            log = sorted(srv.access_log, key=lambda e: e.at)
+            held = [e for e in log if e.path == SLOW]
+            if held and log[-1].at > held[0].at:
+                break
+            time.sleep(0.05)
+        srv.release()
+        assert crawl.result() == 0
+    [i] = [k for k, e in enumerate(log) if e.path == SLOW]
+    assert i + 1 < len(log), [e.path for e in log]
+    gap = log[i + 1].at - log[i].at
+    assert SLOW_DELAY <= gap < timeout, [(e.path, e.at - log[0].at) for e in log]
 
 
 def _run_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, pool_after: int,
