@@ -20,7 +20,9 @@ touch. So a pass whose new articles are many next to the stories the IDF counts 
 than DRIFT_SHARE of them: a young archive, a first crawl of many outlets) matches
 everything since its start again, as a pass with `since` does; a routine pass over a
 settled archive moves the IDF by a fraction of that, and leaves such a decision as it
-was (`--settle-since` matches everything again). With the IDF held still, routine
+was (`--settle-since` matches everything again). Drift that builds up over many small
+passes (the stories counted grow through an archive's first month) is not followed:
+that needs the IDF base each decision was made with, which is not stored. With the IDF held still, routine
 passes group articles exactly as passes matching everything again
 (tests/integration/test_story_context.py).
 
