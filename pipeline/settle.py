@@ -22,9 +22,9 @@ everything since its start again, as a pass with `since` does; a routine pass ov
 settled archive moves the IDF by a fraction of that, and leaves such a decision as it
 was (`--settle-since` matches everything again). Drift that builds up over many small
 passes (the stories counted grow through an archive's first month) is not followed:
-that needs the IDF base each decision was made with, which is not stored. With the IDF held still, routine
-passes group articles exactly as passes matching everything again
-(tests/integration/test_story_context.py).
+that needs the IDF base each decision was made with, which is not stored. With the
+IDF held still, routine passes group articles exactly as passes matching everything
+again (tests/integration/test_story_context.py).
 
 What was mailed stays put: articles of a story already in a sent digest keep it (new
 articles can still join it). Other stories may gain, lose or exchange articles as
