@@ -18,7 +18,7 @@ from veille.storage.models import (
     Outlet,
     TopicMatchRow,
 )
-from veille.storage.timestamps import stated
+from veille.storage.timestamps import stated, utcnow
 
 Matches = Iterable[tuple[str, float, list[dict[str, Any]]]]  # (topic, score, matched terms)
 
@@ -32,7 +32,8 @@ _RESTRIP_ROWS = select(
 ).join(_O, _O.c.id == _A.c.outlet_id).where(_A.c.id.in_(bindparam("ids", expanding=True)))
 _SET_TEXT = update(_A).where(_A.c.id == bindparam("article")).values(
     text=bindparam("new_text", type_=_A.c.text.type), content_hash=bindparam("new_hash", type_=_A.c.content_hash.type),
-    minhash=bindparam("new_minhash", type_=_A.c.minhash.type))
+    minhash=bindparam("new_minhash", type_=_A.c.minhash.type),
+    updated_at=bindparam("new_updated", type_=_A.c.updated_at.type))
 _SET_TEXT_FEATURES = _SET_TEXT.values(features=bindparam("new_features", type_=_A.c.features.type))
 
 
@@ -104,9 +105,11 @@ def stored_texts(session: Session, ids: Sequence[int]) -> dict[int, StoredText]:
 def set_text(session: Session, article_id: int, text: str, content_hash: str, minhash: bytes | None,
              features: list[str] | None, matches: Matches) -> None:
     """Store an article's text again (stripped anew) with what follows from it: hash,
-    MinHash, the story features when given (originals), and its topic matches."""
+    MinHash, the story features when given (originals), and its topic matches. Its
+    `updated_at` moves, so the search index folds the new text (its version does not:
+    the page did not change, what we keep of it did)."""
     values: dict[str, Any] = {"article": article_id, "new_text": text, "new_hash": content_hash,
-                              "new_minhash": minhash, "new_features": features}
+                              "new_minhash": minhash, "new_features": features, "new_updated": utcnow()}
     session.connection().execute(_SET_TEXT if features is None else _SET_TEXT_FEATURES, values)
     replace_topics(session, article_id, matches, new=False)
 

@@ -127,15 +127,17 @@ def article_count(session: Session) -> int:
 
 
 def articles_to_index(session: Session, *, since: datetime | None, limit: int = 500) -> list[ArticleText]:
-    """Articles the index lacks, or holds at an older version, updated (or inserted) since
-    `since` (None: any), oldest update first, at most `limit`, read through
+    """Articles the index lacks, or holds at an older version or as of an older update (a
+    text stripped again keeps its version), updated (or inserted) since `since` (None:
+    any), oldest update first, at most `limit`, read through
     `ix_articles_updated_at`. Page on by passing the last one's `updated_at` as `since`:
     those indexed meanwhile drop out, so a page never comes back."""
     docs = search_docs.alias("d")
     stmt = (
         select(Article.id, Article.versions, Article.updated_at, Article.title, Article.text)
         .outerjoin(docs, docs.c.article_id == Article.id)
-        .where((docs.c.article_id.is_(None)) | (docs.c.versions != Article.versions))
+        .where(docs.c.article_id.is_(None) | (docs.c.versions != Article.versions)
+               | (docs.c.updated_at < Article.updated_at))
         .order_by(Article.updated_at, Article.id)
         .limit(limit)
     )

@@ -243,6 +243,22 @@ def test_stripping_again_rewrites_all_that_follows_from_the_text(db_url: str) ->
 TEASER = "Hammouchi reçoit le directeur de la DGSI : la coopération sécuritaire Maroc–France"
 
 
+def test_a_text_stripped_again_is_searched_as_stripped(db_url: str) -> None:
+    """The search index, refreshed after the articles were stored, folds their text again
+    once the template is stripped from it: the outlet's footer then finds none of them."""
+    from veille.search import refresh_index, run_search
+
+    proc = _processor(db_url)
+    for i in range(MIN_PAGES + 2):
+        proc.store(_page(a := _article(i, FOLLOW)), a)
+    assert refresh_index(proc.db) == MIN_PAGES + 2  # the first MIN_PAGES with the footer
+    proc.settle()  # strips them again, places all in stories
+    assert refresh_index(proc.db) == MIN_PAGES
+    assert run_search(proc.db, "Chamal Press") == []
+    found = {a.title for h in run_search(proc.db, "paragraphe propre") for a in h.articles}
+    assert found == {f"Un titre d’article numéro {i}" for i in range(MIN_PAGES + 2)}
+
+
 def test_stored_line_counts_are_read_back_for_any_number_of_lines(db_url: str) -> None:
     """A page's few lines (one statement of a fixed length, padded) or many (in chunks):
     the stored (fingerprint, pages, since) of those stored, nothing for the others."""
