@@ -126,15 +126,22 @@ def archive_markdown(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """`python -m bench.report [--archive] [results.json]`: print the README's Markdown table
     (with --archive, the archive benchmark's table)."""
-    import sys
+    import argparse
 
-    args = [a for a in sys.argv[1:] if a != "--archive"]
-    path = Path(args[0]) if args else Path(__file__).with_name("results.json")
-    data = json.loads(path.read_text(encoding="utf-8"))
-    print(archive_markdown(data) if "--archive" in sys.argv[1:] else markdown(data))
+    parser = argparse.ArgumentParser(prog="python -m bench.report",
+                                     description="Print the Markdown table of a benchmark results file.")
+    parser.add_argument("results", nargs="?", type=Path, default=Path(__file__).with_name("results.json"),
+                        help="the results file (default: bench/results.json)")
+    parser.add_argument("--archive", action="store_true", help="the archive benchmark's table")
+    args = parser.parse_args(argv)
+    try:
+        data = json.loads(args.results.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        parser.exit(2, f"bench.report: cannot read {args.results}: {exc}\n")
+    print(archive_markdown(data) if args.archive else markdown(data))
     return 0
 
 
